@@ -1,0 +1,342 @@
+"""BVH motion files: hierarchy parsing and forward kinematics to world joint positions.
+
+BVH is what real mocap archives (the CMU database among them) ship, and the project needs world joint
+positions, not joint angles, from it: the interchange format and every metric speak positions. The reader
+therefore parses the skeleton and the channel data, then runs forward kinematics for all frames at once
+(numpy, one matrix product per joint over the whole clip) and returns positions.
+
+Conventions, chosen to match the files seen in the wild (cgspeed's CMU conversion, MotionBuilder, Blender):
+
+- Rotation channels are in degrees. A joint's local rotation is the product of its rotation channels in the
+  order they are listed, ``R = R_c1 @ R_c2 @ R_c3``: ``Zrotation Xrotation Yrotation`` means
+  ``Rz @ Rx @ Ry``. Every joint may have its own order and any number of channels (0 to 6, or more).
+- A position channel *replaces* the matching component of the joint's OFFSET (it is the joint's local
+  translation), which is what Blender does and what files with six channels on every joint expect (their
+  position channels repeat the offsets). For the usual root with a zero OFFSET it is the same as adding.
+- ``End Site`` blocks become joints of their own (named ``<parent>_End``) with no channels, because they
+  carry real geometry (head top, toe tip, finger tip); ``include_end_sites=False`` drops them.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from socialmirror.data.timing import resample_uniform
+
+_CHANNEL_RE = re.compile(r"^([XYZ])(position|rotation)$", re.IGNORECASE)
+
+
+class BvhError(ValueError):
+    """A BVH file that cannot be read; the message names the file, the line and what was expected."""
+
+
+@dataclass(frozen=True)
+class BvhSkeleton:
+    """The HIERARCHY section: joints in file order (a parent always precedes its children).
+
+    ``offsets`` are in the file's own units; ``channels`` lists each joint's channel names as written
+    (normalised to ``Xposition``/``Zrotation`` capitalisation); ``channel_start`` is the column of the
+    joint's first channel in a MOTION row.
+    """
+
+    names: tuple[str, ...]
+    parents: tuple[int, ...]
+    offsets: np.ndarray
+    channels: tuple[tuple[str, ...], ...]
+    channel_start: tuple[int, ...]
+    end_site: tuple[bool, ...]
+
+    @property
+    def num_channels(self) -> int:
+        return sum(len(c) for c in self.channels)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"no joint {name!r} in the BVH skeleton") from None
+
+
+@dataclass
+class BvhMotion:
+    """World joint positions of a BVH clip, in the units asked for (``scale`` times the file's units).
+
+    ``positions`` is (T, J, 3) float64 in the file's world axes (no axis is swapped: a y-up file stays
+    y-up). ``offsets`` (J, 3) are scaled like the positions. ``parents[j]`` is -1 for the root.
+    """
+
+    names: tuple[str, ...]
+    parents: tuple[int, ...]
+    offsets: np.ndarray
+    positions: np.ndarray
+    fps: float
+    end_site: tuple[bool, ...] = field(default=())
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.positions.shape[0])
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"no joint {name!r} in the BVH skeleton") from None
+
+    def joint(self, name: str) -> np.ndarray:
+        """(T, 3) positions of one joint, by name."""
+        return self.positions[:, self.index(name)]
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+def _normalise_channel(token: str, where: str) -> str:
+    m = _CHANNEL_RE.match(token)
+    if not m:
+        raise BvhError(f"{where}: unknown channel {token!r} (expected X/Y/Z position or rotation)")
+    return m.group(1).upper() + m.group(2).lower()
+
+
+def _parse_floats(tokens: list[str], where: str) -> list[float]:
+    try:
+        return [float(t) for t in tokens]
+    except ValueError:
+        raise BvhError(f"{where}: expected numbers, got {' '.join(tokens)!r}") from None
+
+
+def parse_bvh(text: str, source: str = "<bvh>") -> tuple[BvhSkeleton, np.ndarray, float]:
+    """Parse BVH text into its skeleton, the (T, C) channel matrix and the frame time in seconds."""
+    lines = text.splitlines()
+    names: list[str] = []
+    parents: list[int] = []
+    offsets: list[list[float]] = []
+    channels: list[tuple[str, ...]] = []
+    end_site: list[bool] = []
+    stack: list[int] = []          # node index of each open "{" block, innermost last
+    pending: int | None = None     # node declared but whose "{" has not been seen yet
+    motion_line: int | None = None
+
+    i = 0
+    while i < len(lines):
+        tokens = lines[i].split()
+        where = f"{source}:{i + 1}"
+        i += 1
+        if not tokens:
+            continue
+        key = tokens[0].upper()
+        if key == "HIERARCHY":
+            continue
+        if key == "MOTION":
+            motion_line = i
+            break
+        is_end = key == "END" and len(tokens) > 1 and tokens[1].upper() == "SITE"
+        if key in ("ROOT", "JOINT") or is_end:
+            if pending is not None:
+                raise BvhError(f"{where}: expected '{{' after {names[pending]!r}")
+            if key == "ROOT" and (stack or names):
+                raise BvhError(f"{where}: only one top-level ROOT is supported")
+            if key != "ROOT" and not stack:
+                raise BvhError(f"{where}: {tokens[0]} outside of any joint block")
+            parent = stack[-1] if stack else -1
+            if parent >= 0 and end_site[parent]:
+                raise BvhError(f"{where}: an End Site cannot have children")
+            if is_end:
+                name, k = f"{names[parent]}_End", 2
+                while name in names:  # a joint with several End Sites (rare but legal)
+                    name, k = f"{names[parent]}_End{k}", k + 1
+            else:
+                if len(tokens) < 2:
+                    raise BvhError(f"{where}: {tokens[0]} without a name")
+                name = " ".join(tokens[1:])
+                if name in names:
+                    raise BvhError(f"{where}: duplicate joint name {name!r}")
+            names.append(name)
+            parents.append(parent)
+            offsets.append([0.0, 0.0, 0.0])
+            channels.append(())
+            end_site.append(is_end)
+            pending = len(names) - 1
+        elif key == "{":
+            if pending is None or len(tokens) > 1:
+                raise BvhError(f"{where}: '{{' must follow a ROOT, JOINT or End Site line, alone")
+            stack.append(pending)
+            pending = None
+        elif key == "}":
+            if not stack or pending is not None:
+                raise BvhError(f"{where}: unbalanced '}}'")
+            stack.pop()
+        elif key in ("OFFSET", "CHANNELS"):
+            if not stack or pending is not None:
+                raise BvhError(f"{where}: {tokens[0]} outside of a joint's {{ }} block")
+            current = stack[-1]
+            if key == "OFFSET":
+                if len(tokens) != 4:
+                    raise BvhError(f"{where}: OFFSET needs 3 numbers, got {len(tokens) - 1}")
+                offsets[current] = _parse_floats(tokens[1:], where)
+            else:
+                if end_site[current]:
+                    raise BvhError(f"{where}: an End Site cannot have CHANNELS")
+                try:
+                    n = int(tokens[1])
+                except (IndexError, ValueError):
+                    raise BvhError(f"{where}: CHANNELS needs a count") from None
+                if len(tokens) - 2 != n:
+                    raise BvhError(f"{where}: CHANNELS says {n} channels but lists {len(tokens) - 2}")
+                chans = tuple(_normalise_channel(t, where) for t in tokens[2:])
+                if len(set(chans)) != len(chans):
+                    raise BvhError(f"{where}: repeated channel in {' '.join(tokens[2:])!r}")
+                channels[current] = chans
+        else:
+            raise BvhError(f"{where}: unexpected {tokens[0]!r} in HIERARCHY")
+
+    if not names:
+        raise BvhError(f"{source}: no ROOT found (not a BVH file?)")
+    if stack or pending is not None:
+        raise BvhError(f"{source}: HIERARCHY ends with unclosed '{{' blocks")
+    if motion_line is None:
+        raise BvhError(f"{source}: no MOTION section")
+
+    frames, frame_time = _parse_motion(lines, motion_line, sum(len(c) for c in channels), source)
+    starts = tuple(int(s) for s in np.cumsum([0] + [len(c) for c in channels])[:-1])
+    skeleton = BvhSkeleton(
+        names=tuple(names), parents=tuple(parents), offsets=np.asarray(offsets, dtype=np.float64),
+        channels=tuple(channels), channel_start=starts, end_site=tuple(end_site),
+    )
+    return skeleton, frames, frame_time
+
+
+def _parse_motion(lines: list[str], start: int, num_channels: int, source: str) -> tuple[np.ndarray, float]:
+    """Read ``Frames:``, ``Frame Time:`` and the numbers after them (one row per frame)."""
+    header: dict[str, str] = {}
+    i = start
+    while i < len(lines) and len(header) < 2:
+        line = lines[i].strip()
+        i += 1
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        key = " ".join(key.split()).lower()
+        if not sep or key not in ("frames", "frame time"):
+            raise BvhError(f"{source}:{i}: expected 'Frames:' and 'Frame Time:', got {line!r}")
+        header[key] = value.strip()
+    try:
+        num_frames = int(header["frames"])
+        frame_time = float(header["frame time"])
+    except (KeyError, ValueError):
+        raise BvhError(f"{source}: MOTION needs 'Frames: N' and 'Frame Time: seconds'") from None
+    if num_frames < 0 or not math.isfinite(frame_time) or frame_time <= 0:
+        raise BvhError(f"{source}: bad MOTION header (Frames: {num_frames}, Frame Time: {frame_time})")
+    body = " ".join(lines[i:]).split()
+    try:
+        values = np.array(body, dtype=np.float64)
+    except ValueError:
+        raise BvhError(f"{source}: MOTION data holds something that is not a number") from None
+    expected = num_frames * num_channels
+    if values.size != expected:
+        raise BvhError(
+            f"{source}: MOTION has {values.size} numbers, expected {num_frames} frames x "
+            f"{num_channels} channels = {expected} (truncated file or wrong channel count?)")
+    if not np.all(np.isfinite(values)):
+        raise BvhError(f"{source}: MOTION data contains NaN or infinity")
+    return values.reshape(num_frames, num_channels), frame_time
+
+
+# ------------------------------------------------------------------------------------ forward kinematics
+
+def axis_rotation(axis: str, degrees: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices about ``axis`` ('X', 'Y' or 'Z') by ``degrees`` (right-handed)."""
+    a = np.deg2rad(np.asarray(degrees, dtype=np.float64))
+    c, s = np.cos(a), np.sin(a)
+    one, zero = np.ones_like(a), np.zeros_like(a)
+    if axis == "X":
+        rows = ((one, zero, zero), (zero, c, -s), (zero, s, c))
+    elif axis == "Y":
+        rows = ((c, zero, s), (zero, one, zero), (-s, zero, c))
+    elif axis == "Z":
+        rows = ((c, -s, zero), (s, c, zero), (zero, zero, one))
+    else:
+        raise ValueError(f"axis must be X, Y or Z, got {axis!r}")
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+
+
+def forward_kinematics(skeleton: BvhSkeleton, frames: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """World positions (T, J, 3) of every joint for a (T, C) channel matrix, times ``scale``.
+
+    Loops over joints (tens) and is vectorised over frames (thousands), so a whole clip costs J small
+    batched matrix products.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or frames.shape[1] != skeleton.num_channels:
+        raise ValueError(f"frames must be (T, {skeleton.num_channels}), got {frames.shape}")
+    num_frames, num_joints = frames.shape[0], len(skeleton.names)
+    positions = np.zeros((num_frames, num_joints, 3))
+    rotations = np.zeros((num_frames, num_joints, 3, 3))
+    for j in range(num_joints):
+        translation = np.broadcast_to(skeleton.offsets[j], (num_frames, 3)).copy()
+        rotation = np.broadcast_to(np.eye(3), (num_frames, 3, 3)).copy()
+        for k, channel in enumerate(skeleton.channels[j]):
+            values = frames[:, skeleton.channel_start[j] + k]
+            axis = "XYZ".index(channel[0])
+            if channel.endswith("position"):
+                translation[:, axis] = values
+            else:
+                rotation = rotation @ axis_rotation(channel[0], values)
+        parent = skeleton.parents[j]
+        if parent < 0:
+            positions[:, j] = translation
+            rotations[:, j] = rotation
+        else:
+            positions[:, j] = positions[:, parent] + np.einsum("tij,tj->ti", rotations[:, parent], translation)
+            rotations[:, j] = rotations[:, parent] @ rotation
+    return positions * scale
+
+
+# -------------------------------------------------------------------------------------------- the reader
+
+def frame_rate(frame_time: float) -> float:
+    """Frames per second for a BVH ``Frame Time``, snapped to a whole number when it is one.
+
+    Files print the frame time with few digits (CMU: ``.0083333``), so 1/frame_time is 120.0005 rather
+    than 120; left alone, that error would grow into a frame of drift over a long resampled clip.
+    """
+    fps = 1.0 / frame_time
+    nearest = round(fps)
+    return float(nearest) if nearest > 0 and abs(fps - nearest) < 1e-4 * fps else fps
+
+
+def read_bvh(path: str | Path, scale: float = 1.0, drop_first_frame: bool = False,
+             fps: float | None = None, include_end_sites: bool = True) -> BvhMotion:
+    """Read a BVH file into world joint positions.
+
+    Args:
+        path: the ``.bvh`` file.
+        scale: metres (or whatever unit is wanted) per file unit; positions and offsets are multiplied by it.
+        drop_first_frame: drop frame 0, for converters that prepend a T-pose (cgspeed's CMU BVHs do).
+        fps: resample the positions to this rate (linear interpolation); None keeps the file's rate.
+        include_end_sites: keep the ``<parent>_End`` joints.
+    """
+    path = Path(path)
+    skeleton, frames, frame_time = parse_bvh(path.read_text(), source=str(path))
+    if drop_first_frame:
+        if frames.shape[0] < 2:
+            raise BvhError(f"{path}: cannot drop the first frame of a {frames.shape[0]}-frame clip")
+        frames = frames[1:]
+    positions = forward_kinematics(skeleton, frames, scale=scale)
+    file_fps = frame_rate(frame_time)
+    out_fps = file_fps
+    if fps is not None:
+        positions = resample_uniform(positions, file_fps, fps)
+        out_fps = float(fps)
+    keep = [j for j in range(len(skeleton.names)) if include_end_sites or not skeleton.end_site[j]]
+    remap = {old: new for new, old in enumerate(keep)}
+    return BvhMotion(
+        names=tuple(skeleton.names[j] for j in keep),
+        parents=tuple(remap[skeleton.parents[j]] if skeleton.parents[j] >= 0 else -1 for j in keep),
+        offsets=skeleton.offsets[keep] * scale,
+        positions=positions[:, keep],
+        fps=out_fps,
+        end_site=tuple(skeleton.end_site[j] for j in keep),
+    )
