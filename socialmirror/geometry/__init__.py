@@ -1,1 +1,1 @@
-
+"""Geometry: rotation conversions, cameras and projection, inverse-kinematics fitting."""
