@@ -28,3 +28,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def anny_body():
+    """The default body model, built once per test session (its cache is made by `socialmirror setup`)."""
+    from socialmirror.body import build_body_model
+    return build_body_model("anny")

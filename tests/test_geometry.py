@@ -1,0 +1,78 @@
+"""Rotations, the CLIFF crop camera and the motion representation."""
+import math
+
+import roma
+import torch
+
+from socialmirror.body.motion import MotionParams, MotionRepresentation, motion_dim
+from socialmirror.geometry import rotations as rot
+from socialmirror.geometry.camera import (box_from_points, crop_cam_to_transl, focal_from_diagonal,
+                                          intrinsics_matrix, project, transl_to_crop_cam)
+
+
+def test_6d_round_trip_and_gram_schmidt():
+    R = roma.random_rotmat(100)
+    assert torch.allclose(rot.sixd_to_matrix(rot.matrix_to_6d(R)), R, atol=1e-6)
+    # Any 6-vector maps to a proper rotation, and a perturbed 6D keeps its first column's direction.
+    r6 = rot.matrix_to_6d(R) + 0.1 * torch.randn(100, 6)
+    Q = rot.sixd_to_matrix(r6)
+    assert torch.allclose(Q.transpose(-1, -2) @ Q, torch.eye(3).expand(100, 3, 3), atol=1e-5)
+    assert torch.allclose(torch.linalg.det(Q), torch.ones(100), atol=1e-5)
+    first = r6.reshape(100, 3, 2)[..., 0]
+    assert torch.allclose(Q[..., 0], first / first.norm(dim=-1, keepdim=True), atol=1e-6)
+
+
+def test_axis_angle_round_trip_and_known_rotation():
+    aa = torch.randn(50, 3)
+    aa = aa / aa.norm(dim=-1, keepdim=True) * torch.rand(50, 1) * 3.0  # angles below pi
+    assert torch.allclose(rot.matrix_to_axis_angle(rot.axis_angle_to_matrix(aa)), aa, atol=1e-5)
+    Rz = rot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2]))
+    assert torch.allclose(Rz @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+    assert torch.allclose(rot.sixd_to_axis_angle(rot.axis_angle_to_6d(aa)), aa, atol=1e-4)
+    assert torch.allclose(rot.geodesic_distance(Rz, torch.eye(3)), torch.tensor(math.pi / 2), atol=1e-6)
+
+
+def test_euler_composition_order():
+    a = torch.tensor([0.3, -0.2, 0.5])
+    expected = (rot.axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.3]))
+                @ rot.axis_angle_to_matrix(torch.tensor([0.0, -0.2, 0.0]))
+                @ rot.axis_angle_to_matrix(torch.tensor([0.5, 0.0, 0.0])))
+    assert torch.allclose(rot.euler_to_matrix("ZYX", a), expected, atol=1e-6)
+
+
+def test_crop_camera_round_trip_and_box_centre():
+    K = intrinsics_matrix(focal_from_diagonal(1280, 720), 1280, 720)
+    transl = torch.tensor([[0.4, -0.2, 4.0], [-1.0, 0.3, 7.5]])
+    box = torch.tensor([[800.0, 300.0, 250.0], [300.0, 420.0, 180.0]])
+    cam = transl_to_crop_cam(transl, box, K)
+    assert torch.allclose(crop_cam_to_transl(cam, box, K), transl, atol=1e-5)
+    # With tx = ty = 0 the root projects exactly onto the box centre.
+    centred = crop_cam_to_transl(torch.tensor([[0.9, 0.0, 0.0]]), box[:1], K)
+    assert torch.allclose(project(centred, K), box[:1, :2], atol=1e-3)
+    # s is the box-relative scale: a box twice as large at the same depth means s doubles.
+    assert torch.allclose(transl_to_crop_cam(transl[:1], box[:1] * torch.tensor([1, 1, 2.0]), K)[0, 0],
+                          cam[0, 0] / 2)
+
+
+def test_projection_and_box():
+    K = intrinsics_matrix(1000.0, 640, 480)
+    p = project(torch.tensor([[0.0, 0.0, 2.0], [0.2, -0.1, 2.0]]), K)
+    assert torch.allclose(p, torch.tensor([[320.0, 240.0], [420.0, 190.0]]))
+    box = box_from_points(torch.tensor([[10.0, 20.0], [30.0, 60.0], [999.0, 999.0]]),
+                          torch.tensor([True, True, False]), scale=1.0)
+    assert torch.allclose(box, torch.tensor([20.0, 40.0, 40.0]))
+
+
+def test_motion_representation_dims_and_round_trip():
+    assert motion_dim(10) == 157 and motion_dim(6) == 153
+    rep = MotionRepresentation(6)
+    R = roma.random_rotmat((5, 2, 24))
+    shape = torch.rand(5, 2, 6)
+    transl = torch.tensor([0.3, 0.1, 5.0]) + 0.2 * torch.randn(5, 2, 3)
+    K = intrinsics_matrix(1468.6, 1280, 720)
+    box = torch.tensor([640.0, 360.0, 300.0]) + torch.randn(5, 2, 3)
+    x = rep.from_world(MotionParams(R, shape, transl), box, K)
+    assert x.shape == (5, 2, 153)
+    back = rep.to_world(x, box, K)
+    assert torch.allclose(back.rotmats, R, atol=1e-5)
+    assert torch.allclose(back.shape, shape) and torch.allclose(back.transl, transl, atol=1e-4)
