@@ -1,2 +1,144 @@
-def main(argv=None):
+"""The ``socialmirror`` command line: a thin layer over the Python API.
+
+Each sub-command is one function here that parses its options and calls into the library; every
+failure a user can cause (a missing file, a bad option, missing SMPL files) ends in one line on stderr and
+a non-zero exit, never a traceback (set SOCIALMIRROR_DEBUG=1 to see one).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from socialmirror import __version__
+
+log = logging.getLogger("socialmirror")
+
+# Exceptions whose message is meant for the user as it is.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from socialmirror.body.base import BodyModelError
+    from socialmirror.config import ConfigError
+    from socialmirror.errors import InputError
+    errors: list[type[BaseException]] = [InputError, BodyModelError, ConfigError, FileNotFoundError]
+    try:
+        from socialmirror.data.interchange import InterchangeError
+        errors.append(InterchangeError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+# ---------------------------------------------------------------------------------------------- setup
+def cmd_setup(args) -> int:
+    """Build the one-time caches: anny's model cache and MediaPipe's pose task bundle."""
+    from socialmirror.paths import anny_cache_dir, cache_dir
+    print(f"cache folder: {cache_dir()} (set SOCIALMIRROR_CACHE to move it)")
+    t = time.perf_counter()
+    from socialmirror.body.anny_model import build_anny
+    build_anny(anny_cache_dir())
+    print(f"anny body model ready ({time.perf_counter() - t:.1f} s; {anny_cache_dir()})")
+    t = time.perf_counter()
+    from socialmirror.perception.pose import pose_task_bundle
+    path = pose_task_bundle()
+    print(f"MediaPipe pose bundle ready ({time.perf_counter() - t:.1f} s; {path})")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    from socialmirror.demo import run_demo
+    return run_demo(out_dir=args.output, seed=args.seed)
+
+
+# ------------------------------------------------------------------------------------------------ fit
+def cmd_fit(args) -> int:
+    """IK-fit the body model to a joint-only two-person source and report the residual."""
+    import numpy as np
+    import torch
+
+    from socialmirror.body import build_body_model
+    from socialmirror.data.clips import parse_data_spec
+    from socialmirror.geometry.ik import IKConfig, fit_joints
+
+    torch.set_num_threads(args.threads)
+    body = build_body_model(args.body)
+    sequences = [s for s, _ in parse_data_spec(args.data)]
+    if not sequences:
+        raise FileNotFoundError(f"no sequences in {args.data}")
+    results = {}
+    for seq in sequences:
+        res = fit_joints(body, seq.joints3d, seq.joint_names, IKConfig(iterations=args.iterations))
+        print(f"{seq.name}: {seq.num_frames} frames x 2 persons, {len(seq.joint_names)} joints: "
+              f"mean joint residual {res.residual_mm:.1f} mm in {res.seconds:.1f} s")
+        worst = sorted(res.per_joint_mm.items(), key=lambda kv: -kv[1])[:4]
+        print("  largest per-joint residuals: " + ", ".join(f"{k} {v:.0f} mm" for k, v in worst))
+        results[seq.name] = res
+    if args.output:
+        arrays = {}
+        for name, res in results.items():
+            arrays[f"{name}/rotmats"] = res.rotmats.numpy()
+            arrays[f"{name}/shape"] = res.shape.numpy()
+            arrays[f"{name}/transl"] = res.transl.numpy()
+            arrays[f"{name}/joints"] = res.joints.numpy()
+            arrays[f"{name}/residual_mm"] = np.float32(res.residual_mm)
+        from socialmirror.io import atomic_savez
+        atomic_savez(args.output, **arrays)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="socialmirror",
+        description="Reconstruct the 3D motion of two interacting people from one monocular video.")
+    parser.add_argument("--version", action="version", version=f"socialmirror {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("setup", help="build the one-time caches (anny model, MediaPipe pose bundle)")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("demo", help="run the most complete path on the embedded default and report errors")
+    p.add_argument("-o", "--output", default="demo_output", help="output folder (default: demo_output)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("fit", help="IK-fit the body model to joint-only two-person data (mocap -> parameters)")
+    p.add_argument("--data", required=True, help="source: cmu:DIR, butepage:DIR, npz:DIR")
+    p.add_argument("--body", default="anny", help="anny (default), smpl:DIR or smplx:DIR")
+    p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("-o", "--output", help="write the fitted parameters to this .npz")
+    p.set_defaults(func=cmd_fit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("socialmirror: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into one line
+        if os.environ.get("SOCIALMIRROR_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, _user_errors()):
+            print(f"socialmirror {args.command}: error: {message}", file=sys.stderr)
+            return 2
+        print(f"socialmirror {args.command}: internal error ({type(exc).__name__}: {message}); "
+              "rerun with SOCIALMIRROR_DEBUG=1 for the traceback", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

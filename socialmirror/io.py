@@ -1,0 +1,39 @@
+"""Atomic file writes: results are written to a temporary file in the same folder and renamed into place,
+so an interrupted run never leaves a truncated result behind."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _atomic(path: str | os.PathLike, suffix: str, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
+    return _atomic(path, ".npz", lambda f: np.savez_compressed(f, **arrays))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return _atomic(path, ".tmp", lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
