@@ -1,0 +1,434 @@
+"""A software mesh rasteriser in numpy (no OpenGL): what ``render.mp4`` is drawn with.
+
+Triangles are rasterised exactly at pixel centres (OpenCV's convention: pixel (u, v) has its centre at the
+integer coordinates (u, v), which is what ``socialmirror.geometry.camera.project`` returns) with a z-buffer,
+all triangles at once: each triangle enumerates the pixel centres of its bounding box (triangles are grouped
+by bounding-box size so the candidate grids stay small), keeps those inside it, and every candidate's
+nearest-depth winner is found with one ``np.minimum.at`` over 64-bit keys ``depth << 20 | triangle id``.
+Shading is flat Lambert (one colour per triangle) from a light near the camera, with back faces culled
+(the body meshes are closed and wound counter-clockwise seen from outside; pass ``cull_back=False`` for
+others).
+
+Two views:
+- the camera view, the meshes in the camera frame (OpenCV: x right, y down, z forward, metres) drawn over
+  the input frame with the 3x3 intrinsics K (``render_camera_view``);
+- a side view from a virtual camera looking horizontally from the side at the pair standing on a checker
+  ground plane (``SideCamera.fit`` places it from the whole sequence, ``render_side_view`` draws a frame).
+  The ground plane is perpendicular to the up direction (given, or estimated from the bodies' long axes;
+  OpenCV's -y by default) at the height of the lowest vertices.
+
+Images are RGB uint8 (H, W, 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from socialmirror.body.skeleton import SMPL24_PARENTS
+
+# Body colours (RGB), one per person, and the darker ones of their skeletons.
+PERSON_COLORS: tuple[tuple[int, int, int], ...] = ((70, 135, 235), (240, 140, 50), (90, 190, 110), (200, 90, 200))
+SKELETON_COLORS: tuple[tuple[int, int, int], ...] = ((20, 60, 170), (170, 70, 10), (30, 120, 50), (120, 30, 120))
+
+_ID_BITS = 20  # up to ~1M triangles per image
+_DEPTH_LEVELS = (1 << 40) - 1
+_BACKGROUND_KEY = np.iinfo(np.int64).max
+
+
+def person_color(i: int) -> tuple[int, int, int]:
+    return PERSON_COLORS[i % len(PERSON_COLORS)]
+
+
+def _as_numpy(x, dtype=np.float64) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+@dataclass
+class Fragments:
+    """The z-buffer of one rasterisation: per pixel, the winning triangle (-1: none) and its depth."""
+    tri: np.ndarray  # (H, W) int64, index into the concatenated triangles, -1 where empty
+    depth: np.ndarray  # (H, W) float64 camera depth (z), inf where empty
+
+
+def rasterize(verts_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int],
+              cull_back: bool = True, near: float = 1e-2,
+              background_depth: np.ndarray | None = None) -> Fragments:
+    """Z-buffer rasterisation of one triangle soup.
+
+    verts_cam (N, 3) camera-frame points (z forward); faces (F, 3) indices into them; K (3, 3); size (H, W).
+    ``background_depth`` (H, W) optional depths already in the buffer (e.g. a ground plane): a triangle only
+    wins a pixel where it is nearer. Triangles with a vertex nearer than ``near`` are dropped.
+    """
+    H, W = size
+    verts_cam = np.asarray(verts_cam, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    z = verts_cam[:, 2]
+    zc = np.maximum(z, near)
+    px = verts_cam[:, 0] / zc * K[0, 0] + K[0, 2]
+    py = verts_cam[:, 1] / zc * K[1, 1] + K[1, 2]
+
+    tri_ids = np.arange(len(faces))
+    fz = z[faces]
+    keep = (fz > near).all(1)
+    x0, x1, x2 = px[faces[:, 0]], px[faces[:, 1]], px[faces[:, 2]]
+    y0, y1, y2 = py[faces[:, 0]], py[faces[:, 1]], py[faces[:, 2]]
+    # Twice the signed screen area; with y down, a triangle wound counter-clockwise in 3D seen from the
+    # camera is clockwise on screen, i.e. negative area here.
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    keep &= np.abs(area) > 1e-12
+    if cull_back:
+        keep &= area < 0
+    xmin = np.ceil(np.minimum(np.minimum(x0, x1), x2))
+    xmax = np.floor(np.maximum(np.maximum(x0, x1), x2))
+    ymin = np.ceil(np.minimum(np.minimum(y0, y1), y2))
+    ymax = np.floor(np.maximum(np.maximum(y0, y1), y2))
+    xmin = np.maximum(xmin, 0)
+    ymin = np.maximum(ymin, 0)
+    xmax = np.minimum(xmax, W - 1)
+    ymax = np.minimum(ymax, H - 1)
+    keep &= (xmax >= xmin) & (ymax >= ymin)
+    sel = tri_ids[keep]
+
+    zmin = float(fz[keep].min()) if sel.size else 0.0
+    zmax = float(fz[keep].max()) if sel.size else 1.0
+    if background_depth is not None:
+        finite = background_depth[np.isfinite(background_depth)]
+        if finite.size:
+            zmin, zmax = min(zmin, float(finite.min())), max(zmax, float(finite.max()))
+    zscale = _DEPTH_LEVELS / max(zmax - zmin, 1e-9)
+
+    zbuf = np.full(H * W, _BACKGROUND_KEY, dtype=np.int64)
+    bg_id = (1 << _ID_BITS) - 1
+    if background_depth is not None:
+        bd = background_depth.reshape(-1)
+        ok = np.isfinite(bd)
+        q = np.clip((bd[ok] - zmin) * zscale, 0, _DEPTH_LEVELS).astype(np.int64)
+        zbuf[ok] = (q << _ID_BITS) | bg_id
+
+    if sel.size:
+        wsz = (xmax - xmin + 1)[sel]
+        hsz = (ymax - ymin + 1)[sel]
+        ext = np.maximum(wsz, hsz)
+        bucket = np.ceil(np.log2(np.maximum(ext, 1))).astype(np.int64)
+        for b in np.unique(bucket):
+            s = 1 << int(b)
+            ids = sel[bucket == b]
+            if s > 64:  # huge triangles (a body right in front of the camera): one at a time
+                for t in ids:
+                    _raster_tris(np.array([t]), int(ymax[t] - ymin[t] + 1), int(xmax[t] - xmin[t] + 1),
+                                 x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, ymax, fz, area, zbuf, W, zmin, zscale)
+                continue
+            _raster_tris(ids, s, s, x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, ymax, fz, area, zbuf, W, zmin,
+                         zscale)
+
+    tri = np.where(zbuf == _BACKGROUND_KEY, -1, zbuf & ((1 << _ID_BITS) - 1))
+    tri = np.where(tri == bg_id, -1, tri)
+    depth = np.where(zbuf == _BACKGROUND_KEY, np.inf, (zbuf >> _ID_BITS) / zscale + zmin)
+    return Fragments(tri=tri.reshape(H, W), depth=depth.reshape(H, W))
+
+
+def _raster_tris(ids, sh, sw, x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, ymax, fz, area, zbuf, W, zmin, zscale):
+    """Rasterise triangles ``ids`` whose bounding boxes fit in sh x sw into the key buffer."""
+    oy, ox = np.meshgrid(np.arange(sh), np.arange(sw), indexing="ij")
+    px = xmin[ids, None] + ox.reshape(1, -1)  # (n, sh*sw) candidate pixel centres
+    py = ymin[ids, None] + oy.reshape(1, -1)
+    inside = (px <= xmax[ids, None]) & (py <= ymax[ids, None])
+    ax, ay = x0[ids, None], y0[ids, None]
+    bx, by = x1[ids, None], y1[ids, None]
+    cx, cy = x2[ids, None], y2[ids, None]
+    inv = 1.0 / area[ids, None]
+    # Barycentric coordinates of the candidates (edge functions over the doubled area).
+    w0 = ((bx - px) * (cy - py) - (cx - px) * (by - py)) * inv
+    w1 = ((cx - px) * (ay - py) - (ax - px) * (cy - py)) * inv
+    w2 = 1.0 - w0 - w1
+    eps = -1e-9
+    inside &= (w0 >= eps) & (w1 >= eps) & (w2 >= eps)
+    if not inside.any():
+        return
+    rows, cols = np.nonzero(inside)
+    tz = fz[ids]
+    # Perspective-correct depth: 1/z is affine in screen space.
+    inv_z = (w0[rows, cols] / tz[rows, 0] + w1[rows, cols] / tz[rows, 1] + w2[rows, cols] / tz[rows, 2])
+    depth = 1.0 / inv_z
+    q = np.clip((depth - zmin) * zscale, 0, _DEPTH_LEVELS).astype(np.int64)
+    key = (q << _ID_BITS) | ids[rows]
+    pix = py[rows, cols].astype(np.int64) * W + px[rows, cols].astype(np.int64)
+    np.minimum.at(zbuf, pix, key)
+
+
+def face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    n = np.cross(b - a, c - a)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+def shade_faces(verts_cam: np.ndarray, faces: np.ndarray, color, light_dir=(0.3, -0.5, -1.0),
+                ambient: float = 0.35) -> np.ndarray:
+    """Flat Lambert colour (F, 3) float of each face lit from ``light_dir`` (towards the light, camera
+    frame; default: from the camera, slightly above and to the right)."""
+    n = face_normals(verts_cam, faces)
+    light = np.asarray(light_dir, dtype=np.float64)
+    light = light / np.linalg.norm(light)
+    lam = np.abs(n @ light)  # two-sided, for the rare inward faces
+    k = ambient + (1.0 - ambient) * lam
+    return k[:, None] * np.asarray(color, dtype=np.float64)[None, :]
+
+
+def _stack_meshes(meshes, faces):
+    verts, tris, owner = [], [], []
+    offset = 0
+    for i, v in enumerate(meshes):
+        verts.append(v)
+        tris.append(faces + offset)
+        owner.append(np.full(len(faces), i))
+        offset += len(v)
+    return np.concatenate(verts), np.concatenate(tris), np.concatenate(owner)
+
+
+def draw_meshes(image: np.ndarray, meshes, faces, K, colors=None, alpha: float = 1.0, cull_back: bool = True,
+                light_dir=(0.3, -0.5, -1.0), background_depth: np.ndarray | None = None) -> np.ndarray:
+    """Draw meshes (list of (V, 3) camera-frame vertices sharing ``faces``) over ``image`` (H, W, 3) uint8
+    with intrinsics K, z-buffered against each other (and ``background_depth``). Returns a new image."""
+    image = np.asarray(image)
+    H, W = image.shape[:2]
+    faces = _as_numpy(faces, np.int64)
+    meshes = [_as_numpy(m) for m in meshes]
+    K = _as_numpy(K)
+    if not meshes:
+        return image.copy()
+    colors = colors or [person_color(i) for i in range(len(meshes))]
+    verts, tris, _ = _stack_meshes(meshes, faces)
+    frags = rasterize(verts, tris, K, (H, W), cull_back=cull_back, background_depth=background_depth)
+    face_rgb = np.concatenate([shade_faces(m, faces, colors[i], light_dir) for i, m in enumerate(meshes)])
+    out = image.astype(np.float32) if alpha < 1.0 else image.copy()
+    mask = frags.tri >= 0
+    rgb = face_rgb[frags.tri[mask]]
+    if alpha < 1.0:
+        out[mask] = alpha * rgb + (1.0 - alpha) * out[mask]
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out[mask] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def draw_skeleton(image: np.ndarray, joints_cam, K, colors=None, radius: int = 3, thickness: int = 2,
+                  parents=SMPL24_PARENTS) -> np.ndarray:
+    """Bones and joints of each person (list of (24, 3) camera-frame joints), projected with K."""
+    out = np.ascontiguousarray(image.copy())
+    K = _as_numpy(K)
+    colors = colors or list(SKELETON_COLORS)
+    for i, j in enumerate(joints_cam):
+        j = _as_numpy(j)
+        if (j[:, 2] <= 1e-2).any():
+            continue
+        uv = np.stack([j[:, 0] / j[:, 2] * K[0, 0] + K[0, 2], j[:, 1] / j[:, 2] * K[1, 1] + K[1, 2]], 1)
+        if not np.isfinite(uv).all() or np.abs(uv).max() > 1e5:
+            continue
+        pts = np.round(uv).astype(np.int32)
+        col = tuple(int(c) for c in colors[i % len(colors)])
+        for c, p in enumerate(parents):
+            if p >= 0:
+                cv2.line(out, tuple(pts[p]), tuple(pts[c]), col, thickness, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(out, tuple(p), radius, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(out, tuple(p), radius, col, 1, cv2.LINE_AA)
+    return out
+
+
+def render_camera_view(frame: np.ndarray, meshes, faces, K, alpha: float = 0.85, joints=None,
+                       draw_mesh: bool = True) -> np.ndarray:
+    """The input frame with the meshes (and optionally skeletons) overlaid through intrinsics K."""
+    out = draw_meshes(frame, meshes, faces, K, alpha=alpha) if draw_mesh else np.array(frame, copy=True)
+    if joints is not None:
+        out = draw_skeleton(out, joints, K)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Side view
+
+def estimate_up(vertices, default=(0.0, -1.0, 0.0), max_angle_deg: float = 35.0) -> np.ndarray:
+    """The world's up direction in the camera frame, from the bodies' long axes.
+
+    vertices (..., V, 3) (any leading dimensions: frames, people). Each body's principal axis (largest
+    spread) is taken, signed towards ``default``, and averaged; people who stand or walk point it upwards.
+    Where the estimate is more than ``max_angle_deg`` from ``default`` (people lying, bending, hugging on
+    the floor) the default (OpenCV's -y: a level camera) is kept.
+    """
+    default = np.asarray(default, dtype=np.float64)
+    default = default / np.linalg.norm(default)
+    v = _as_numpy(vertices)
+    v = v.reshape(-1, v.shape[-2], 3)
+    if len(v) > 64:
+        v = v[np.linspace(0, len(v) - 1, 64).round().astype(int)]
+    axes = []
+    for body in v:
+        sub = body[:: max(1, len(body) // 2000)]
+        c = sub - sub.mean(0)
+        _, s, vt = np.linalg.svd(c, full_matrices=False)
+        if s[0] < 1.3 * s[1]:  # no clear long axis
+            continue
+        a = vt[0]
+        axes.append(a if a @ default >= 0 else -a)
+    if not axes:
+        return default
+    up = np.mean(axes, 0)
+    up /= np.linalg.norm(up)
+    if np.degrees(np.arccos(np.clip(up @ default, -1, 1))) > max_angle_deg:
+        return default
+    return up
+
+
+def _look_at(eye, target, up):
+    """Camera-from-world rotation R (rows: camera x right, y down, z forward) and eye position."""
+    f = target - eye
+    f = f / np.linalg.norm(f)
+    r = np.cross(f, up)  # right = forward x up  (with y down: x = y_down x z ... built explicitly below)
+    r = r / np.linalg.norm(r)
+    d = np.cross(f, r)  # down
+    return np.stack([r, d, f]), eye
+
+
+@dataclass
+class SideCamera:
+    """A virtual pinhole camera for the side view, fixed over a sequence (camera-frame coordinates of the
+    reconstruction in, side-camera coordinates out), and the ground plane ``up . p = ground``."""
+    R: np.ndarray  # (3, 3) side-camera-from-reconstruction rotation
+    eye: np.ndarray  # (3,) side camera position in the reconstruction's camera frame
+    K: np.ndarray  # (3, 3) intrinsics of the side view image
+    size: tuple[int, int]  # (H, W)
+    up: np.ndarray  # (3,) unit up direction in the reconstruction's camera frame
+    ground: float  # height of the ground plane along ``up``
+    tile: float = 0.5  # checker square side, metres
+
+    def to_cam(self, p: np.ndarray) -> np.ndarray:
+        return (np.asarray(p, dtype=np.float64) - self.eye) @ self.R.T
+
+    @classmethod
+    def fit(cls, vertices, size: tuple[int, int], up=None, yaw_deg: float = 35.0, elevation_deg: float = 12.0,
+            fov_deg: float = 45.0, margin: float = 1.15) -> "SideCamera":
+        """Place the side camera for a whole sequence: vertices (T, P, V, 3) or (P, V, 3) camera frame.
+
+        The camera looks horizontally (``elevation_deg`` down) at the pair's centre, from the side: along
+        the horizontal perpendicular to the line joining the two people (both stay visible), on the
+        original camera's side, turned ``yaw_deg`` about the up axis (so depth errors show), far enough
+        for every frame's bodies to fit in the image.
+        """
+        v = _as_numpy(vertices)
+        if v.ndim == 3:
+            v = v[None]
+        T, P = v.shape[:2]
+        if T > 200:
+            v = v[np.linspace(0, T - 1, 200).round().astype(int)]
+        up = estimate_up(v) if up is None else _as_numpy(up) / np.linalg.norm(_as_numpy(up))
+        heights = v @ up  # (T, P, V)
+        per_frame_low = heights.min(axis=(1, 2))
+        ground = float(np.percentile(per_frame_low, 5))
+
+        centres = v.mean(axis=2)  # (T, P, 3)
+        centre = centres.mean(axis=(0, 1))
+
+        def horiz(x):
+            x = x - (x @ up) * up
+            n = np.linalg.norm(x)
+            return x / n if n > 1e-6 else None
+
+        cam_fwd = horiz(np.array([0.0, 0.0, 1.0]))
+        if cam_fwd is None:
+            cam_fwd = horiz(np.array([1.0, 0.0, 0.0]))
+        toward_cam = -cam_fwd
+        if P >= 2:
+            axis = horiz((centres[:, 1] - centres[:, 0]).mean(0))
+        else:
+            axis = None
+        if axis is None:
+            view_from = toward_cam
+        else:
+            view_from = np.cross(up, axis)
+            view_from /= np.linalg.norm(view_from)
+            if view_from @ toward_cam < 0:
+                view_from = -view_from
+        yaw = np.radians(yaw_deg)
+        # Rodrigues rotation of view_from about up.
+        view_from = (view_from * np.cos(yaw) + np.cross(up, view_from) * np.sin(yaw)
+                     + up * (up @ view_from) * (1 - np.cos(yaw)))
+        elev = np.radians(elevation_deg)
+        direction = view_from * np.cos(elev) + up * np.sin(elev)  # from the target towards the eye
+        # Aim at the middle of the bodies' height range.
+        hmin, hmax = ground, float(np.percentile(heights.max(axis=2), 95))
+        target = centre - (centre @ up) * up + up * (0.5 * (hmin + hmax))
+
+        H, W = size
+        f = 0.5 * H / np.tan(np.radians(fov_deg) / 2)
+        K = np.array([[f, 0, W / 2.0], [0, f, H / 2.0], [0, 0, 1.0]])
+        # Distance: every (subsampled) vertex inside the image with a margin.
+        # Every (subsampled) vertex, plus each body's extreme ones along the image axes, in the image.
+        R0, _ = _look_at(target + direction, target, up)
+        flat = v.reshape(-1, v.shape[-2], 3)
+        extremes = []
+        for axis in R0:
+            proj = flat @ axis
+            extremes += [np.take_along_axis(flat, proj.argmax(1)[:, None, None], 1)[:, 0],
+                         np.take_along_axis(flat, proj.argmin(1)[:, None, None], 1)[:, 0]]
+        stride = max(1, flat.size // 3 // 50000)
+        pts = np.concatenate([flat.reshape(-1, 3)[::stride]] + extremes)
+        dist = 1.0
+        for _ in range(30):
+            eye = target + direction * dist
+            R, _ = _look_at(eye, target, up)
+            pc = (pts - eye) @ R.T
+            if (pc[:, 2] > 0.1).all():
+                u = np.abs(pc[:, 0] / pc[:, 2]) * f * margin
+                w = np.abs(pc[:, 1] / pc[:, 2]) * f * margin
+                if (u <= W / 2).all() and (w <= H / 2).all():
+                    break
+            dist *= 1.15
+        eye = target + direction * dist
+        R, _ = _look_at(eye, target, up)
+        return cls(R=R, eye=eye, K=K, size=(H, W), up=up, ground=ground)
+
+    def ground_image(self, light=(210, 210, 210), dark=(150, 150, 150), sky_top=(236, 240, 246),
+                     sky_bottom=(190, 200, 215)) -> tuple[np.ndarray, np.ndarray]:
+        """The background (H, W, 3) uint8: a checker ground plane under a sky gradient, and its depth
+        (H, W) (inf on the sky), for the z-buffer."""
+        H, W = self.size
+        u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+        rays_cam = np.stack([(u - self.K[0, 2]) / self.K[0, 0], (v - self.K[1, 2]) / self.K[1, 1],
+                             np.ones_like(u)], -1)
+        rays = rays_cam @ self.R  # to the reconstruction frame (R is orthonormal)
+        denom = rays @ self.up
+        hit_t = (self.ground - self.eye @ self.up) / np.where(np.abs(denom) < 1e-9, -1e-9, denom)
+        valid = (hit_t > 0) & (denom < 0)
+        hits = self.eye + rays * hit_t[..., None]
+        # Checker in plane coordinates.
+        e1 = np.cross(self.up, self.R[2])
+        e1 /= np.linalg.norm(e1) if np.linalg.norm(e1) > 1e-9 else 1.0
+        e2 = np.cross(self.up, e1)
+        a = np.floor(hits @ e1 / self.tile).astype(np.int64)
+        b = np.floor(hits @ e2 / self.tile).astype(np.int64)
+        checker = ((a + b) & 1).astype(bool)
+        t = np.linspace(0, 1, H)[:, None, None]
+        sky = (1 - t) * np.array(sky_top) + t * np.array(sky_bottom)
+        img = np.broadcast_to(sky, (H, W, 3)).copy()
+        ground_rgb = np.where(checker[..., None], np.array(light, float), np.array(dark, float))
+        # Fade to the horizon colour with distance.
+        fade = np.clip((hit_t - 3.0) / 25.0, 0.0, 1.0)[..., None] * 0.7
+        ground_rgb = (1 - fade) * ground_rgb + fade * np.array(sky_bottom, float)
+        img = np.where(valid[..., None], ground_rgb, img)
+        depth = np.where(valid, hit_t * rays_cam[..., 2], np.inf)
+        return np.clip(img + 0.5, 0, 255).astype(np.uint8), depth
+
+
+def render_side_view(meshes, faces, camera: SideCamera, joints=None, background=None) -> np.ndarray:
+    """The bodies (list of (V, 3) reconstruction camera-frame vertices) seen by the side camera on its
+    checker ground. ``background`` = ``camera.ground_image()`` may be passed to reuse it across frames."""
+    img, depth = background if background is not None else camera.ground_image()
+    side = [camera.to_cam(_as_numpy(m)) for m in meshes]
+    out = draw_meshes(img, side, faces, camera.K, alpha=1.0, background_depth=depth,
+                      light_dir=(0.3, -0.6, -1.0))
+    if joints is not None:
+        out = draw_skeleton(out, [camera.to_cam(_as_numpy(j)) for j in joints], camera.K)
+    return out

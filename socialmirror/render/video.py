@@ -1,0 +1,176 @@
+"""``render.mp4``: the input frames with both meshes overlaid, beside a side view of the two bodies on a
+ground plane, at the input's fps.
+
+Frames are rendered and streamed one at a time to ffmpeg (the binary bundled by imageio-ffmpeg): H.264,
+yuv420p, even frame sizes, so any player opens it. The file is written under a temporary name in the same
+folder and renamed into place when complete, so a reader never sees a partial ``render.mp4``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from socialmirror.render.mesh_renderer import SideCamera, _as_numpy, render_camera_view, render_side_view
+
+FrameSource = Iterable[np.ndarray] | Callable[[int], np.ndarray] | None
+
+
+def _frame_getter(frames: FrameSource, num_frames: int, image_size: tuple[int, int] | None):
+    """Normalise the frame source to a generator of T RGB uint8 frames."""
+    if frames is None:
+        if image_size is None:
+            raise ValueError("without frames, image_size=(H, W) is needed")
+        blank = np.full((*image_size, 3), 40, dtype=np.uint8)
+        return (blank for _ in range(num_frames))
+    if callable(frames):
+        return (frames(t) for t in range(num_frames))
+    return iter(frames)
+
+
+def _to_rgb_uint8(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=2)
+    if frame.shape[2] == 4:
+        frame = frame[..., :3]
+    if frame.dtype != np.uint8:
+        frame = np.clip(frame * (255.0 if frame.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return frame
+
+
+def _even(image: np.ndarray) -> np.ndarray:
+    """Pad (bottom/right, edge colour) to even height and width, as yuv420p needs."""
+    H, W = image.shape[:2]
+    ph, pw = H % 2, W % 2
+    if ph or pw:
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return image
+
+
+def render_frame(frame: np.ndarray | None, vertices, faces, K, side_camera: SideCamera | None = None,
+                 side_view: bool = True, joints=None, alpha: float = 0.85, draw_mesh: bool = True,
+                 image_size: tuple[int, int] | None = None, side_background=None,
+                 label: str | None = None) -> np.ndarray:
+    """One composite frame (H, W [+ W_side], 3) RGB uint8.
+
+    frame: the input image (H, W, 3) RGB (None: a dark background of ``image_size``); vertices (P, V, 3)
+    camera frame (P people, usually 2); faces (F, 3); K (3, 3) intrinsics of ``frame``; joints (P, 24, 3)
+    optional skeleton overlay. The side view (same size as the frame) uses ``side_camera``, fitted to this
+    frame's bodies when not given (pass one fitted to the whole sequence for a steady view).
+    """
+    vertices = _as_numpy(vertices)
+    faces = _as_numpy(faces, np.int64)
+    K = _as_numpy(K)
+    if frame is None:
+        if image_size is None:
+            raise ValueError("without a frame, image_size=(H, W) is needed")
+        frame = np.full((*image_size, 3), 40, dtype=np.uint8)
+    frame = _to_rgb_uint8(frame)
+    joints_list = None if joints is None else list(_as_numpy(joints))
+    cam_view = render_camera_view(frame, list(vertices), faces, K, alpha=alpha, joints=joints_list,
+                                  draw_mesh=draw_mesh)
+    if label:
+        cv2.putText(cam_view, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+    if not side_view:
+        return cam_view
+    H, W = frame.shape[:2]
+    if side_camera is None:
+        side_camera = SideCamera.fit(vertices, (H, W))
+    side = render_side_view(list(vertices), faces, side_camera, joints=joints_list, background=side_background)
+    if side.shape[0] != H:
+        side = cv2.resize(side, (int(round(side.shape[1] * H / side.shape[0])), H), interpolation=cv2.INTER_AREA)
+    return np.concatenate([cam_view, side], axis=1)
+
+
+def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float, side_view: bool = True,
+                       joints=None, image_size: tuple[int, int] | None = None, alpha: float = 0.85,
+                       up=None, progress: bool = True, crf: int = 20) -> Path:
+    """Write ``render.mp4``: per frame the input frame with the meshes overlaid, beside the side view.
+
+    path: output .mp4; frames: an iterable of T RGB frames, a function t -> frame, or None (dark background
+    of ``image_size``); vertices (T, P, V, 3) camera frame; faces (F, 3); K (3, 3) or (T, 3, 3); fps: the
+    input's frame rate; joints (T, P, 24, 3) optional skeleton overlay; up: the world's up direction in the
+    camera frame for the side view's ground (estimated when None). Returns the path.
+    """
+    import imageio_ffmpeg
+
+    path = Path(path)
+    vertices = _as_numpy(vertices, np.float32)
+    if vertices.ndim != 4:
+        raise ValueError(f"vertices must be (T, P, V, 3), got {vertices.shape}")
+    faces = _as_numpy(faces, np.int64)
+    K = _as_numpy(K)
+    joints = None if joints is None else _as_numpy(joints)
+    T = len(vertices)
+    if T == 0:
+        raise ValueError("no frames to render")
+    source = _frame_getter(frames, T, image_size)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
+    os.close(fd)
+    writer = None
+    side_camera = background = None
+    try:
+        bar = _progress(T, progress, path.name)
+        for t in range(T):
+            try:
+                frame = next(source)
+            except StopIteration:
+                raise ValueError(f"the frame source ended after {t} frames, {T} meshes given") from None
+            frame = _to_rgb_uint8(frame)
+            if side_view and side_camera is None:
+                side_camera = SideCamera.fit(vertices, frame.shape[:2], up=up)
+                background = side_camera.ground_image()
+            Kt = K[t] if K.ndim == 3 else K
+            img = _even(render_frame(frame, vertices[t], faces, Kt, side_camera=side_camera, side_view=side_view,
+                                     joints=None if joints is None else joints[t], alpha=alpha,
+                                     side_background=background))
+            if writer is None:
+                size = (img.shape[1], img.shape[0])
+                writer = imageio_ffmpeg.write_frames(
+                    tmp, size, fps=float(fps), codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+                    macro_block_size=1, quality=None, ffmpeg_log_level="error",
+                    output_params=["-crf", str(crf), "-movflags", "+faststart"])
+                writer.send(None)
+            elif (img.shape[1], img.shape[0]) != size:
+                raise ValueError(f"frame {t} has size {img.shape[1]}x{img.shape[0]}, not {size[0]}x{size[1]}")
+            writer.send(np.ascontiguousarray(img))
+            bar.update(1)
+        bar.close()
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                pass
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional here
+        return _NoBar()
+    return tqdm(total=total, desc=f"render {desc}", unit="frame", leave=False)
