@@ -1,0 +1,200 @@
+"""``viewer.html``: a self-contained interactive page of the reconstruction (three.js, works offline).
+
+One HTML file holds everything: three.js (the minified ES module build shipped under
+``socialmirror/assets/viewer/``, MIT licence, imported from a blob URL made of an inline copy), the page's
+own script (``viewer.js`` there: playback, frame slider, orbit camera, a Canvas-2D fallback where WebGL is
+missing) and the animation data. No network access, no CDN: it opens from ``file://``.
+
+Data: the meshes are moved from the camera frame (OpenCV: y down) into a y-up world whose ground plane
+(estimated from the lowest vertices and the up direction, as for the side view of ``render.mp4``) is y = 0,
+quantised to int16 on a grid of ``precision`` metres (1 mm by default, coarser only for scenes larger than
+65 m), delta-coded over time, byte-planed, zlib-compressed and base64-encoded; the page inflates it with the
+browser's ``DecompressionStream``. About 1-3 kB per body per frame for moving anny bodies (13,718 vertices).
+
+Test hooks: ``window.viewerState = {frame, numFrames, ready, playing, renderer}``, ``window.setFrame(k)``,
+and the URL parameters ``?frame=K`` (start paused at frame K), ``?slider=K`` (move the frame slider to K
+once loaded, through its input event, as a user would) and ``?play=0``.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import os
+import tempfile
+import warnings
+import zlib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from socialmirror.body.skeleton import SMPL24_PARENTS
+from socialmirror.render.mesh_renderer import PERSON_COLORS, _as_numpy, estimate_up
+
+log = logging.getLogger(__name__)
+
+THREE_VERSION = "0.170.0"
+DEFAULT_MAX_BYTES = 60_000_000
+
+
+def _asset(name: str) -> str:
+    return resources.files("socialmirror").joinpath("assets", "viewer", name).read_text(encoding="utf-8")
+
+
+def world_frame(vertices: np.ndarray, up=None) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation Rw (3, 3) and origin o (3,) taking camera-frame points p to a y-up world, w = Rw (p - o):
+    y along the (estimated) up direction, the ground (lowest vertices) at y = 0, x along the camera's
+    horizontal right, z towards the camera, the pair's mean centre above the origin."""
+    v = vertices
+    up = estimate_up(v) if up is None else np.asarray(up, float) / np.linalg.norm(up)
+    x = np.array([1.0, 0.0, 0.0]) - up[0] * up
+    if np.linalg.norm(x) < 1e-6:
+        x = np.array([0.0, 0.0, 1.0]) - up[2] * up
+    x /= np.linalg.norm(x)
+    z = np.cross(x, up)
+    Rw = np.stack([x, up, z])
+    sub = v[np.linspace(0, len(v) - 1, min(len(v), 200)).round().astype(int)]
+    heights = sub @ up
+    ground = float(np.percentile(heights.min(axis=(1, 2)), 5))
+    centre = sub.mean(axis=(0, 1, 2))
+    origin = centre - (centre @ up) * up + ground * up
+    return Rw, origin
+
+
+def _umask_mode(path) -> None:
+    """mkstemp makes 0600 files; give the output the usual mode (0666 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _pack_int16(q: np.ndarray, compress: bool) -> str:
+    """int16 array -> byte planes (all low bytes, then all high bytes) -> zlib -> base64."""
+    b = np.ascontiguousarray(q.astype("<i2")).view(np.uint8).reshape(-1, 2)
+    planes = np.ascontiguousarray(b.T).tobytes()
+    return _b64(zlib.compress(planes, 6) if compress else planes)
+
+
+def encode_animation(vertices, faces, fps: float, joints=None, up=None, precision: float = 1e-3,
+                     compress: bool = True, colors=None) -> dict:
+    """The page's data object (JSON-serialisable) for vertices (T, P, V, 3) camera frame."""
+    v = _as_numpy(vertices, np.float64)
+    if v.ndim == 3:
+        v = v[None]
+    if v.ndim != 4 or v.shape[-1] != 3:
+        raise ValueError(f"vertices must be (T, P, V, 3), got {v.shape}")
+    T, P, V, _ = v.shape
+    faces = _as_numpy(faces, np.int64)
+    Rw, origin = world_frame(v, up)
+    w = (v - origin) @ Rw.T
+    lo, hi = w.reshape(-1, 3).min(0), w.reshape(-1, 3).max(0)
+    mid = (lo + hi) / 2
+    step = max(precision, float((hi - lo).max()) / 65000.0)
+    q = np.round((w - mid) / step).astype(np.int32)  # within +-32500
+    d = np.diff(q, axis=0, prepend=np.zeros_like(q[:1]))  # delta over time; wraps consistently in int16
+    d16 = d.astype(np.int16)  # two's-complement wrap, undone by the page's Int16Array accumulation
+    data = {
+        "version": 1, "numFrames": T, "numPeople": P, "numVertices": V, "fps": float(fps),
+        "compressed": bool(compress),
+        "positions": {"step": step, "offset": mid.tolist(), "data": _pack_int16(d16, compress)},
+        "faces": {"type": "uint32" if V > 65535 else "uint16"},
+        "colors": [list(c) for c in (colors or [PERSON_COLORS[i % len(PERSON_COLORS)] for i in range(P)])],
+        "bounds": {"min": (lo).tolist(), "max": (hi).tolist()},
+        "parents": list(SMPL24_PARENTS),
+    }
+    fb = faces.astype("<u4" if V > 65535 else "<u2").tobytes()
+    data["faces"]["data"] = _b64(zlib.compress(fb, 6) if compress else fb)
+    if joints is not None:
+        j = _as_numpy(joints, np.float64)
+        if j.ndim == 3:
+            j = j[None]
+        jw = ((j - origin) @ Rw.T).astype("<f4")
+        data["joints"] = {"numJoints": int(j.shape[-2]), "data": _b64(jw.tobytes())}
+    return data
+
+
+def viewer_html(data: dict, title: str = "SocialMirror") -> str:
+    """The page's HTML for an ``encode_animation`` data object."""
+    three = _asset("three.module.min.js")
+    script = _asset("viewer.js")
+    payload = json.dumps(data, separators=(",", ":"))
+    for name, text in (("three.js", three), ("viewer.js", script), ("data", payload)):
+        low = text.lower()
+        if "</script" in low or "<!--" in low:
+            raise ValueError(f"{name} cannot be inlined in a <script> element")
+    t = html.escape(title)
+    T = data["numFrames"]
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{t}</title>
+<style>
+html, body {{ margin: 0; height: 100%; overflow: hidden; background: #dfe5ec; font: 14px system-ui, sans-serif; }}
+#view {{ position: absolute; inset: 0 0 48px 0; }}
+#view canvas {{ display: block; width: 100%; height: 100%; touch-action: none; cursor: grab; }}
+#ui {{ position: absolute; left: 0; right: 0; bottom: 0; height: 48px; display: flex; align-items: center;
+      gap: 10px; padding: 0 12px; background: #26303a; color: #eef; box-sizing: border-box; }}
+#ui button {{ min-width: 64px; height: 30px; }}
+#frame-slider {{ flex: 1; }}
+#frame-counter {{ min-width: 90px; text-align: right; font-variant-numeric: tabular-nums; }}
+#title {{ position: absolute; left: 12px; top: 8px; color: #223; font-weight: 600; pointer-events: none; }}
+#msg {{ position: absolute; left: 12px; top: 30px; color: #623; pointer-events: none; }}
+#legend span {{ display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 8px; }}
+</style>
+</head>
+<body>
+<div id="view"></div>
+<div id="title">{t}</div>
+<div id="msg">loading...</div>
+<div id="ui">
+  <button id="play-button" type="button">Pause</button>
+  <input id="frame-slider" type="range" min="0" max="{T - 1}" step="1" value="0" aria-label="frame">
+  <span id="frame-counter">1 / {T}</span>
+  <label><input id="skeleton-toggle" type="checkbox"> skeleton</label>
+  <span id="legend"></span>
+</div>
+<script id="sm-data" type="application/json">{payload}</script>
+<script id="sm-three" type="text/plain">{three}</script>
+<script type="module">
+{script}
+</script>
+</body>
+</html>
+"""
+
+
+def write_viewer_html(path, vertices, faces, fps: float, joints=None, title: str = "SocialMirror",
+                      up=None, precision: float = 1e-3, max_bytes: int = DEFAULT_MAX_BYTES,
+                      compress: bool = True) -> Path:
+    """Write ``viewer.html``: vertices (T, P, V, 3) camera frame (P people, usually 2), faces (F, 3),
+    the frame rate, optional joints (T, P, 24, 3) (a skeleton the page can show). Atomic (temporary file
+    in the same folder, renamed). Warns when the page is larger than ``max_bytes``. Returns the path."""
+    path = Path(path)
+    text = viewer_html(encode_animation(vertices, faces, fps, joints=joints, up=up, precision=precision,
+                                        compress=compress), title=title)
+    raw = text.encode("utf-8")
+    if len(raw) > max_bytes:
+        msg = (f"viewer.html is {len(raw) / 1e6:.1f} MB (over {max_bytes / 1e6:.0f} MB): browsers may be slow "
+               f"to open it; a coarser precision or fewer frames make it smaller")
+        warnings.warn(msg, stacklevel=2)
+        log.warning(msg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.html", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        _umask_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
