@@ -10,14 +10,8 @@ from socialmirror.data.observation import (CameraSampler, CameraSpec, Observatio
                                            capsule_occlusion, detector_joint_mask, mesh_occlusion, occlusion_rate,
                                            place_camera, to_smpl24_layout)
 
-# A standing adult in SMPL-24 order, y up, facing +z, +x = the body's left (approximate SMPL rest joints).
-STANDING = np.array([
-    [0.0, 0.95, 0.0], [0.09, 0.86, 0.0], [-0.09, 0.86, 0.0], [0.0, 1.07, -0.02], [0.1, 0.5, 0.0],
-    [-0.1, 0.5, 0.0], [0.0, 1.2, 0.0], [0.1, 0.08, -0.03], [-0.1, 0.08, -0.03], [0.0, 1.26, 0.01],
-    [0.11, 0.02, 0.1], [-0.11, 0.02, 0.1], [0.0, 1.45, 0.0], [0.08, 1.37, 0.0], [-0.08, 1.37, 0.0],
-    [0.0, 1.6, 0.03], [0.18, 1.38, 0.0], [-0.18, 1.38, 0.0], [0.22, 1.12, 0.0], [-0.22, 1.12, 0.0],
-    [0.24, 0.88, 0.02], [-0.24, 0.88, 0.02], [0.25, 0.8, 0.03], [-0.25, 0.8, 0.03],
-])
+from _pair_helpers import STANDING
+
 TORSO = ("pelvis", "left_hip", "right_hip", "neck", "left_shoulder", "right_shoulder")
 
 
@@ -223,6 +217,7 @@ def test_config_errors_are_clear():
         ObservationConfig(joint_noise={"nose": 2.0})
 
 
+@pytest.mark.shared_data
 def test_cmu_pair_observes(shared_data):
     from socialmirror.data.cmu import read_cmu_folder
     from socialmirror.data.interchange import resample
@@ -234,3 +229,31 @@ def test_cmu_pair_observes(shared_data):
     # Looking along the line between the two actors, one hides the other for part of the clip.
     along = ObservationModel(ObservationConfig(noise=False)).observe(seq, CameraSpec(azimuth=90.0))
     assert occlusion_rate(along) > 0.05
+
+
+def test_mesh_occlusion_with_body_model_vertices():
+    """Two anny bodies, one 1 m behind the other on the camera axis: the mesh path marks the rear torso."""
+    import torch
+
+    from socialmirror.body import BodyModelError, build_body_model
+    try:
+        body = build_body_model("anny")
+    except BodyModelError as e:
+        pytest.skip(str(e))
+    rot = torch.eye(3).expand(2, 24, 3, 3).clone()
+    out = body(rot, body.default_shape(2), torch.tensor([[0.0, 0.95, 0.0], [0.0, 0.95, 1.0]]))
+    joints = out.joints.detach().numpy()[None].repeat(3, axis=0)
+    verts = out.vertices.detach().numpy()[None].repeat(3, axis=0)
+    seq = TwoPersonSequence(joints3d=joints, joint_names=SMPL24_NAMES, fps=30.0, up=np.array([0.0, 1.0, 0.0]),
+                            vertices=verts, faces=np.asarray(body.faces))
+    spec = CameraSpec(azimuth=90.0, height=1.2, distance=4.0)
+    obs = ObservationModel(ObservationConfig(noise=False)).observe(seq, spec)
+    front = int(np.argmin(obs.joints_cam[0, :, JOINT_INDEX["pelvis"], 2]))
+    rear = 1 - front
+    torso = [JOINT_INDEX[n] for n in ("pelvis", "spine2", "neck", "left_shoulder", "right_shoulder")]
+    assert obs.occluded[:, rear][:, torso].all()
+    assert not obs.occluded[:, front].any()
+    capsules = ObservationModel(ObservationConfig(noise=False, use_mesh=False)).observe(seq, spec)
+    assert capsules.occluded[:, rear][:, torso].all()
+    agree = (capsules.occluded == obs.occluded).mean()
+    assert agree > 0.85

@@ -1,0 +1,380 @@
+"""Clips of L = 16 frames: window starts, window records, a training dataset that mixes sources, data specs.
+
+Every network of the method works on clips of L frames (paper Sec. 1.1). Two ways of cutting a sequence:
+
+* training: every window (stride 1), so each frame is seen in every position of the clip;
+* evaluation: non-overlapping windows, and when L does not divide T a last window aligned to the end of the
+  sequence that overlaps the previous one. Its ``new`` mask says which of its frames no earlier window
+  covered, so every frame is evaluated exactly once and no frame is thrown away. Sequences shorter than L
+  give one window padded by repeating the last frame (padding frames have ``valid`` False).
+
+``TwoPersonClipDataset`` draws a source by weight, a window uniformly within that source, a random camera
+(``CameraSampler``) and a simulated detector observation (``ObservationModel``), and randomly swaps the two
+persons (nothing in the data says who is "person 1"). Items are a pure function of (seed, epoch, index), so
+runs are reproducible with any number of DataLoader workers or DDP ranks.
+
+Data specs (the CLI's ``--data``): ``synth:N``, ``cmu:DIR``, ``butepage:DIR``, ``npz:DIR``, each optionally
+followed by ``@WEIGHT``; several separated by commas, e.g. ``synth:2000,cmu:../shared/data/cmu_18_19@0.5``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS
+from socialmirror.data.interchange import TwoPersonSequence, read_folder, read_npz, resample
+from socialmirror.data.observation import CameraSampler, Observation, ObservationModel
+
+CLIP_LENGTH = 16
+
+
+class DataSpecError(ValueError):
+    """A ``--data`` spec that cannot be parsed or loaded; the message names the spec at fault."""
+
+
+# --------------------------------------------------------------------------------------------- windows
+
+def window_starts(num_frames: int, length: int = CLIP_LENGTH, stride: int = 1, evaluation: bool = False
+                  ) -> np.ndarray:
+    """First frames of the windows of ``length`` over a sequence of ``num_frames``.
+
+    Training (``evaluation=False``): every ``stride``-th start, plus a last start aligned to the end when the
+    stride skips it. Evaluation: starts 0, L, 2L, ... and, when L does not divide T, a final start T - L
+    (overlapping the previous window; see ``evaluation_windows`` for which of its frames are new). A sequence
+    shorter than L has one window at 0 (padded).
+    """
+    if num_frames < 1:
+        raise ValueError(f"a sequence needs at least one frame, got {num_frames}")
+    if length < 1 or stride < 1:
+        raise ValueError(f"window length and stride must be >= 1, got length={length} stride={stride}")
+    if num_frames <= length:
+        return np.zeros(1, dtype=np.int64)
+    step = length if evaluation else stride
+    starts = list(range(0, num_frames - length + 1, step))
+    if starts[-1] != num_frames - length:
+        starts.append(num_frames - length)
+    return np.asarray(starts, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a sequence: frames ``start .. start + length - 1`` (clamped to the last frame).
+
+    ``valid`` (length,) marks real frames (False for padding past the end of a short sequence); ``new``
+    (length,) marks the frames this window is the first to cover (evaluation: score only these).
+    """
+
+    start: int
+    length: int
+    num_frames: int
+    valid: np.ndarray
+    new: np.ndarray
+
+    @property
+    def frames(self) -> np.ndarray:
+        """(length,) frame indices into the sequence; padding repeats the last frame."""
+        return np.minimum(self.start + np.arange(self.length), self.num_frames - 1)
+
+
+def evaluation_windows(num_frames: int, length: int = CLIP_LENGTH) -> list[Window]:
+    """Non-overlapping windows plus an end-aligned tail; the ``new`` masks cover every frame exactly once."""
+    windows = []
+    covered_until = 0  # frames [0, covered_until) already belong to an earlier window
+    for start in window_starts(num_frames, length, evaluation=True).tolist():
+        frames = start + np.arange(length)
+        valid = frames < num_frames
+        new = valid & (frames >= covered_until)
+        covered_until = int(min(num_frames, start + length))
+        windows.append(Window(int(start), int(length), int(num_frames), valid, new))
+    return windows
+
+
+def training_windows(num_frames: int, length: int = CLIP_LENGTH, stride: int = 1) -> list[Window]:
+    """Every training window (``new`` is all the window's valid frames)."""
+    out = []
+    for start in window_starts(num_frames, length, stride).tolist():
+        valid = start + np.arange(length) < num_frames
+        out.append(Window(int(start), int(length), int(num_frames), valid, valid.copy()))
+    return out
+
+
+def clip_sequence(seq: TwoPersonSequence, window: Window) -> TwoPersonSequence:
+    """The window's frames as a sequence of exactly ``window.length`` frames (padding repeats the last frame);
+    contacts are cut to the window and re-based to its first frame."""
+    idx = window.frames
+    contacts = None
+    if seq.contacts is not None:
+        last = window.length - 1
+        contacts = []
+        for j1, j2, t0, t1 in seq.contacts:
+            a, b = t0 - window.start, t1 - window.start
+            if b < 0 or a > last:
+                continue
+            contacts.append((j1, j2, max(0, a), min(last, b)))
+    return replace(seq, joints3d=seq.joints3d[idx],
+                   vertices=None if seq.vertices is None else seq.vertices[idx], contacts=contacts,
+                   meta={**seq.meta, "window_start": window.start})
+
+
+def swap_persons(seq: TwoPersonSequence) -> TwoPersonSequence:
+    """The same sequence with person 1 and person 2 exchanged (text and contacts follow their persons)."""
+    return replace(
+        seq, joints3d=seq.joints3d[:, ::-1].copy(),
+        vertices=None if seq.vertices is None else seq.vertices[:, ::-1].copy(),
+        text=None if seq.text is None else (seq.text[1], seq.text[0]),
+        contacts=None if seq.contacts is None else [(j2, j1, t0, t1) for j1, j2, t0, t1 in seq.contacts],
+    )
+
+
+def contact_map(contacts: Sequence[tuple[str, str, int, int]] | None, num_frames: int) -> np.ndarray:
+    """(T, 24, 24) bool: [t, i, j] is True when joint i of person 1 touches joint j of person 2 at frame t."""
+    out = np.zeros((num_frames, NUM_JOINTS, NUM_JOINTS), dtype=bool)
+    for j1, j2, t0, t1 in contacts or ():
+        out[max(0, t0):min(num_frames, t1 + 1), JOINT_INDEX[j1], JOINT_INDEX[j2]] = True
+    return out
+
+
+# --------------------------------------------------------------------------------------------- dataset
+
+class DataSource(NamedTuple):
+    """Sequences drawn together with one weight (unpacks as ``(sequences, weight)``)."""
+
+    sequences: list[TwoPersonSequence]
+    weight: float = 1.0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Which window an item came from: source index, sequence index within it, and the window."""
+
+    source: int
+    sequence: int
+    window: Window
+
+
+class TwoPersonClipDataset(Dataset):
+    """Training clips with simulated observations, mixing sources by weight.
+
+    Args:
+        sources: ``(sequences, weight)`` pairs (or ``DataSource``); a source is drawn with probability
+            proportional to its weight, then one of its windows uniformly.
+        length: clip length L.
+        observation_model, camera_sampler: the simulated detector and cameras (defaults: default configs).
+        seed: base seed; item ``i`` of epoch ``e`` uses the generator seeded with (seed, e, i).
+        epoch_size: ``len(self)``; default: the number of training windows over all sources.
+        stride: training window stride.
+        swap_prob: probability of exchanging the two persons.
+
+    An item is a dict of tensors with the persons first: ``keypoints2d`` (2, L, 24, 3), ``boxes`` (2, L, 3),
+    ``joints_cam`` (2, L, 24, 3) target (0 where ``joint_mask`` is False), ``joint_mask`` (24,) joints the
+    ground truth has, ``valid`` (2, L) real (not padded) frames, ``detected`` (2, L), ``occluded``
+    (2, L, 24), ``intrinsics`` (3, 3), ``extrinsics`` (4, 4), ``image_size`` (2,) = (w, h), ``contact_map``
+    (L, 24, 24) bool; and, always present so batches from mixed sources collate, ``has_contacts``,
+    ``has_text``, ``text`` (two strings, "" when absent), ``action`` ("" when absent), plus ``name``/``start``.
+    """
+
+    def __init__(self, sources: Sequence[tuple[list[TwoPersonSequence], float] | DataSource],
+                 length: int = CLIP_LENGTH, observation_model: ObservationModel | None = None,
+                 camera_sampler: CameraSampler | None = None, seed: int = 0, epoch_size: int | None = None,
+                 stride: int = 1, swap_prob: float = 0.5):
+        self.sources = [DataSource(list(s[0]), float(s[1]), s[2] if len(s) > 2 else "") for s in sources]
+        if not self.sources:
+            raise ValueError("TwoPersonClipDataset needs at least one source")
+        for i, s in enumerate(self.sources):
+            if not s.sequences:
+                raise ValueError(f"source {i} ({s.name or 'unnamed'}) has no sequences")
+            if not (s.weight >= 0.0 and np.isfinite(s.weight)):
+                raise ValueError(f"source {i} ({s.name or 'unnamed'}) has weight {s.weight}; expected >= 0")
+        weights = np.array([s.weight for s in self.sources])
+        if weights.sum() <= 0:
+            raise ValueError("every source has weight 0")
+        self.probabilities = weights / weights.sum()
+        self.length = int(length)
+        self.stride = int(stride)
+        self.observation_model = observation_model or ObservationModel()
+        self.camera_sampler = camera_sampler or CameraSampler()
+        self.seed = int(seed)
+        self.swap_prob = float(swap_prob)
+        self.epoch = 0
+        # Per source: cumulative window counts over its sequences, to draw a window uniformly.
+        self._counts = [np.cumsum([len(window_starts(q.num_frames, self.length, self.stride))
+                                   for q in s.sequences]) for s in self.sources]
+        self.num_windows = int(sum(c[-1] for c in self._counts))
+        self.epoch_size = int(epoch_size) if epoch_size is not None else self.num_windows
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different clips, cameras and noise in each epoch (call it like DistributedSampler's)."""
+        self.epoch = int(epoch)
+
+    def draw_clip(self, rng: np.random.Generator) -> Clip:
+        src = int(rng.choice(len(self.sources), p=self.probabilities))
+        counts = self._counts[src]
+        k = int(rng.integers(int(counts[-1])))
+        seq_index = int(np.searchsorted(counts, k, side="right"))
+        offset = k - (int(counts[seq_index - 1]) if seq_index else 0)
+        seq = self.sources[src].sequences[seq_index]
+        start = int(window_starts(seq.num_frames, self.length, self.stride)[offset])
+        valid = start + np.arange(self.length) < seq.num_frames
+        return Clip(src, seq_index, Window(start, self.length, seq.num_frames, valid, valid.copy()))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        rng = np.random.default_rng((self.seed, self.epoch, int(index)))
+        clip = self.draw_clip(rng)
+        seq = clip_sequence(self.sources[clip.source].sequences[clip.sequence], clip.window)
+        swapped = bool(rng.random() < self.swap_prob)
+        if swapped:
+            seq = swap_persons(seq)
+        camera = self.camera_sampler.place(seq, rng)
+        obs = self.observation_model.observe(seq, camera, rng=rng)
+        return make_item(seq, obs, clip.window, swapped=swapped)
+
+
+def make_item(seq: TwoPersonSequence, obs: Observation, window: Window, swapped: bool = False) -> dict[str, Any]:
+    """Tensors of one clip (persons first; see ``TwoPersonClipDataset``) from its sequence and observation."""
+    length = window.length
+    joints = np.nan_to_num(obs.joints_cam.transpose(1, 0, 2, 3), nan=0.0)
+    valid = np.broadcast_to(window.valid, (2, length))
+    return {
+        "keypoints2d": torch.from_numpy(np.ascontiguousarray(obs.keypoints2d.transpose(1, 0, 2, 3))),
+        "boxes": torch.from_numpy(np.ascontiguousarray(obs.boxes.transpose(1, 0, 2))),
+        "joints_cam": torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32)),
+        "joint_mask": torch.from_numpy(obs.joint_mask.copy()),
+        "valid": torch.from_numpy(valid.copy()),
+        "detected": torch.from_numpy(np.ascontiguousarray(obs.detected.T) & valid),
+        "occluded": torch.from_numpy(np.ascontiguousarray(obs.occluded.transpose(1, 0, 2))),
+        "intrinsics": torch.from_numpy(obs.intrinsics.copy()),
+        "extrinsics": torch.from_numpy(obs.extrinsics.copy()),
+        "image_size": torch.tensor(obs.image_size, dtype=torch.float32),
+        "contact_map": torch.from_numpy(contact_map(seq.contacts, length)),
+        "has_contacts": seq.contacts is not None,
+        "has_text": seq.text is not None,
+        "text": tuple(seq.text) if seq.text is not None else ("", ""),
+        "action": seq.action or "",
+        "name": seq.name,
+        "start": window.start,
+        "swapped": swapped,
+    }
+
+
+def evaluation_items(seq: TwoPersonSequence, obs: Observation, length: int = CLIP_LENGTH
+                     ) -> list[tuple[Window, dict[str, Any]]]:
+    """Evaluation clips of a whole-sequence observation (one camera, one seed for the whole sequence, as a
+    video would be): each window with its item (same keys as the training dataset). Score a window's
+    prediction only on ``window.new`` frames so that every frame counts exactly once."""
+    if obs.num_frames != seq.num_frames:
+        raise ValueError(f"observation has {obs.num_frames} frames but the sequence {seq.num_frames}")
+    return [(w, make_item(clip_sequence(seq, w), obs.select_frames(w.frames), w))
+            for w in evaluation_windows(seq.num_frames, length)]
+
+
+# ------------------------------------------------------------------------------------------ data specs
+
+KINDS = ("synth", "cmu", "butepage", "npz")
+_SYNTH_ENTRY_POINTS = ("synthesize_dataset", "generate_dataset", "synthesize", "generate")
+
+
+def _synth_sequences(n: int, seed: int) -> list[TwoPersonSequence]:
+    """``n`` synthetic interactions from ``socialmirror.data.synth`` (imported only when asked for)."""
+    try:
+        import socialmirror.data.synth as synth
+    except ImportError as e:
+        raise DataSpecError(f"synth:{n}: the synthesizer (socialmirror.data.synth) is not available ({e})") from None
+    for name in _SYNTH_ENTRY_POINTS:
+        fn = getattr(synth, name, None)
+        if callable(fn):
+            return list(fn(n, seed=seed))
+    raise DataSpecError(f"synth:{n}: socialmirror.data.synth has none of {list(_SYNTH_ENTRY_POINTS)} "
+                        f"(expected a function (n, seed=) -> list[TwoPersonSequence])")
+
+
+def load_data_spec(spec: str, fps: float | None = 30.0, seed: int = 0) -> list[TwoPersonSequence]:
+    """The sequences of one ``KIND:ARG`` spec (no weight), resampled to ``fps`` (None keeps each rate)."""
+    kind, sep, arg = spec.strip().partition(":")
+    if not sep or not arg:
+        raise DataSpecError(f"data spec {spec!r}: expected KIND:ARG with KIND one of {list(KINDS)}")
+    if kind == "synth":
+        try:
+            n = int(arg)
+        except ValueError:
+            raise DataSpecError(f"data spec {spec!r}: synth takes a number of sequences, e.g. synth:1000") from None
+        if n < 1:
+            raise DataSpecError(f"data spec {spec!r}: synth needs at least one sequence")
+        seqs = _synth_sequences(n, seed)
+    elif kind in ("cmu", "butepage", "npz"):
+        folder = Path(arg).expanduser()
+        if kind == "npz" and folder.is_file():
+            seqs = [read_npz(folder)]
+        elif not folder.is_dir():
+            raise DataSpecError(f"data spec {spec!r}: no such folder {folder}")
+        elif kind == "cmu":
+            from socialmirror.data.cmu import read_cmu_folder
+            seqs = read_cmu_folder(folder)
+        elif kind == "butepage":
+            from socialmirror.data.butepage import read_butepage
+            seqs = read_butepage(folder)
+        else:
+            seqs = read_folder(folder)
+    else:
+        raise DataSpecError(f"data spec {spec!r}: unknown kind {kind!r} (expected one of {list(KINDS)})")
+    if not seqs:
+        raise DataSpecError(f"data spec {spec!r}: no sequences")
+    if fps is not None:
+        seqs = [q if abs(q.fps - fps) < 1e-6 else resample(q, fps) for q in seqs]
+    return seqs
+
+
+def split_data_spec(spec: str) -> list[tuple[str, float]]:
+    """``"a:X@2,b:Y"`` -> ``[("a:X", 2.0), ("b:Y", 1.0)]``."""
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        body, at, weight = part.rpartition("@") if "@" in part else (part, "", "")
+        if at:
+            try:
+                w = float(weight)
+            except ValueError:
+                raise DataSpecError(f"data spec {part!r}: weight {weight!r} is not a number") from None
+            if not (w >= 0 and np.isfinite(w)):
+                raise DataSpecError(f"data spec {part!r}: weight must be >= 0")
+        else:
+            body, w = part, 1.0
+        out.append((body, w))
+    if not out:
+        raise DataSpecError(f"empty data spec {spec!r}")
+    return out
+
+
+def parse_data_spec(spec: str | Sequence[str], fps: float | None = 30.0, seed: int = 0) -> list[DataSource]:
+    """Data sources for ``TwoPersonClipDataset`` from one or several specs (``KIND:ARG[@WEIGHT]``, comma-
+    separated or a list). Clips are cut at one frame rate (default 30 fps) so L frames span the same time."""
+    parts = [spec] if isinstance(spec, str) else list(spec)
+    sources = []
+    for k, (body, weight) in enumerate(p for s in parts for p in split_data_spec(s)):
+        sources.append(DataSource(load_data_spec(body, fps=fps, seed=seed + k), weight, body))
+    return sources
+
+
+def sequences_from_spec(spec: str | Sequence[str], fps: float | None = 30.0, seed: int = 0
+                        ) -> list[TwoPersonSequence]:
+    """Every sequence of the specs, weights ignored (evaluation)."""
+    return [q for s in parse_data_spec(spec, fps=fps, seed=seed) for q in s.sequences]
+
+
+__all__ = [
+    "CLIP_LENGTH", "Clip", "DataSource", "DataSpecError", "TwoPersonClipDataset", "Window", "clip_sequence",
+    "contact_map", "evaluation_items", "evaluation_windows", "load_data_spec", "make_item", "parse_data_spec",
+    "sequences_from_spec",
+    "split_data_spec", "swap_persons", "training_windows", "window_starts",
+]
