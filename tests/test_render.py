@@ -194,3 +194,17 @@ def _rest_facing_camera(torch, flip):
     rot = torch.eye(3).expand(2, 24, 3, 3).clone()
     rot[:, 0] = flip  # global orientation only: the rest A-pose, upright in the camera frame
     return rot
+
+
+def test_missing_person_frame_is_skipped(tmp_path):
+    """A person not reconstructed in a frame (NaN vertices) is left out of that frame, not a crash."""
+    import imageio_ffmpeg
+
+    verts, f = two_capsules(3)
+    verts[1, 1] = np.nan
+    frames = [np.zeros((180, 320, 3), np.uint8)] * 3
+    out = render_frame(frames[0], verts[1], f, intrinsics(), side_camera=SideCamera.fit(verts, (180, 320)),
+                       alpha=1.0)
+    assert _has_color(out, PERSON_COLORS[0]) and not _has_color(out, PERSON_COLORS[1])
+    path = write_render_video(tmp_path / "r.mp4", frames, verts, f, intrinsics(), fps=5, progress=False)
+    assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 3

@@ -148,3 +148,26 @@ def test_viewer_in_headless_chromium(tmp_path, anny_sequence):
     dom = _dump_dom(chromium, html, f"slider={T - 1}", profile)
     assert 'data-ready="1"' in dom and f'data-frame="{T - 1}"' in dom
     assert f"{T} / {T}" in dom
+
+
+def test_encode_missing_person_frame(anny_sequence):
+    verts, faces, joints = anny_sequence
+    verts = verts.copy()
+    verts[3, 1] = np.nan
+    data = encode_animation(verts, faces, fps=25, joints=joints)
+    assert data["numFrames"] == T
+    numbers = data["bounds"]["min"] + data["bounds"]["max"] + data["positions"]["offset"] + [data["positions"]["step"]]
+    assert np.isfinite(numbers).all()
+    assert max(data["bounds"]["max"]) < 3  # the missing frame did not stretch the bounds
+
+
+def test_viewer_canvas_fallback_in_headless_chromium(tmp_path, anny_sequence):
+    """Where WebGL is missing the page draws with Canvas 2D (forced here with ?renderer=canvas)."""
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium here (Debian: apt-get install -y chromium)")
+    verts, faces, _ = anny_sequence
+    html = write_viewer_html(tmp_path / "viewer.html", verts[:3], faces, fps=25)
+    img = _screenshot(chromium, html, "renderer=canvas&frame=1", tmp_path / "canvas.png", tmp_path / "profile")
+    for c in PERSON_COLORS[:2]:
+        assert _color_pixels(img, c) > 2000, f"body colour {c} missing"

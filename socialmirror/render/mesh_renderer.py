@@ -201,6 +201,11 @@ def draw_meshes(image: np.ndarray, meshes, faces, K, colors=None, alpha: float =
     if not meshes:
         return image.copy()
     colors = colors or [person_color(i) for i in range(len(meshes))]
+    # A person missing in this frame (non-finite vertices) is not drawn; the others keep their colours.
+    shown = [i for i, m in enumerate(meshes) if np.isfinite(m).all()]
+    meshes, colors = [meshes[i] for i in shown], [colors[i] for i in shown]
+    if not meshes:
+        return image.copy()
     verts, tris, _ = _stack_meshes(meshes, faces)
     frags = rasterize(verts, tris, K, (H, W), cull_back=cull_back, background_depth=background_depth)
     face_rgb = np.concatenate([shade_faces(m, faces, colors[i], light_dir) for i, m in enumerate(meshes)])
@@ -222,7 +227,7 @@ def draw_skeleton(image: np.ndarray, joints_cam, K, colors=None, radius: int = 3
     colors = colors or list(SKELETON_COLORS)
     for i, j in enumerate(joints_cam):
         j = _as_numpy(j)
-        if (j[:, 2] <= 1e-2).any():
+        if not np.isfinite(j).all() or (j[:, 2] <= 1e-2).any():
             continue
         uv = np.stack([j[:, 0] / j[:, 2] * K[0, 0] + K[0, 2], j[:, 1] / j[:, 2] * K[1, 1] + K[1, 2]], 1)
         if not np.isfinite(uv).all() or np.abs(uv).max() > 1e5:
@@ -262,6 +267,7 @@ def estimate_up(vertices, default=(0.0, -1.0, 0.0), max_angle_deg: float = 35.0)
     default = default / np.linalg.norm(default)
     v = _as_numpy(vertices)
     v = v.reshape(-1, v.shape[-2], 3)
+    v = v[np.isfinite(v).all(axis=(1, 2))]
     if len(v) > 64:
         v = v[np.linspace(0, len(v) - 1, 64).round().astype(int)]
     axes = []
@@ -280,6 +286,29 @@ def estimate_up(vertices, default=(0.0, -1.0, 0.0), max_angle_deg: float = 35.0)
     if np.degrees(np.arccos(np.clip(up @ default, -1, 1))) > max_angle_deg:
         return default
     return up
+
+
+def _fill_missing(v: np.ndarray) -> np.ndarray:
+    """(T, P, V, 3) with the person-frames that have non-finite vertices replaced by that person's
+    nearest complete frame (for placing cameras and ground planes, never for drawing)."""
+    ok = np.isfinite(v).all(axis=(2, 3))  # (T, P)
+    if ok.all():
+        return v
+    if not ok.any():
+        raise ValueError("no frame has finite vertices")
+    v = v.copy()
+    for p in range(v.shape[1]):
+        good = np.nonzero(ok[:, p])[0]
+        if len(good) == 0:  # this person is never seen: use another one's
+            q = int(np.nonzero(ok.any(0))[0][0])
+            v[:, p] = v[:, q]
+            good_q = np.nonzero(ok[:, q])[0]
+            for t in np.nonzero(~ok[:, q])[0]:
+                v[t, p] = v[good_q[np.abs(good_q - t).argmin()], q]
+            continue
+        for t in np.nonzero(~ok[:, p])[0]:
+            v[t, p] = v[good[np.abs(good - t).argmin()], p]
+    return v
 
 
 def _look_at(eye, target, up):
@@ -320,6 +349,7 @@ class SideCamera:
         v = _as_numpy(vertices)
         if v.ndim == 3:
             v = v[None]
+        v = _fill_missing(v)
         T, P = v.shape[:2]
         if T > 200:
             v = v[np.linspace(0, T - 1, 200).round().astype(int)]

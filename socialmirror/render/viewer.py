@@ -13,7 +13,8 @@ browser's ``DecompressionStream``. About 1-3 kB per body per frame for moving an
 
 Test hooks: ``window.viewerState = {frame, numFrames, ready, playing, renderer}``, ``window.setFrame(k)``,
 and the URL parameters ``?frame=K`` (start paused at frame K), ``?slider=K`` (move the frame slider to K
-once loaded, through its input event, as a user would) and ``?play=0``.
+once loaded, through its input event, as a user would), ``?play=0``, ``?skeleton=1`` and ``?renderer=canvas``
+(force the Canvas-2D fallback that is otherwise used only where WebGL is missing).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.body.skeleton import SMPL24_PARENTS
-from socialmirror.render.mesh_renderer import PERSON_COLORS, _as_numpy, estimate_up
+from socialmirror.render.mesh_renderer import PERSON_COLORS, _as_numpy, _fill_missing, estimate_up
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,13 @@ def encode_animation(vertices, faces, fps: float, joints=None, up=None, precisio
         raise ValueError(f"vertices must be (T, P, V, 3), got {v.shape}")
     T, P, V, _ = v.shape
     faces = _as_numpy(faces, np.int64)
-    Rw, origin = world_frame(v, up)
-    w = (v - origin) @ Rw.T
+    missing = ~np.isfinite(v).all(axis=(2, 3))  # (T, P): a person not reconstructed in a frame
+    filled = _fill_missing(v)
+    Rw, origin = world_frame(filled, up)
+    w = (filled - origin) @ Rw.T
+    if missing.any():
+        # Collapse the missing person-frames to one point on the ground: degenerate, so invisible.
+        w[missing] = 0.0
     lo, hi = w.reshape(-1, 3).min(0), w.reshape(-1, 3).max(0)
     mid = (lo + hi) / 2
     step = max(precision, float((hi - lo).max()) / 65000.0)
@@ -114,7 +120,9 @@ def encode_animation(vertices, faces, fps: float, joints=None, up=None, precisio
         j = _as_numpy(joints, np.float64)
         if j.ndim == 3:
             j = j[None]
-        jw = ((j - origin) @ Rw.T).astype("<f4")
+        jw = (j - origin) @ Rw.T
+        jw[~np.isfinite(jw).all(axis=(-1, -2))] = 0.0
+        jw = jw.astype("<f4")
         data["joints"] = {"numJoints": int(j.shape[-2]), "data": _b64(jw.tobytes())}
     return data
 

@@ -1,6 +1,6 @@
 // SocialMirror viewer: two animated bodies on a ground grid, play/pause, frame slider, orbit camera.
 // Inlined into viewer.html by socialmirror/render/viewer.py together with three.js and the data.
-// Test hooks: window.viewerState, window.setFrame(k), URL ?frame=K, ?slider=K, ?play=0.
+// Test hooks: window.viewerState, window.setFrame(k), URL ?frame=K, ?slider=K, ?play=0, ?renderer=canvas, ?skeleton=1.
 
 const state = { frame: 0, numFrames: 0, ready: false, playing: true, renderer: "none", error: null };
 window.viewerState = state;
@@ -245,6 +245,7 @@ async function main() {
   const container = $("view");
   let view;
   try {
+    if (params.get("renderer") === "canvas") throw new Error("Canvas-2D renderer asked for (?renderer=canvas)");
     view = await makeThreeView(data, anim, container);
   } catch (err) {
     console.warn("three.js/WebGL unavailable, using the Canvas-2D fallback:", err);
@@ -290,6 +291,7 @@ async function main() {
     legend.appendChild(document.createTextNode(`person ${p + 1}`));
   });
 
+  if (params.get("skeleton") === "1" && anim.joints) { $("skeleton-toggle").checked = true; view.showSkeleton(true); }
   const start = params.get("frame");
   if (start !== null || params.get("play") === "0") setPlaying(false);
   setFrame(start !== null ? start : 0);
