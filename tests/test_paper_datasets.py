@@ -272,3 +272,171 @@ def test_estimate_up_and_camera_roundtrip():
     back = CameraParams.from_dict(json.loads(json.dumps(cam.to_dict())))
     assert np.allclose(back.R, cam.R) and back.image_size == (900, 900)
     assert np.allclose(cam.to_camera(cam.center), 0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------------------- CHI3D
+
+# SMPL-24 index of each Human3.6M-25 joint the fixture builds from the SMPL-like rest skeleton.
+_H36M_FROM_SMPL = {0: 0, 1: 2, 2: 5, 3: 8, 4: 1, 5: 4, 6: 7, 7: 6, 8: 12, 9: 15, 10: 15, 11: 16, 12: 18, 13: 20,
+                   14: 17, 15: 19, 16: 21, 17: 11, 18: 11, 19: 10, 20: 10, 21: 22, 22: 22, 23: 23, 24: 23}
+_CHI3D_CAMS = ("50591643", "58860488", "60457274", "65906101")
+
+
+def _write_chi3d(subject_dir, action="Hug 1", t=3, seed=0):
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    smpl_joints = _pair_joints(rng, t, z_up=True)  # (T, 2, 24, 3)
+    h36m = smpl_joints[:, :, [_H36M_FROM_SMPL[k] for k in range(25)]]
+    h36m[:, :, 10, 2] += 0.12  # head top above the head
+    for sub in ("joints3d_25", "smplx"):
+        (subject_dir / sub).mkdir(parents=True, exist_ok=True)
+    with open(subject_dir / "joints3d_25" / f"{action}.json", "w") as f:
+        json.dump({"joints3d_25": h36m.transpose(1, 0, 2, 3).tolist()}, f)
+    aa_body = rng.normal(scale=0.2, size=(2, t, 21, 3))
+    aa_root = rng.normal(scale=0.2, size=(2, t, 1, 3))
+    mats = lambda aa: Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(aa.shape[:-1] + (3, 3))  # noqa: E731
+    smplx = {"transl": rng.normal(size=(2, t, 3)).tolist(), "global_orient": mats(aa_root).tolist(),
+             "body_pose": mats(aa_body).tolist(), "betas": rng.normal(size=(2, t, 10)).tolist(),
+             "left_hand_pose": np.zeros((2, t, 15, 3, 3)).tolist(), "right_hand_pose": np.zeros((2, t, 15, 3, 3)).tolist(),
+             "jaw_pose": np.zeros((2, t, 1, 3, 3)).tolist(), "expression": np.zeros((2, t, 10)).tolist()}
+    with open(subject_dir / "smplx" / f"{action}.json", "w") as f:
+        json.dump(smplx, f)
+    for k, cam in enumerate(_CHI3D_CAMS):
+        R, tt = _camera_extrinsic(np.pi / 2 * k)
+        R = R @ Y_TO_Z_UP.T
+        centre = -R.T @ tt
+        (subject_dir / "camera_parameters" / cam).mkdir(parents=True, exist_ok=True)
+        with open(subject_dir / "camera_parameters" / cam / f"{action}.json", "w") as f:
+            json.dump({"extrinsics": {"R": R.tolist(), "T": [centre.tolist()]},
+                       "intrinsics_wo_distortion": {"f": [1145.0, 1144.0], "c": [450.0, 450.0]},
+                       "intrinsics_w_distortion": {"f": [1145.0, 1144.0], "c": [450.0, 450.0],
+                                                   "k": [0.0, 0.0, 0.0], "p": [0.0, 0.0]}}, f)
+        (subject_dir / "videos" / cam).mkdir(parents=True, exist_ok=True)
+        (subject_dir / "videos" / cam / f"{action}.mp4").write_bytes(b"")
+    return smpl_joints, h36m, aa_body
+
+
+def test_chi3d_fixture_loads(tmp_path):
+    from socialmirror.data.chi3d import CHI3D_JOINT_NAMES, chi3d_action, read_chi3d
+
+    smpl_joints, h36m, aa_body = _write_chi3d(tmp_path / "chi3d" / "train" / "s02")
+    _write_chi3d(tmp_path / "chi3d" / "train" / "s02", action="HoldingHands 2", seed=1)
+    _write_chi3d(tmp_path / "chi3d" / "test" / "s04", action="Push 3", seed=2)
+    samples = read_chi3d(tmp_path)
+    assert [(s.action, s.split) for s in samples] == [("holding hands", "train"), ("hug", "train"), ("push", "test")]
+    s = samples[1]
+    seq = s.sequence
+    assert seq.joints3d.shape == (3, 2, 15, 3) and seq.joint_names == CHI3D_JOINT_NAMES and seq.fps == 50.0
+    assert set(seq.joint_names) <= set(SMPL24_NAMES) and np.allclose(seq.up, [0, 0, 1])
+    # Human3.6M order mapped by name: right leg first, left arm before right arm.
+    for name in ("pelvis", "left_hip", "right_knee", "left_ankle", "neck", "left_wrist", "right_shoulder"):
+        assert np.allclose(seq.joint(name), smpl_joints[:, :, SMPL24_NAMES.index(name)], atol=1e-6), name
+    assert s.extra["joints3d_25"].shape == (3, 2, 25, 3) and np.allclose(s.extra["joints3d_25"], h36m, atol=1e-6)
+    # SMPL-X parameters: matrices back to the axis-angle they were made from.
+    assert s.smpl.model == "smplx" and s.smpl.body_pose.shape == (3, 2, 63) and s.smpl.betas.shape == (3, 2, 10)
+    assert np.allclose(s.smpl.body_pose, aa_body.reshape(2, 3, 63).transpose(1, 0, 2), atol=1e-5)
+    assert s.smpl.rotmats().shape == (3, 2, 24, 3, 3)
+    # Cameras in IMAR's convention: every camera sees both people upright and inside the 900 x 900 image.
+    assert [c.name for c in s.cameras] == list(_CHI3D_CAMS) and seq.meta["videos"] == list(_CHI3D_CAMS)
+    for k in range(4):
+        uv = s.project(k)
+        assert np.all((uv > 0) & (uv < 900))
+        assert np.all(uv[:, :, seq.joint_names.index("head"), 1] < uv[:, :, seq.joint_names.index("left_ankle"), 1])
+    assert [x.action for x in read_chi3d(tmp_path / "chi3d" / "test" / "s04")] == ["push"]
+    assert len(read_chi3d(tmp_path, split="test")) == 1 and len(read_chi3d(tmp_path, actions=["hug"])) == 1
+    assert chi3d_action("Holding hands 10") == "holding hands" and chi3d_action("Grab 1") == "grab"
+
+
+def test_chi3d_errors(tmp_path):
+    from socialmirror.data.chi3d import read_chi3d
+
+    with pytest.raises(InputError, match="no such folder"):
+        read_chi3d(tmp_path / "nope")
+    (tmp_path / "x").mkdir()
+    with pytest.raises(InputError, match="joints3d_25"):
+        read_chi3d(tmp_path / "x")
+    subject = tmp_path / "chi3d" / "train" / "s03"
+    (subject / "joints3d_25").mkdir(parents=True)
+    (subject / "joints3d_25" / "Kick 1.json").write_text(json.dumps({"joints3d_25": np.zeros((3, 25, 3)).tolist()}))
+    with pytest.raises(InputError, match=r"expected \(2, T, 25, 3\)"):
+        read_chi3d(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- Harmony4D
+
+def _write_harmony4d(take_dir, t=3, seed=0, drop_frame=None, colmap=True):
+    rng = np.random.default_rng(seed)
+    joints = _pair_joints(rng, t, z_up=True)
+    (take_dir / "processed_data" / "smpl").mkdir(parents=True)
+    for k in range(t):
+        frame = {}
+        for p, person in enumerate(("aria01", "aria02")):
+            if drop_frame == k and p == 1:
+                continue
+            extra = rng.normal(scale=0.1, size=(21, 3)) + joints[k, p, :1]
+            frame[person] = {"betas": rng.normal(size=10), "body_pose": rng.normal(scale=0.1, size=69),
+                             "global_orient": rng.normal(size=3), "transl": rng.normal(size=3),
+                             "joints": np.concatenate([joints[k, p], extra]),
+                             "vertices": joints[k, p, :1] + rng.uniform(-0.5, 0.5, size=(6890, 3)),
+                             "epoch_loss": 0.1}
+        np.save(take_dir / "processed_data" / "smpl" / f"{k + 1:05d}.npy", frame, allow_pickle=True)
+    for cam in ("cam01", "cam02"):
+        (take_dir / "exo" / cam / "images").mkdir(parents=True)
+    if colmap:
+        work = take_dir / "colmap" / "workplace"
+        work.mkdir(parents=True)
+        work.joinpath("cameras.txt").write_text(
+            "# Camera list\n1 OPENCV_FISHEYE 3840 2160 1800 1800 1920 1080 0.01 0.0 0.0 0.0\n"
+            "2 OPENCV_FISHEYE 3840 2160 1810 1810 1920 1080 0.01 0.0 0.0 0.0\n")
+        work.joinpath("images.txt").write_text(
+            "# Image list\n1 1 0 0 0 0.5 0 2 1 cam01/00001.jpg\n10 20 1\n"
+            "2 0.7071068 0 0.7071068 0 0 0 3 2 cam02/00001.jpg\n\n3 1 0 0 0 0 0 0 1 cam01/00002.jpg\n\n")
+    return joints
+
+
+def test_harmony4d_fixture_loads(tmp_path):
+    from socialmirror.data.harmony4d import harmony4d_action, read_harmony4d, read_harmony4d_take
+
+    joints = _write_harmony4d(tmp_path / "train" / "01_hugging" / "001_hugging")
+    _write_harmony4d(tmp_path / "test" / "03_grappling2" / "025_grappling2", seed=1, drop_frame=1, colmap=False)
+    samples = read_harmony4d(tmp_path)
+    assert [(s.action, s.split) for s in samples] == [("grappling", "test"), ("hugging", "train")]
+    s = samples[1]
+    seq = s.sequence
+    assert seq.joints3d.shape == (3, 2, 24, 3) and seq.joint_names == SMPL24_NAMES and seq.fps == 20.0
+    assert np.allclose(seq.joints3d, joints, atol=1e-5) and np.allclose(seq.up, [0, 0, 1])
+    assert seq.meta["persons"] == ["aria01", "aria02"] and seq.meta["frame_ids"] == [1, 2, 3]
+    assert seq.meta["exo_cameras"] == ["cam01", "cam02"]
+    assert s.smpl.model == "smpl" and s.smpl.body_pose.shape == (3, 2, 69) and s.smpl.betas.shape == (3, 2, 10)
+    cams = seq.meta["colmap_cameras"]
+    assert [c["name"] for c in cams] == ["cam01", "cam02"] and cams[0]["model"] == "OPENCV_FISHEYE"
+    assert np.allclose(cams[1]["R"], [[0, 0, 1], [0, 1, 0], [-1, 0, 0]], atol=1e-6)  # 90 degrees about y
+    assert cams[0]["t"] == [0.5, 0.0, 2.0] and s.cameras == []
+    # A frame missing one person is dropped and reported.
+    g = samples[0].sequence
+    assert g.num_frames == 2 and g.meta["frame_ids"] == [1, 3] and g.meta["dropped_frame_ids"] == [2]
+    assert harmony4d_action("01_hugging") == "hugging"
+    # A take, an activity or a split folder as the root; vertices on request.
+    take = tmp_path / "train" / "01_hugging" / "001_hugging"
+    assert read_harmony4d(tmp_path / "train")[0].split == "train"
+    assert read_harmony4d(take)[0].name == s.name
+    assert read_harmony4d_take(take, with_vertices=True).sequence.vertices.shape == (3, 2, 6890, 3)
+    assert len(read_harmony4d(tmp_path, split="test")) == 1
+
+
+def test_harmony4d_errors(tmp_path):
+    from socialmirror.data.harmony4d import read_harmony4d
+
+    with pytest.raises(InputError, match="no such folder"):
+        read_harmony4d(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="processed_data/smpl"):
+        read_harmony4d(tmp_path / "empty")
+    take = tmp_path / "train" / "09_karate" / "007_karate" / "processed_data" / "smpl"
+    take.mkdir(parents=True)
+    np.save(take / "00001.npy", {"aria01": {"betas": np.zeros(10)}}, allow_pickle=True)
+    with pytest.raises(InputError, match="1 person"):
+        read_harmony4d(tmp_path)
+    with pytest.raises(InputError, match="split"):
+        read_harmony4d(tmp_path, split="validation")

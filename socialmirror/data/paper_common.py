@@ -205,6 +205,7 @@ class PaperSample:
     cameras: list[CameraParams] = field(default_factory=list)
     split: str | None = None
     dataset: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # data-set specific arrays (e.g. raw joints)
 
     @property
     def name(self) -> str:
