@@ -21,13 +21,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from socialmirror.body.base import BodyModelError
     from socialmirror.config import ConfigError
     from socialmirror.errors import InputError
-    errors: list[type[BaseException]] = [InputError, BodyModelError, ConfigError, FileNotFoundError]
-    try:
-        from socialmirror.data.interchange import InterchangeError
-        errors.append(InterchangeError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    from socialmirror.data.clips import DataSpecError
+    from socialmirror.data.interchange import InterchangeError
+    return (InputError, BodyModelError, ConfigError, FileNotFoundError, InterchangeError, DataSpecError)
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -59,12 +55,12 @@ def cmd_fit(args) -> int:
     import torch
 
     from socialmirror.body import build_body_model
-    from socialmirror.data.clips import parse_data_spec
+    from socialmirror.data.clips import sequences_from_spec
     from socialmirror.geometry.ik import IKConfig, fit_joints
 
     torch.set_num_threads(args.threads)
     body = build_body_model(args.body)
-    sequences = [s for s, _ in parse_data_spec(args.data)]
+    sequences = sequences_from_spec(args.data, fps=args.fps)
     if not sequences:
         raise FileNotFoundError(f"no sequences in {args.data}")
     results = {}
@@ -109,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="source: cmu:DIR, butepage:DIR, npz:DIR")
     p.add_argument("--body", default="anny", help="anny (default), smpl:DIR or smplx:DIR")
     p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--fps", type=float, default=None, help="resample before fitting (default: the data's own rate)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-o", "--output", help="write the fitted parameters to this .npz")
     p.set_defaults(func=cmd_fit)
@@ -120,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # third-party libraries' progress chatter stays out of normal output
+        for name in ("anny", "absl", "sentence_transformers", "transformers"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

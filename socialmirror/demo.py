@@ -23,6 +23,8 @@ def _ground_truth(body, seed: int):
 def run_demo(out_dir: str | Path = "demo_output", seed: int = 0) -> int:
     from socialmirror import metrics
     from socialmirror.body import build_body_model
+    from socialmirror.body.skeleton import joint_indices
+    from socialmirror.geometry.rotations import matrix_to_6d
     from socialmirror.geometry.ik import IKConfig, fit_joints
     from socialmirror.io import atomic_savez
 
@@ -38,11 +40,8 @@ def run_demo(out_dir: str | Path = "demo_output", seed: int = 0) -> int:
     rng = np.random.default_rng(seed)
     noisy = gt.joints3d + rng.normal(scale=0.02, size=gt.joints3d.shape).astype(np.float32)
     res = fit_joints(body, noisy, gt.joint_names, IKConfig(iterations=200))
-    pred = res.joints.numpy()
     names = list(gt.joint_names)
-    idx = [list(res.per_joint_mm).index(n) if False else n for n in names]  # noqa: F841 (names kept in order)
-    from socialmirror.body.skeleton import JOINT_INDEX
-    pred = pred[:, :, [JOINT_INDEX[n] for n in names]]
+    pred = res.joints.numpy()[:, :, joint_indices(names)]
     out = body(res.rotmats, res.shape[None].expand(gt.num_frames, 2, -1), res.transl)
     verts = out.vertices.numpy()
     faces = out.faces.numpy()
@@ -58,7 +57,7 @@ def run_demo(out_dir: str | Path = "demo_output", seed: int = 0) -> int:
     }
     print("fit of the body model to the noisy joints (2 cm noise), against the exact ground truth (mm):")
     print("  " + "  ".join(f"{k} {v:.1f}" for k, v in table.items()))
-    atomic_savez(out_dir / "result.npz", joints3d=res.joints.numpy(), pose6d=np.zeros(0),
+    atomic_savez(out_dir / "result.npz", joints3d=res.joints.numpy(), pose6d=matrix_to_6d(res.rotmats).numpy(),
                  rotmats=res.rotmats.numpy(), shape=res.shape.numpy(), transl=res.transl.numpy(),
                  body_model=np.array("anny"), fps=np.float32(gt.fps), gt_joints3d=gt.joints3d,
                  joint_names=np.array(names))
