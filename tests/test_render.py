@@ -208,3 +208,27 @@ def test_missing_person_frame_is_skipped(tmp_path):
     assert _has_color(out, PERSON_COLORS[0]) and not _has_color(out, PERSON_COLORS[1])
     path = write_render_video(tmp_path / "r.mp4", frames, verts, f, intrinsics(), fps=5, progress=False)
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 3
+
+
+def test_overlay_matches_project():
+    """The rasterised silhouette is the one ``geometry.camera.project`` gives (same pixel convention)."""
+    import cv2
+    torch = pytest.importorskip("torch")
+    from socialmirror.geometry.camera import project
+
+    verts, f = two_capsules()
+    K = intrinsics()
+    frags = rasterize(np.concatenate(verts[0]), np.concatenate([f, f + len(verts[0, 0])]), K, (180, 320),
+                      cull_back=False)
+    uv = project(torch.as_tensor(np.concatenate(verts[0])), torch.as_tensor(K)).numpy()
+    ref = np.zeros((180, 320), np.uint8)
+    tris = uv[np.concatenate([f, f + len(verts[0, 0])])]
+    # cv2 draws pixel centres at integer coordinates too; 4 bits of sub-pixel precision.
+    for tri in np.round(tris * 16).astype(np.int32):
+        cv2.fillConvexPoly(ref, tri, 1, lineType=cv2.LINE_8, shift=4)
+    mask = frags.tri >= 0
+    iou = (mask & (ref > 0)).sum() / (mask | (ref > 0)).sum()
+    assert iou > 0.95  # cv2 also fills the pixels the edges touch: a one-pixel rim more
+    ys, xs = np.nonzero(mask)
+    ry, rx = np.nonzero(ref)
+    assert abs(xs.mean() - rx.mean()) < 0.3 and abs(ys.mean() - ry.mean()) < 0.3  # no offset
