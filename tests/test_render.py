@@ -206,7 +206,8 @@ def test_missing_person_frame_is_skipped(tmp_path):
     out = render_frame(frames[0], verts[1], f, intrinsics(), side_camera=SideCamera.fit(verts, (180, 320)),
                        alpha=1.0)
     assert _has_color(out, PERSON_COLORS[0]) and not _has_color(out, PERSON_COLORS[1])
-    path = write_render_video(tmp_path / "r.mp4", frames, verts, f, intrinsics(), fps=5, progress=False)
+    pairs = list(enumerate(frames))  # (index, frame) as the perception readers yield
+    path = write_render_video(tmp_path / "r.mp4", pairs, verts, f, intrinsics(), fps=5, progress=False)
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 3
 
 

@@ -89,13 +89,15 @@ def render_frame(frame: np.ndarray | None, vertices, faces, K, side_camera: Side
 
 def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float, side_view: bool = True,
                        joints=None, image_size: tuple[int, int] | None = None, alpha: float = 0.85,
-                       up=None, progress: bool = True, crf: int = 20) -> Path:
+                       up=None, progress: bool = True, crf: int = 20, preset: str = "veryfast") -> Path:
     """Write ``render.mp4``: per frame the input frame with the meshes overlaid, beside the side view.
 
-    path: output .mp4; frames: an iterable of T RGB frames, a function t -> frame, or None (dark background
-    of ``image_size``); vertices (T, P, V, 3) camera frame; faces (F, 3); K (3, 3) or (T, 3, 3); fps: the
+    path: output .mp4; frames: an iterable of T RGB frames (or of (index, frame) pairs, as the readers of
+    ``socialmirror.perception.video`` yield), a function t -> frame, or None (dark background of
+    ``image_size``); vertices (T, P, V, 3) camera frame; faces (F, 3); K (3, 3) or (T, 3, 3); fps: the
     input's frame rate; joints (T, P, 24, 3) optional skeleton overlay; up: the world's up direction in the
-    camera frame for the side view's ground (estimated when None). Returns the path.
+    camera frame for the side view's ground (estimated when None); crf/preset: libx264's quality and speed.
+    Returns the path.
     """
     import imageio_ffmpeg
 
@@ -123,6 +125,8 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
                 frame = next(source)
             except StopIteration:
                 raise ValueError(f"the frame source ended after {t} frames, {T} meshes given") from None
+            if isinstance(frame, tuple):  # (index, frame) pairs, as socialmirror.perception's readers yield
+                frame = frame[-1]
             frame = _to_rgb_uint8(frame)
             if side_view and side_camera is None:
                 side_camera = SideCamera.fit(vertices, frame.shape[:2], up=up)
@@ -136,7 +140,7 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
                 writer = imageio_ffmpeg.write_frames(
                     tmp, size, fps=float(fps), codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
                     macro_block_size=1, quality=None, ffmpeg_log_level="error",
-                    output_params=["-crf", str(crf), "-movflags", "+faststart"])
+                    output_params=["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"])
                 writer.send(None)
             elif (img.shape[1], img.shape[0]) != size:
                 raise ValueError(f"frame {t} has size {img.shape[1]}x{img.shape[0]}, not {size[0]}x{size[1]}")
