@@ -170,6 +170,35 @@ def test_smpl_targets_with_users_smpl_files(tmp_path):
     assert torch.allclose(tg.rotmats, s.smpl.rotmats())
 
 
+def test_smpl_targets_reproduce_published_joints(tmp_path):
+    """Hi4D-style frames whose joints_3d are what SMPL itself (smplx, with its own transl) gives for the
+    parameters: the SMPL route rebuilds those joints exactly (checks the transl -> pelvis conversion)."""
+    from tests.test_body_smpl import _synthetic_smpl
+
+    from socialmirror.body import build_body_model
+    from socialmirror.data.hi4d import read_hi4d_sequence
+    from socialmirror.data.targets import smpl_targets
+
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    np.savez(model_dir / "SMPL_NEUTRAL.npz", **_synthetic_smpl(np.random.default_rng(4)))
+    body = build_body_model(f"smpl:{model_dir}")
+    rng = np.random.default_rng(5)
+    d = tmp_path / "pair00" / "hug00"
+    (d / "smpl").mkdir(parents=True)
+    for k in range(2):
+        p = {"betas": rng.normal(size=(2, 10)), "body_pose": rng.normal(scale=0.3, size=(2, 69)),
+             "global_orient": rng.normal(scale=0.5, size=(2, 3)), "transl": rng.normal(scale=0.5, size=(2, 3))}
+        p = {key: v.astype(np.float32) for key, v in p.items()}
+        with torch.no_grad():
+            out = body._model(**{key: torch.from_numpy(v) for key, v in p.items()}, pose2rot=True)
+        np.savez(d / "smpl" / f"{k:06d}.npz", joints_3d=out.joints[:, :24].numpy(), **p)
+    s = read_hi4d_sequence(d)
+    tg = smpl_targets(s.smpl, body, s.sequence)
+    assert tg.residual_mm < 1e-2
+    assert np.allclose(tg.joints.numpy(), s.sequence.joints3d, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------ 3DPW
 
 def _write_3dpw(folder, name, subjects=2, t=3, seed=0):
@@ -440,3 +469,26 @@ def test_harmony4d_errors(tmp_path):
         read_harmony4d(tmp_path)
     with pytest.raises(InputError, match="split"):
         read_harmony4d(tmp_path, split="validation")
+
+
+# ----------------------------------------------------------------------------------------- entry point
+
+def test_load_paper_samples_dispatch(tmp_path, anny_body):
+    from socialmirror.data.paper_datasets import load_paper_samples, paper_sequences
+    from socialmirror.data.targets import to_anny_targets
+
+    _write_hi4d(tmp_path / "hi4d")
+    root, _ = _3dpw_root(tmp_path)
+    _write_chi3d(tmp_path / "chi3d" / "train" / "s02")
+    _write_harmony4d(tmp_path / "h4d" / "train" / "01_hugging" / "001_hugging")
+    assert [s.dataset for s in load_paper_samples("hi4d", tmp_path / "hi4d")] == ["hi4d"]
+    assert len(paper_sequences("3dpw", root, split="test")) == 1
+    chi = load_paper_samples("chi3d", tmp_path, split="train")
+    assert len(chi) == 1 and len(load_paper_samples("harmony4d", tmp_path / "h4d")) == 1
+    with pytest.raises(InputError, match="unknown paper data set"):
+        load_paper_samples("amass", tmp_path)
+    with pytest.raises(InputError, match="no two-person sequence"):
+        load_paper_samples("chi3d", tmp_path, split="test")
+    # Joint subsets (CHI3D's 15 mapped joints) IK-convert too.
+    tg = to_anny_targets(chi[0].sequence, anny_body, iterations=5)
+    assert tg.rotmats.shape == (3, 2, 24, 3, 3) and np.isfinite(tg.residual_mm)
