@@ -96,7 +96,7 @@ def _screenshot(chromium: str, html: Path, query: str, out: Path, profile: Path)
     import cv2
 
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
            "--enable-unsafe-swiftshader", f"--user-data-dir={profile}", f"--screenshot={out}",
            "--window-size=800,600", "--virtual-time-budget=5000", f"{html.as_uri()}?{query}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -116,7 +116,7 @@ def _color_pixels(img: np.ndarray, rgb) -> int:
 
 def _dump_dom(chromium: str, html: Path, query: str, profile: Path) -> str:
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
            "--enable-unsafe-swiftshader", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
            "--dump-dom", f"{html.as_uri()}?{query}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
@@ -140,10 +140,8 @@ def test_viewer_in_headless_chromium(tmp_path, anny_sequence):
     moved = _screenshot(chromium, html, f"slider={T - 1}", tmp_path / "slider.png", profile)
     for c in PERSON_COLORS[:2]:
         assert _color_pixels(moved, c) > 2000
-    body0 = lambda im: _color_pixels(im, PERSON_COLORS[0])  # noqa: E731
     changed = np.abs(moved.astype(int) - first.astype(int)).max(2) > 30
-    assert changed[:540].sum() > 500, "the slider did not move the bodies"
-    assert body0(moved) > 0 and body0(first) > 0
+    assert changed[:540].sum() > 500, "the slider did not move the bodies"  # above the control bar
     # The page's own account: ready, and at the slider's frame.
     dom = _dump_dom(chromium, html, f"slider={T - 1}", profile)
     assert 'data-ready="1"' in dom and f'data-frame="{T - 1}"' in dom
