@@ -125,6 +125,10 @@ def test_hi4d_errors_are_one_line(tmp_path):
     with pytest.raises(InputError, match="pairXX"):
         read_hi4d(tmp_path / "empty")
     d, _ = _write_hi4d(tmp_path / "x")
+    # An object array in meta.npz is skipped rather than unpickled.
+    np.savez(d / "meta.npz", genders=np.array([{"p": "male"}, None], dtype=object), mono_cam=np.array(4))
+    s = read_hi4d_sequence(d)
+    assert s.smpl.genders is None and s.cameras[0].name == "4"
     np.savez(d / "smpl" / "000099.npz", betas=np.zeros((2, 10)))
     with pytest.raises(InputError, match="lacks keys"):
         read_hi4d_sequence(d)

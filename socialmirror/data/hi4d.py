@@ -77,12 +77,20 @@ def find_hi4d_sequences(root: str | Path) -> list[Path]:
     return found
 
 
-def _load_npz(path: Path, where: str) -> dict[str, np.ndarray]:
+def _load_npz(path: Path, where: str, keys=None) -> dict[str, np.ndarray]:
+    """The arrays of ``keys`` (all when None) that load without pickle; others are left out (never run
+    code from a data file), so a missing required key is reported by the caller, naming it."""
+    out: dict[str, np.ndarray] = {}
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            for k in z.files if keys is None else [k for k in keys if k in z.files]:
+                try:
+                    out[k] = z[k]
+                except ValueError:  # an object array: needs pickle
+                    continue
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise InputError(f"{where}: {path.name} is not a readable .npz file ({e})") from None
+    return out
 
 
 def read_hi4d_cameras(action_dir: str | Path) -> list[CameraParams]:
@@ -122,7 +130,7 @@ def read_hi4d_sequence(action_dir: str | Path, fps: float = HI4D_FPS, with_verti
         raise InputError(f"{where}: smpl/ holds no .npz frame files")
     frames: dict[str, list[np.ndarray]] = {k: [] for k in FRAME_KEYS + ("verts",)}
     for f in files:
-        d = _load_npz(f, where)
+        d = _load_npz(f, where, FRAME_KEYS + (("verts",) if with_vertices else ()))
         missing = [k for k in FRAME_KEYS if k not in d]
         if missing:
             raise InputError(f"{where}: {f.name} lacks keys {missing} (has {sorted(d)})")
