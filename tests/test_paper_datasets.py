@@ -91,6 +91,8 @@ def test_hi4d_fixture_loads(tmp_path):
     uv = s.project("28")
     assert uv.shape == (3, 2, 24, 2) and np.all(np.isfinite(uv))
     assert np.all((uv[..., 0] > 0) & (uv[..., 0] < 940) & (uv[..., 1] > 0) & (uv[..., 1] < 1280))
+    obs = s.observe("28", seed=0)  # a detector-like observation through the real camera
+    assert obs.keypoints2d.shape == (3, 2, 24, 3) and s.cameras[0].size == (940, 1280)
     # A person's head is above their feet in the image (y down) from every camera.
     for cam in s.cameras:
         p = cam.project(seq.joints3d)
@@ -272,6 +274,11 @@ def test_3dpw_sequence_contents(tmp_path):
     cam = s.cameras[0]
     assert cam.moving and cam.R.shape == (3, 3, 3)
     assert s.project(0).shape == (3, 2, 24, 2) and np.all(np.isfinite(s.project(0)))
+    obs = s.observe(0, seed=1)  # moving camera: observed in the camera's frame, frame by frame
+    assert obs.keypoints2d.shape == (3, 2, 24, 3)
+    seen = obs.keypoints2d[..., 2] > 0
+    clean = s.project(0)
+    assert seen.any() and np.nanmedian(np.abs(obs.keypoints2d[..., :2][seen] - clean[seen])) < 40
     short = read_3dpw_sequence(root / "sequenceFiles" / "train" / "courtyard_shakeHands_00.pkl", valid_only=True)
     assert short.sequence.num_frames == 2 and short.cameras[0].R.shape == (2, 3, 3)
     with pytest.raises(InputError, match="1 subject"):

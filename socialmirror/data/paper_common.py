@@ -91,6 +91,13 @@ class CameraParams:
             uv = cam[..., :2] / np.where(z > 1e-9, z, np.nan)
         return uv @ self.K[:2, :2].T + self.K[:2, 2]
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height): as published, else twice the principal point (centred principal point)."""
+        if self.image_size is not None:
+            return self.image_size
+        return (max(1, int(round(2 * self.K[0, 2]))), max(1, int(round(2 * self.K[1, 2]))))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``sequence.meta["cameras"]`` holds)."""
         d: dict[str, Any] = {"name": self.name, "K": self.K.tolist(), "R": self.R.tolist(), "t": self.t.tolist()}
@@ -226,6 +233,28 @@ class PaperSample:
     def project(self, camera: str | int = 0) -> np.ndarray:
         """(T, 2, J, 2) pixel positions of both persons' joints in one of the real cameras."""
         return self.camera(camera).project(self.sequence.joints3d)
+
+    def observe(self, camera: str | int = 0, seed: int = 0, config=None):
+        """A simulated detector observation (``socialmirror.data.observation``) through one of the real
+        cameras: the training/evaluation input the method sees for this recording.
+
+        A moving camera (3DPW) is handled by moving the sequence into the camera's frame first (frame by
+        frame), then observing it with a fixed identity camera: same pixels, same occlusions."""
+        from dataclasses import replace
+
+        from socialmirror.data.observation import Camera, observe
+
+        cam = self.camera(camera)
+        seq = self.sequence
+        if cam.moving:
+            joints = cam.to_camera(seq.joints3d)
+            verts = None if seq.vertices is None else cam.to_camera(seq.vertices)
+            seq = replace(seq, joints3d=joints.astype(np.float32), vertices=verts,
+                          up=cam.R[0] @ seq.up, meta=dict(seq.meta))
+            R, t = np.eye(3), np.zeros(3)
+        else:
+            R, t = cam.R, cam.t
+        return observe(seq, Camera(R=R, t=t, K=cam.K, image_size=cam.size), seed=seed, config=config)
 
 
 # ------------------------------------------------------------------------------------------- helpers
