@@ -15,6 +15,12 @@ from socialmirror.render.mesh_renderer import PERSON_COLORS
 from socialmirror.render.viewer import encode_animation, write_viewer_html
 
 T = 10
+# Headless, no GPU, and no network for the page: every host name fails to resolve and every request goes to
+# a dead proxy (so a page that needed a CDN would show nothing).
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--enable-unsafe-swiftshader",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9"]
 
 
 def _chromium() -> str | None:
@@ -95,10 +101,8 @@ def test_viewer_size_warning(tmp_path, anny_sequence):
 def _screenshot(chromium: str, html: Path, query: str, out: Path, profile: Path) -> np.ndarray:
     import cv2
 
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-           "--enable-unsafe-swiftshader", f"--user-data-dir={profile}", f"--screenshot={out}",
-           "--window-size=800,600", "--virtual-time-budget=5000", f"{html.as_uri()}?{query}"]
+    cmd = [chromium, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", "--window-size=800,600",
+           "--virtual-time-budget=5000", f"{html.as_uri()}?{query}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.exists(), f"chromium wrote no screenshot (rc {proc.returncode}): {proc.stderr[-2000:]}"
     img = cv2.imread(str(out))
@@ -115,10 +119,8 @@ def _color_pixels(img: np.ndarray, rgb) -> int:
 
 
 def _dump_dom(chromium: str, html: Path, query: str, profile: Path) -> str:
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-           "--enable-unsafe-swiftshader", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-           "--dump-dom", f"{html.as_uri()}?{query}"]
+    cmd = [chromium, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom",
+           f"{html.as_uri()}?{query}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
 
 
