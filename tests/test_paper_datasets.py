@@ -317,8 +317,8 @@ def test_estimate_up_and_camera_roundtrip():
 # ----------------------------------------------------------------------------------------------- CHI3D
 
 # SMPL-24 index of each Human3.6M-25 joint the fixture builds from the SMPL-like rest skeleton.
-_H36M_FROM_SMPL = {0: 0, 1: 2, 2: 5, 3: 8, 4: 1, 5: 4, 6: 7, 7: 6, 8: 12, 9: 15, 10: 15, 11: 16, 12: 18, 13: 20,
-                   14: 17, 15: 19, 16: 21, 17: 11, 18: 11, 19: 10, 20: 10, 21: 22, 22: 22, 23: 23, 24: 23}
+_H36M_FROM_SMPL = {0: 0, 1: 1, 2: 4, 3: 7, 4: 2, 5: 5, 6: 8, 7: 6, 8: 12, 9: 15, 10: 15, 11: 16, 12: 18, 13: 20,
+                   14: 17, 15: 19, 16: 21, 17: 10, 18: 10, 19: 11, 20: 11, 21: 22, 22: 22, 23: 23, 24: 23}
 _CHI3D_CAMS = ("50591643", "58860488", "60457274", "65906101")
 
 
@@ -369,7 +369,7 @@ def test_chi3d_fixture_loads(tmp_path):
     seq = s.sequence
     assert seq.joints3d.shape == (3, 2, 15, 3) and seq.joint_names == CHI3D_JOINT_NAMES and seq.fps == 50.0
     assert set(seq.joint_names) <= set(SMPL24_NAMES) and np.allclose(seq.up, [0, 0, 1])
-    # Human3.6M order mapped by name: right leg first, left arm before right arm.
+    # IMAR's joints3d_25 order mapped by name: left leg (1-3) before right (4-6), left arm (11-13) before right.
     for name in ("pelvis", "left_hip", "right_knee", "left_ankle", "neck", "left_wrist", "right_shoulder"):
         assert np.allclose(seq.joint(name), smpl_joints[:, :, SMPL24_NAMES.index(name)], atol=1e-6), name
     assert s.extra["joints3d_25"].shape == (3, 2, 25, 3) and np.allclose(s.extra["joints3d_25"], h36m, atol=1e-6)

@@ -23,21 +23,26 @@ centre, so ``t = -R T``. ``K`` comes from ``intrinsics_wo_distortion``; the dist
 in ``extra`` as published (IMAR's own projection swaps the two ``p`` entries). Images are 900 x 900.
 
 Joints (``joints3d_25``: Human3.6M's 17 joints, then two points per foot and per hand; the limb list of
-IMAR's ``plot_over_image`` fixes the topology) mapped onto SMPL-24 names:
+IMAR's ``plot_over_image`` fixes the topology, and IMAR's own evaluation (``H36M_TO_J17`` in
+``eval_util.py``, which names 6/5/4 right ankle/knee/hip, 1/2/3 left hip/knee/ankle, 16/15/14 right
+wrist/elbow/shoulder, 11/12/13 left shoulder/elbow/wrist, 8 neck, 10 head top) fixes the sides) mapped onto
+SMPL-24 names:
 
 ==== =================== =========================================================================
 H36M name                SMPL-24
 ==== =================== =========================================================================
 0    pelvis              pelvis
-1-3  right hip/knee/ank. right_hip, right_knee, right_ankle (Human3.6M's order: right leg first)
-4-6  left hip/knee/ank.  left_hip, left_knee, left_ankle
+1-3  left hip/knee/ank.  left_hip, left_knee, left_ankle
+4-6  right hip/knee/ank. right_hip, right_knee, right_ankle
 7    spine (mid-torso)   not mapped (between SMPL's spine2 and spine3; no SMPL joint there)
 8    thorax              neck (the base of the neck, between the shoulders)
 9    neck / nose         head (SMPL's head joint sits at about nose height inside the skull)
 10   head top            not mapped (SMPL has no joint at the top of the head)
 11-13 left shoulder/elbow/wrist   left_shoulder, left_elbow, left_wrist
 14-16 right shoulder/elbow/wrist  right_shoulder, right_elbow, right_wrist
-17-24 foot and hand points        not mapped (their order within each pair is not documented)
+17-24 foot and hand points        not mapped: 17-18 hang off joint 3 (left foot), 19-20 off 6 (right foot),
+                                  21-22 off 13 (left hand), 23-24 off 16 (right hand); which of each pair
+                                  is the toe / heel or finger is not documented
 ==== =================== =========================================================================
 
 All 25 raw joints are kept in ``PaperSample.extra["joints3d_25"]`` (T, 2, 25, 3). The SMPL-X parameters
@@ -62,8 +67,8 @@ CHI3D_FPS = 50.0
 CHI3D_IMAGE_SIZE = (900, 900)
 
 H36M25_TO_SMPL: dict[int, str] = {
-    0: "pelvis", 1: "right_hip", 2: "right_knee", 3: "right_ankle", 4: "left_hip", 5: "left_knee",
-    6: "left_ankle", 8: "neck", 9: "head", 11: "left_shoulder", 12: "left_elbow", 13: "left_wrist",
+    0: "pelvis", 1: "left_hip", 2: "left_knee", 3: "left_ankle", 4: "right_hip", 5: "right_knee",
+    6: "right_ankle", 8: "neck", 9: "head", 11: "left_shoulder", 12: "left_elbow", 13: "left_wrist",
     14: "right_shoulder", 15: "right_elbow", 16: "right_wrist",
 }
 CHI3D_JOINT_NAMES: tuple[str, ...] = tuple(H36M25_TO_SMPL.values())
