@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from socialmirror.body.base import BodyModel
+from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.data.interchange import TwoPersonSequence
 from socialmirror.data.paper_common import PaperSample, SMPLParams
 from socialmirror.geometry.ik import IKConfig, fit_joints
@@ -58,11 +59,14 @@ def smpl_targets(smpl: SMPLParams, body: BodyModel, reference: TwoPersonSequence
                                                       np.float32)], -1)
     betas = torch.from_numpy(np.ascontiguousarray(betas_np[..., :s])).to(device)
     with torch.no_grad():
-        transl = body.smpl_transl_to_pelvis(torch.from_numpy(smpl.transl).to(device), betas)  # type: ignore[attr-defined]
+        smpl_transl = torch.from_numpy(smpl.transl).to(device)
+        transl = body.smpl_transl_to_pelvis(smpl_transl, betas)  # type: ignore[attr-defined]
         joints = body.joints(rot, betas, transl)
     residual = None
-    if reference is not None and reference.joint_names == tuple(_names()):
-        residual = float((joints.cpu() - torch.from_numpy(reference.joints3d)).norm(dim=-1).mean()) * 1000.0
+    if reference is not None and reference.num_frames == joints.shape[0]:
+        idx = [JOINT_INDEX[n] for n in reference.joint_names]  # e.g. CHI3D's 15 mapped joints
+        diff = joints.cpu()[:, :, idx] - torch.from_numpy(reference.joints3d)
+        residual = float(diff.norm(dim=-1).mean()) * 1000.0
     return BodyTargets(body=body.name, method="published-parameters", rotmats=rot, shape=betas, transl=transl,
                        joints=joints, residual_mm=residual)
 
@@ -72,8 +76,3 @@ def build_targets(sample: PaperSample, body: BodyModel, iterations: int = 300) -
     if sample.smpl is not None and body.name == sample.smpl.model:
         return smpl_targets(sample.smpl, body, sample.sequence)
     return to_anny_targets(sample.sequence, body, iterations=iterations)
-
-
-def _names():
-    from socialmirror.body.skeleton import SMPL24_NAMES
-    return SMPL24_NAMES
