@@ -66,6 +66,8 @@ def rasterize(verts_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tup
     H, W = size
     verts_cam = np.asarray(verts_cam, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) >= (1 << _ID_BITS) - 1:
+        raise ValueError(f"at most {(1 << _ID_BITS) - 2} triangles per image, got {len(faces)}")
     z = verts_cam[:, 2]
     zc = np.maximum(z, near)
     px = verts_cam[:, 0] / zc * K[0, 0] + K[0, 2]
