@@ -15,7 +15,7 @@ else
 TORCH_SOURCE := --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
 endif
 
-.PHONY: install setup demo test clean-venv
+.PHONY: install setup browser demo test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,16 @@ install: $(VENV)/.installed
 setup: install
 	$(BIN)/socialmirror setup
 
+# Headless Chromium for the viewer.html browser test (Debian's package; the test skips where it is absent).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+	  || echo "chromium not installed: the browser test of viewer.html will be skipped"; }
+
 demo: setup
 	$(BIN)/socialmirror demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 clean-venv:

@@ -280,7 +280,9 @@ def evaluation_items(seq: TwoPersonSequence, obs: Observation, length: int = CLI
 
 # ------------------------------------------------------------------------------------------ data specs
 
-KINDS = ("synth", "cmu", "butepage", "npz")
+KINDS = ("synth", "cmu", "butepage", "npz", "hi4d", "3dpw", "chi3d", "harmony4d")
+# The paper's data sets take an optional split after a dot: ``3dpw.train:DIR``, ``3dpw.test:DIR``.
+_PAPER_KINDS = ("hi4d", "3dpw", "chi3d", "harmony4d")
 _SYNTH_ENTRY_POINTS = ("synthesize_dataset", "generate_dataset", "synthesize", "generate")
 
 
@@ -325,6 +327,14 @@ def load_data_spec(spec: str, fps: float | None = 30.0, seed: int = 0) -> list[T
             seqs = read_butepage(folder)
         else:
             seqs = read_folder(folder)
+    elif kind.partition(".")[0] in _PAPER_KINDS:
+        from socialmirror.data.paper_datasets import paper_sequences
+        from socialmirror.errors import InputError
+        base, _, split = kind.partition(".")
+        try:
+            seqs = paper_sequences(base, Path(arg).expanduser(), split=split or None)
+        except InputError as e:
+            raise DataSpecError(f"data spec {spec!r}: {e}") from None
     else:
         raise DataSpecError(f"data spec {spec!r}: unknown kind {kind!r} (expected one of {list(KINDS)})")
     if not seqs:
