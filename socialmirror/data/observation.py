@@ -516,6 +516,27 @@ def _fill_boxes(boxes: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+def keypoints_to_boxes(keypoints2d: np.ndarray, min_joints: int = 4, box_scale: float = 1.2
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detection boxes exactly as the models were trained to see them, for simulated AND real detections.
+
+    keypoints2d (T, 2, 24, 3) with confidence (0 = not given) -> (keypoints with undetected person-frames
+    zeroed, CLIFF boxes (T, 2, 3) from the given keypoints and interpolated over undetected frames,
+    detected (T, 2)). A person-frame counts as detected with at least ``min_joints`` given joints."""
+    kp = np.array(keypoints2d, dtype=np.float64, copy=True)
+    kp[~np.isfinite(kp).all(-1)] = 0.0
+    given = kp[..., 2] > 0.0
+    detected = (given.sum(-1) >= min_joints) & given.any(-1)
+    kp[~detected] = 0.0
+    given &= detected[..., None]
+    boxes = np.zeros(kp.shape[:2] + (3,))
+    for p in range(kp.shape[1]):
+        b = box_from_points(torch.from_numpy(kp[:, p, :, :2]), torch.from_numpy(given[:, p]),
+                            scale=box_scale).numpy()
+        boxes[:, p] = _fill_boxes(b, detected[:, p])
+    return kp, boxes, detected
+
+
 class ObservationModel:
     """Seeded simulator of a 2D pose detector looking at a two-person sequence; see the module docstring."""
 
@@ -568,16 +589,8 @@ class ObservationModel:
         kp[..., 2] = conf
         kp[conf <= 0.0] = 0.0
 
-        given = kp[..., 2] > 0.0
-        detected = given.sum(-1) >= min(cfg.min_detected_joints, int((self.detector_mask & present).sum()))
-        detected &= given.any(-1)
-        kp[~detected] = 0.0
-        given &= detected[..., None]
-        boxes = np.zeros((t_total, 2, 3))
-        for p in (0, 1):
-            b = box_from_points(torch.from_numpy(kp[:, p, :, :2]), torch.from_numpy(given[:, p]),
-                                scale=cfg.box_scale).numpy()
-            boxes[:, p] = _fill_boxes(b, detected[:, p])
+        kp, boxes, detected = keypoints_to_boxes(
+            kp, min(cfg.min_detected_joints, int((self.detector_mask & present).sum())), cfg.box_scale)
 
         return Observation(
             keypoints2d=kp.astype(np.float32), boxes=boxes.astype(np.float32),
