@@ -42,6 +42,56 @@ def cmd_setup(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- reconstruct
+def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--annotator", default="offline", help="offline (default) | openai | file:PATH")
+    p.add_argument("--vlm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (key from "
+                   "$OPENAI_API_KEY)")
+    p.add_argument("--vlm-model", help="model name the VLM server serves")
+    p.add_argument("--body", default="anny", help="output body model: anny (default), smpl:DIR, smplx:DIR")
+    p.add_argument("--focal", type=float, help="focal length in pixels (default: the image diagonal)")
+    p.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"))
+    p.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--method", default="socialmirror", help="socialmirror (default), closeint, independent, "
+                   "or an ablation (no-text, no-geometry, no-contact, no-refiner)")
+    p.add_argument("--no-guidance", nargs="+", default=[], metavar="TERM",
+                   choices=["geometry", "contact", "penetration", "reprojection"], help="switch guidance terms off")
+    p.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--meshes", choices=["obj"], help="also write per-frame meshes")
+    p.add_argument("--no-render", action="store_true", help="skip render.mp4")
+    p.add_argument("--no-viewer", action="store_true", help="skip viewer.html")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--force", action="store_true", help="recompute every stage (ignore the cache in OUTDIR)")
+
+
+def _reconstruct_config(args):
+    from socialmirror.api import ReconstructConfig
+    return ReconstructConfig(
+        annotator=args.annotator, vlm_url=args.vlm_url, vlm_model=args.vlm_model, body=args.body, focal=args.focal,
+        intrinsics=tuple(args.intrinsics) if args.intrinsics else None, checkpoint=args.checkpoint,
+        device=args.device, method=args.method, disable_guidance=tuple(args.no_guidance), fps=args.fps,
+        seed=args.seed, render=not args.no_render, viewer=not args.no_viewer, meshes=args.meshes,
+        threads=args.threads)
+
+
+def _print_result(res) -> None:
+    print(f"reconstructed {res.joints3d.shape[0]} frames of the pair (track ids {res.track_ids.tolist()}) "
+          f"into {res.output_dir}")
+    for name, path in res.files.items():
+        print(f"  {name:12s} {path}")
+    print(f"  mean reprojection error {res.reprojection_px:.1f} px; time per stage: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items() if "/" not in k))
+
+
+def cmd_reconstruct(args) -> int:
+    from socialmirror.api import reconstruct
+    res = reconstruct(args.input, args.output, _reconstruct_config(args), force=args.force)
+    _print_result(res)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     from socialmirror.demo import run_demo
@@ -95,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("setup", help="build the one-time caches (anny model, MediaPipe pose bundle)")
     p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("reconstruct", help="video file or folder of frames -> both people's 3D motion")
+    p.add_argument("input", help="video file (mp4, avi, mov) or folder of frames")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    _add_reconstruct_options(p)
+    p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("demo", help="run the most complete path on the embedded default and report errors")
     p.add_argument("-o", "--output", default="demo_output", help="output folder (default: demo_output)")
