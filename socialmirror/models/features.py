@@ -1,0 +1,65 @@
+"""F_img: the per-person, per-frame observation feature every network is conditioned on (pipeline step 4).
+
+CloseInt conditions on HMR2.0's image features; no such backbone runs offline, so the observation itself
+stands in (design.md, step 4):
+
+    F_img = [ keypoints normalised to the person's box: ((u - bx) / b, (v - by) / b, conf) x 24   (72)
+              CLIFF bbox information: ((bx - cx) / f, (by - cy) / f, b / f)                       (3) ]
+
+Box-normalised keypoints describe the pose independently of where the person is in the image and how large;
+the CLIFF term (Li et al., ECCV 2022) gives back what that normalisation removed (the box's position and
+size relative to the focal length), which is what decides global orientation and depth. Missing keypoints
+(conf == 0) are all zeros, so a missing joint never looks like a joint at the box centre with confidence.
+
+The slot for real image features: ``image_embedding`` (..., E), e.g. a crop embedding from a backbone the
+user has weights for, is concatenated after the 75 values; networks are then built with
+``img_dim = IMG_FEATURE_DIM + E`` (``observation_feature_dim(E)``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from socialmirror.body.skeleton import NUM_JOINTS
+
+KEYPOINT_FEATURE_DIM = NUM_JOINTS * 3
+BBOX_FEATURE_DIM = 3
+IMG_FEATURE_DIM = KEYPOINT_FEATURE_DIM + BBOX_FEATURE_DIM  # 75
+
+
+def observation_feature_dim(image_embedding_dim: int = 0) -> int:
+    """Width of F_img with an optional image embedding of ``image_embedding_dim`` appended."""
+    return IMG_FEATURE_DIM + int(image_embedding_dim)
+
+
+def broadcast_intrinsics(K: Tensor, batch_dims: int) -> Tensor:
+    """Intrinsics (3, 3) or (B, 3, 3) viewed so they broadcast against tensors with ``batch_dims`` leading
+    dimensions whose first is B, e.g. per clip (B, 3, 3) against per person-frame (B, 2, L)."""
+    if K.dim() == 2 or K.dim() == batch_dims + 2:
+        return K
+    if K.dim() != 3:
+        raise ValueError(f"intrinsics must be (3, 3), (B, 3, 3) or (..., 3, 3) per item, got {tuple(K.shape)}")
+    return K.reshape(K.shape[0], *([1] * (batch_dims - 1)), 3, 3)
+
+
+def observation_features(keypoints2d: Tensor, boxes: Tensor, K: Tensor,
+                         image_embedding: Tensor | None = None) -> Tensor:
+    """keypoints2d (..., 24, 3) pixels + confidence (0 = missing), boxes (..., 3) CLIFF (bx, by, b) in pixels,
+    K (3, 3), (B, 3, 3) or (..., 3, 3) -> F_img (..., 75) (+ E with ``image_embedding`` (..., E))."""
+    if keypoints2d.shape[-2:] != (NUM_JOINTS, 3):
+        raise ValueError(f"keypoints2d must be (..., {NUM_JOINTS}, 3), got {tuple(keypoints2d.shape)}")
+    batch = keypoints2d.shape[:-2]
+    K = broadcast_intrinsics(K.to(keypoints2d.dtype), len(batch))
+    bx, by, b = boxes.to(keypoints2d.dtype).unbind(-1)
+    # A box of zero size only happens for a never-detected person (all keypoints missing): avoid 0/0.
+    side = b.clamp_min(1.0)[..., None]
+    conf = keypoints2d[..., 2]
+    present = (conf > 0)[..., None]
+    uv = (keypoints2d[..., :2] - torch.stack([bx, by], -1)[..., None, :]) / side[..., None]
+    keypoints = torch.where(present, torch.cat([uv, conf[..., None]], -1), torch.zeros_like(keypoints2d))
+    f, cx, cy = K[..., 0, 0], K[..., 0, 2], K[..., 1, 2]
+    bbox = torch.stack([(bx - cx) / f, (by - cy) / f, b / f], -1).expand(*batch, BBOX_FEATURE_DIM)
+    parts = [keypoints.reshape(*batch, KEYPOINT_FEATURE_DIM), bbox]
+    if image_embedding is not None:
+        parts.append(image_embedding.to(keypoints2d.dtype))
+    return torch.cat(parts, -1)
