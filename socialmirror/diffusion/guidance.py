@@ -1,0 +1,358 @@
+"""Guidance terms for the infiller's sampling (design.md step 6): losses on the predicted x0 that
+`DDIMSampler.guide` descends with a few gradient steps.
+
+Every term reads the motion through a `MotionDecoder` that the caller puts in `GuidanceContext.extras`
+(key ``"decoder"``). The decoder turns the sampler's (normalised) x0 (B, 2, L, D) into rotations, pelvis
+translations and camera-frame joints by forward kinematics of per-person rest joints fixed for the sampling
+run (the shape is not guided: one anny rest-body evaluation per person instead of per frame and per step,
+and FK alone is cheap and differentiable). It memoises the last x0 it decoded, so the terms of one guidance
+iteration share one FK pass.
+
+Terms (each a per-sample loss (B,), weighted and switchable through `GuidanceTerm.weight/enabled`):
+
+* `GeometryGuidance`   0.5 * sum_{person, frame} m * mean_joint ||J(x0) - J_geo||^2       (m^2)
+      J_geo: the Geometry Optimizer's joints (extras ``"geometry_joints"``), m the frame mask.
+* `ContactGuidance`    0.5 * sum_contacts c * relu(||J^1_a(x0)_t - J^2_b(x0)_t|| - r)^2   (m^2)
+      over every frame t in t0..t1 of every annotated contact (extras ``"contacts"``, `ContactTargets`),
+      c the clip's confidence, r the contact radius (0.08 m by default: joints are inside the limbs, so
+      touching surfaces leave their joints a few centimetres apart).
+* `PenetrationGuidance` 0.5 / S * sum_frames sum_{i in A, j in B} relu(r_i + r_j - ||c_i - c_j||)^2  (m^2)
+      over spheres placed along each person's bones (`BodySpheres`): a fast, differentiable proxy of
+      `socialmirror.metrics.penetration` (see `sphere_penetration_mm` for the version in the metric's units).
+* `ReprojectionGuidance` sum_{person, frame} sum_joint conf * GM(||pi(J(x0)) - u|| / b; c) / max(1, sum conf)
+      pi the camera projection, u the detected keypoint, b the person's box side in pixels (so the error is
+      scale-free), conf the detector's confidence, GM(e; c) = c^2 e^2 / (e^2 + c^2) the Geman-McClure
+      penalty (quadratic ~e^2 near zero, saturating at c^2 for outliers; c = 0.1 box sides by default).
+
+How the penetration proxy relates to the metric. `metrics.penetration` (CloseInt's A-PD) is the mean over
+the vertices of both meshes of each vertex's depth inside the other mesh, read from a 32^3 signed distance
+grid: exact for the meshes but non-differentiable and ~0.2 s per frame. The proxy replaces each body by
+spheres of per-part radii along its bones (the volume a body part occupies) and measures the overlap depth
+r_i + r_j - d_ij of spheres of different persons. It is zero exactly when no two spheres intersect, grows
+smoothly with the depth of interpenetration, and its gradient pushes the overlapping parts apart along the
+line between sphere centres. `sphere_penetration_mm` reports it per frame in the metric's form (mean over
+both persons' spheres of the deepest overlap each has with the other body, in mm); on posed anny pairs the
+two rank configurations alike (see the tests and the report), but the proxy ignores the skin's exact shape
+(hands, feet, belly), so its values are not the metric's numbers and it is used only to guide.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from socialmirror.body.motion import MotionRepresentation
+from socialmirror.body.kinematics import forward_kinematics
+from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX, NUM_JOINTS
+from socialmirror.diffusion.sampler import GuidanceContext, GuidanceTerm
+from socialmirror.geometry.camera import crop_cam_to_transl, project
+from socialmirror.geometry.rotations import sixd_to_matrix
+
+__all__ = [
+    "BodySpheres", "ContactGuidance", "ContactTargets", "DecodedMotion", "GeometryGuidance", "MotionDecoder",
+    "PenetrationGuidance", "ReprojectionGuidance", "body_spheres", "sphere_overlap", "sphere_penetration_mm",
+    "DEFAULT_CONTACT_RADIUS",
+]
+
+DEFAULT_CONTACT_RADIUS = 0.08  # metres between two joint centres that count as touching
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+@dataclass
+class DecodedMotion:
+    rotmats: Tensor  # (B, 2, L, 24, 3, 3)
+    transl: Tensor  # (B, 2, L, 3) pelvis, camera frame
+    joints: Tensor  # (B, 2, L, 24, 3) camera frame
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the gradient by `scale` (a preconditioner)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
+
+
+class MotionDecoder:
+    """x0 (B, 2, L, D), in the sampler's (normalised) space -> rotations, pelvis translation, joints.
+
+    rest_joints (B, 2, 24, 3): each person's rest joints (pelvis at the origin), fixed for the run;
+    boxes (B, 2, L, 3) CLIFF boxes, K (3, 3) intrinsics; x_mean / x_std (D,) the normalisation (x = x_norm *
+    std + mean), None when x0 is already in raw units.
+
+    Preconditioning (`precondition=True`, the default). The sampler's guidance step is x0 <- x0 - lr * grad.
+    Taken literally it would depend on the normalisation (a step in normalised units moves the raw value by
+    std^2 times the raw gradient) and it is badly conditioned in the crop camera: depth is Z = 2 f / (b s), so
+    a unit change of s moves the person by Z / s, metres. The decoder therefore rescales the gradient that
+    flows back into x0 so that one guidance step is plain gradient descent on the raw 6D rotations, on tx, ty
+    (metres) and on the depth Z itself (the s-gradient is multiplied by (s / Z)^2, which turns a step in s
+    into a step of lr * dLoss/dZ in Z), whatever the normalisation. Guidance weights are thus in metres
+    and radians-like units and transfer between bundles.
+    """
+
+    def __init__(self, representation: MotionRepresentation, rest_joints: Tensor, boxes: Tensor, K: Tensor,
+                 x_mean: Tensor | None = None, x_std: Tensor | None = None, precondition: bool = True):
+        self.representation = representation
+        self.rest_joints = rest_joints
+        self.boxes = boxes
+        self.K = K
+        self.x_mean = x_mean
+        self.x_std = x_std
+        self.precondition = precondition
+        self._last_input: Tensor | None = None
+        self._last_output: DecodedMotion | None = None
+
+    def unnormalise(self, x0: Tensor) -> Tensor:
+        if self.x_std is None:
+            return x0
+        return x0 * self.x_std.to(x0) + self.x_mean.to(x0)
+
+    def gradient_scale(self, x0: Tensor) -> Tensor:
+        """(..., D) factor applied to dLoss/dx0 (see the class docstring): P / std^2 with P = 1, except
+        (s / Z)^2 on the camera scale s."""
+        with torch.no_grad():
+            raw = self.unnormalise(x0)
+            _, _, cam = self.representation.split(raw)
+            depth = crop_cam_to_transl(cam, self.boxes.to(x0), self.K.to(x0))[..., 2]
+            scale = torch.ones_like(x0)
+            s_index = self.representation.dim - 3
+            scale[..., s_index] = (cam[..., 0] / depth.clamp_min(1e-3)).square()
+            if self.x_std is not None:
+                scale = scale / self.x_std.to(x0).clamp_min(1e-3).square()
+        return scale
+
+    def __call__(self, x0: Tensor) -> DecodedMotion:
+        # Terms of one guidance iteration receive the very same tensor: decode it once.
+        if x0 is self._last_input and self._last_output is not None:
+            return self._last_output
+        x = _ScaleGradient.apply(x0, self.gradient_scale(x0)) if self.precondition and x0.requires_grad else x0
+        r6, _, cam = self.representation.split(self.unnormalise(x))
+        rotmats = sixd_to_matrix(r6)
+        transl = crop_cam_to_transl(cam, self.boxes.to(x0), self.K.to(x0))
+        rest = self.rest_joints.to(x0)[:, :, None]  # broadcast over frames
+        joints, _ = forward_kinematics(rest, rotmats)
+        out = DecodedMotion(rotmats=rotmats, transl=transl, joints=joints + transl[..., None, :])
+        self._last_input, self._last_output = x0, out
+        return out
+
+
+def _decoder(context: GuidanceContext) -> MotionDecoder:
+    try:
+        return context.extras["decoder"]
+    except KeyError:
+        raise KeyError("guidance needs extras['decoder'] (a MotionDecoder)") from None
+
+
+def _frame_mask(context: GuidanceContext, like: Tensor) -> Tensor:
+    """(B, 2, L) float weights of the frames to guide (extras 'frame_mask', all ones when absent)."""
+    mask = context.extras.get("frame_mask")
+    if mask is None:
+        return torch.ones(like.shape[:3], dtype=like.dtype, device=like.device)
+    return mask.to(like)
+
+
+# ----------------------------------------------------------------------------------------------- geometry
+class GeometryGuidance(GuidanceTerm):
+    """Pull the FK joints of x0 toward the Geometry Optimizer's camera-frame joints (extras
+    'geometry_joints' (B, 2, L, 24, 3))."""
+
+    def __call__(self, x0: Tensor, context: GuidanceContext) -> Tensor:
+        joints = _decoder(context)(x0).joints
+        target = context.extras["geometry_joints"].to(joints)
+        err = (joints - target).square().sum(-1).mean(-1)  # (B, 2, L)
+        return 0.5 * (err * _frame_mask(context, joints)).sum(dim=(1, 2))
+
+
+# ----------------------------------------------------------------------------------------------- contacts
+@dataclass
+class ContactTargets:
+    """Annotated contacts unrolled to one row per (window, frame, joint pair): joint_a of person 0 and
+    joint_b of person 1 should touch at frame `frame` of window `batch`, with weight `weight` (the clip's
+    confidence). All (N,) tensors; SMPL-24 joint indices."""
+
+    batch: Tensor
+    frame: Tensor
+    joint_a: Tensor
+    joint_b: Tensor
+    weight: Tensor
+
+    @property
+    def count(self) -> int:
+        return int(self.batch.numel())
+
+    @classmethod
+    def empty(cls) -> "ContactTargets":
+        long = torch.zeros(0, dtype=torch.long)
+        return cls(long, long.clone(), long.clone(), long.clone(), torch.zeros(0))
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[int, int, int, int, float]]) -> "ContactTargets":
+        if not rows:
+            return cls.empty()
+        b, f, ja, jb, w = zip(*rows)
+        long = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
+        return cls(long(b), long(f), long(ja), long(jb), torch.tensor(w, dtype=torch.float32))
+
+    @staticmethod
+    def joint_index(name: str) -> int:
+        """SMPL-24 index of a contact joint name (the 19 names of Table 1)."""
+        if name not in CONTACT_JOINTS:
+            raise ValueError(f"{name!r} is not one of the contact joints {CONTACT_JOINTS}")
+        return JOINT_INDEX[name]
+
+    def swapped(self) -> "ContactTargets":
+        return ContactTargets(self.batch, self.frame, self.joint_b, self.joint_a, self.weight)
+
+
+class ContactGuidance(GuidanceTerm):
+    """Close annotated contacts: squared hinge on the joint distance above `radius` (extras 'contacts')."""
+
+    def __init__(self, weight: float = 1.0, enabled: bool = True, radius: float = DEFAULT_CONTACT_RADIUS,
+                 name: str | None = None):
+        super().__init__(weight, enabled, name)
+        self.radius = float(radius)
+
+    def __call__(self, x0: Tensor, context: GuidanceContext) -> Tensor:
+        contacts: ContactTargets | None = context.extras.get("contacts")
+        loss = x0.new_zeros(x0.shape[0])
+        if contacts is None or contacts.count == 0:
+            return loss
+        joints = _decoder(context)(x0).joints  # (B, 2, L, 24, 3)
+        device = joints.device
+        b, f = contacts.batch.to(device), contacts.frame.to(device)
+        pa = joints[b, 0, f, contacts.joint_a.to(device)]
+        pb = joints[b, 1, f, contacts.joint_b.to(device)]
+        gap = torch.relu((pa - pb).norm(dim=-1) - self.radius)
+        return loss.index_add(0, b, 0.5 * contacts.weight.to(joints) * gap.square())
+
+
+# ----------------------------------------------------------------------------------------------- spheres
+# Body volume as spheres along segments between joints: (joint from, joint to, radius m, spheres, t0, t1),
+# centres evenly spaced over the fractions t0..t1 of the segment (t > 1 extrapolates past `to`, e.g. the
+# skull above the head joint, which is the head bone's base). Radii are for an average adult anny/SMPL body.
+SPHERE_SEGMENTS: tuple[tuple[str, str, float, int, float, float], ...] = (
+    ("pelvis", "spine1", 0.12, 3, 0.0, 1.0), ("spine1", "spine2", 0.12, 3, 0.0, 1.0),
+    ("spine2", "spine3", 0.12, 3, 0.0, 1.0), ("spine3", "neck", 0.10, 3, 0.0, 1.0),
+    ("left_hip", "right_hip", 0.10, 3, 0.0, 1.0),
+    ("left_collar", "left_shoulder", 0.07, 2, 0.0, 1.0), ("right_collar", "right_shoulder", 0.07, 2, 0.0, 1.0),
+    ("spine3", "left_shoulder", 0.08, 3, 0.3, 1.0), ("spine3", "right_shoulder", 0.08, 3, 0.3, 1.0),
+    ("neck", "head", 0.06, 2, 0.0, 1.0), ("neck", "head", 0.10, 2, 1.4, 2.0),
+    ("left_shoulder", "left_elbow", 0.05, 8, 0.0, 1.0), ("right_shoulder", "right_elbow", 0.05, 8, 0.0, 1.0),
+    ("left_elbow", "left_wrist", 0.04, 8, 0.0, 1.0), ("right_elbow", "right_wrist", 0.04, 8, 0.0, 1.0),
+    ("left_wrist", "left_hand", 0.04, 3, 0.0, 1.4), ("right_wrist", "right_hand", 0.04, 3, 0.0, 1.4),
+    ("left_hip", "left_knee", 0.075, 10, 0.0, 1.0), ("right_hip", "right_knee", 0.075, 10, 0.0, 1.0),
+    ("left_knee", "left_ankle", 0.055, 10, 0.0, 1.0), ("right_knee", "right_ankle", 0.055, 10, 0.0, 1.0),
+    ("left_ankle", "left_foot", 0.045, 3, 0.0, 1.2), ("right_ankle", "right_foot", 0.045, 3, 0.0, 1.2),
+)
+
+
+@dataclass(frozen=True)
+class BodySpheres:
+    """Sphere centres as fixed linear combinations of the 24 joints: centres = weights @ joints."""
+
+    weights: Tensor  # (S, 24)
+    radii: Tensor  # (S,)
+
+    @classmethod
+    def build(cls, segments: Sequence[tuple[str, str, float, int, float, float]] = SPHERE_SEGMENTS
+              ) -> "BodySpheres":
+        rows, radii = [], []
+        for src, dst, radius, count, t0, t1 in segments:
+            i, j = JOINT_INDEX[src], JOINT_INDEX[dst]
+            for k in range(count):
+                t = t0 + (t1 - t0) * (k / (count - 1) if count > 1 else 0.5)
+                row = torch.zeros(NUM_JOINTS)
+                row[i] += 1.0 - t
+                row[j] += t
+                rows.append(row)
+                radii.append(radius)
+        return cls(torch.stack(rows), torch.tensor(radii))
+
+    def centres(self, joints: Tensor) -> Tensor:
+        """joints (..., 24, 3) -> sphere centres (..., S, 3)."""
+        return self.weights.to(joints) @ joints
+
+
+_DEFAULT_SPHERES: BodySpheres | None = None
+
+
+def body_spheres() -> BodySpheres:
+    global _DEFAULT_SPHERES
+    if _DEFAULT_SPHERES is None:
+        _DEFAULT_SPHERES = BodySpheres.build()
+    return _DEFAULT_SPHERES
+
+
+def sphere_overlap(joints_a: Tensor, joints_b: Tensor, spheres: BodySpheres | None = None) -> Tensor:
+    """Overlap depth relu(r_i + r_j - ||c_i - c_j||) of every sphere i of body A with every sphere j of body B.
+    joints (..., 24, 3) -> (..., S, S) metres."""
+    spheres = spheres or body_spheres()
+    ca, cb = spheres.centres(joints_a), spheres.centres(joints_b)
+    radii = spheres.radii.to(joints_a)
+    # Squared distances via the expanded form would be faster but loses precision near contact; S is small.
+    dist = (ca[..., :, None, :] - cb[..., None, :, :]).square().sum(-1).clamp_min(1e-12).sqrt()
+    return torch.relu(radii[:, None] + radii[None, :] - dist)
+
+
+def sphere_penetration_mm(joints_a: Tensor, joints_b: Tensor, spheres: BodySpheres | None = None) -> Tensor:
+    """The proxy in the metric's form: per frame, the mean over both bodies' spheres of each sphere's deepest
+    overlap with the other body, in mm. joints (..., 24, 3) -> (...)."""
+    overlap = sphere_overlap(joints_a, joints_b, spheres)
+    deepest = torch.cat([overlap.amax(-1), overlap.amax(-2)], dim=-1)
+    return 1000.0 * deepest.mean(-1)
+
+
+class PenetrationGuidance(GuidanceTerm):
+    """Push the two bodies apart where their bone spheres overlap (no extras beyond the decoder)."""
+
+    def __init__(self, weight: float = 1.0, enabled: bool = True, spheres: BodySpheres | None = None,
+                 name: str | None = None):
+        super().__init__(weight, enabled, name)
+        self.spheres = spheres
+
+    def __call__(self, x0: Tensor, context: GuidanceContext) -> Tensor:
+        joints = _decoder(context)(x0).joints
+        overlap = sphere_overlap(joints[:, 0], joints[:, 1], self.spheres)  # (B, L, S, S)
+        # Divided by the number of spheres: a deep overlap of a whole torso (hundreds of sphere pairs) then
+        # has a curvature of order one in the translation, as the other terms do, and one step size fits all.
+        per_frame = 0.5 * overlap.square().sum(dim=(-1, -2)) / overlap.shape[-1]
+        # A frame counts when both persons are observed in it (a guessed person should not shove the other).
+        mask = _frame_mask(context, joints).prod(dim=1)
+        return (per_frame * mask).sum(-1)
+
+
+# ----------------------------------------------------------------------------------------------- reprojection
+def geman_mcclure(sq_error: Tensor, scale: float) -> Tensor:
+    """c^2 e^2 / (e^2 + c^2) from the squared error e^2: ~e^2 near zero, at most c^2."""
+    c2 = scale * scale
+    return c2 * sq_error / (sq_error + c2)
+
+
+class ReprojectionGuidance(GuidanceTerm):
+    """Keep the projected joints on the detected keypoints (extras 'keypoints2d' (B, 2, L, 24, 3) = u, v,
+    confidence): Geman-McClure on the pixel error divided by the box side, weighted by confidence."""
+
+    def __init__(self, weight: float = 1.0, enabled: bool = True, scale: float = 0.1, name: str | None = None):
+        super().__init__(weight, enabled, name)
+        self.scale = float(scale)
+
+    def __call__(self, x0: Tensor, context: GuidanceContext) -> Tensor:
+        decoder = _decoder(context)
+        joints = decoder(x0).joints
+        keypoints = context.extras["keypoints2d"].to(joints)
+        pixels = project(joints, decoder.K.to(joints))
+        box_side = decoder.boxes.to(joints)[..., 2].clamp_min(1.0)  # (B, 2, L)
+        sq_error = (pixels - keypoints[..., :2]).square().sum(-1) / box_side[..., None].square()
+        confidence = keypoints[..., 2]
+        # Confidence-weighted mean over the joints: a frame's pull does not grow with how many were detected.
+        rho = (geman_mcclure(sq_error, self.scale) * confidence).sum(-1) / confidence.sum(-1).clamp_min(1.0)
+        return (rho * _frame_mask(context, joints)).sum(dim=(1, 2))
+
