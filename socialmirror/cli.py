@@ -135,6 +135,14 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_make_sample(args) -> int:
+    """Regenerate the embedded demo sample (video + ground truth) from its seed."""
+    from socialmirror.data.demo_sample import make_sample
+    video, gt = make_sample(args.output, seed=args.seed, action=args.action)
+    print(f"wrote {video} ({video.stat().st_size / 1e6:.2f} MB) and {gt}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="socialmirror",
@@ -156,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="demo_output", help="output folder (default: demo_output)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("make-sample", help="regenerate the embedded demo sample (rendered video + ground truth)")
+    from socialmirror.paths import ASSETS_DIR
+    p.add_argument("-o", "--output", default=str(ASSETS_DIR / "demo"))
+    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--action", default="handshake")
+    p.set_defaults(func=cmd_make_sample)
 
     p = sub.add_parser("fit", help="IK-fit the body model to joint-only two-person data (mocap -> parameters)")
     p.add_argument("--data", required=True, help="source: cmu:DIR, butepage:DIR, npz:DIR")

@@ -14,6 +14,9 @@ def _atomic(path: str | os.PathLike, suffix: str, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

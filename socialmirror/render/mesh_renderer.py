@@ -170,14 +170,15 @@ def face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def shade_faces(verts_cam: np.ndarray, faces: np.ndarray, color, light_dir=(0.3, -0.5, -1.0),
                 ambient: float = 0.35) -> np.ndarray:
-    """Flat Lambert colour (F, 3) float of each face lit from ``light_dir`` (towards the light, camera
+    """Flat Lambert colour (F, 3) float of each face (``color``: (3,) or per face (F, 3)) lit from ``light_dir`` (towards the light, camera
     frame; default: from the camera, slightly above and to the right)."""
     n = face_normals(verts_cam, faces)
     light = np.asarray(light_dir, dtype=np.float64)
     light = light / np.linalg.norm(light)
     lam = np.abs(n @ light)  # two-sided, for the rare inward faces
     k = ambient + (1.0 - ambient) * lam
-    return k[:, None] * np.asarray(color, dtype=np.float64)[None, :]
+    color = np.asarray(color, dtype=np.float64)
+    return k[:, None] * (color[None, :] if color.ndim == 1 else color)  # one colour, or one per face
 
 
 def _stack_meshes(meshes, faces):
