@@ -1,1 +1,1 @@
-
+"""Evaluation protocols (`socialmirror evaluate`) and speed benchmarks (`socialmirror bench`)."""
