@@ -1,0 +1,159 @@
+"""What an interaction script works with: the two people's bodies, placement helpers and the plan it
+returns.
+
+A script (one function per interaction type, in the family modules) places both people, gives each a
+standing (or walking) base motion with sway and breathing, then adds arm reaches whose targets are
+computed from the partner's torso (so a hand lands on the partner's shoulder wherever the partner
+sways). The synthesizer then refines the contacts on the real surfaces, checks everything and writes
+the sentences.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from socialmirror.body.skeleton import JOINT_INDEX
+from socialmirror.data.synth.motion import PersonMotion, facing_dir, min_jerk, rot_y
+from socialmirror.data.synth.skinning import RestBody
+
+J = JOINT_INDEX
+UP = np.array([0.0, 1.0, 0.0])
+
+
+class Retry(RuntimeError):
+    """A drawn sample breaks a check (no contact reached, interpenetration, ...): draw another."""
+
+
+def other(side: str) -> str:
+    return "left" if side == "right" else "right"
+
+
+@dataclass
+class Person:
+    """One drawn person: shape, rest body and the sizes scripts scale their distances with."""
+
+    shape: np.ndarray  # (6,) anny phenotypes
+    rest: RestBody
+    child: bool
+
+    @property
+    def scale(self) -> float:
+        return self.rest.height / 1.7
+
+    @property
+    def arm(self) -> float:
+        """Shoulder to wrist length (m)."""
+        r = self.rest.joints
+        return float(np.linalg.norm(r[J["left_elbow"]] - r[J["left_shoulder"]])
+                     + np.linalg.norm(r[J["left_wrist"]] - r[J["left_elbow"]]))
+
+    @property
+    def pronoun(self) -> str:
+        return "his" if self.shape[0] >= 0.5 else "her"
+
+    @property
+    def pelvis_height(self) -> float:
+        """Pelvis height standing on the floor (y = 0) with knees barely bent."""
+        return -self.rest.sole - 0.008 * self.scale
+
+
+@dataclass
+class Plan:
+    """A script's output: both people's motion drivers and what the sentences need to know."""
+
+    action: str
+    persons: list[PersonMotion]
+    contacts: list[tuple[str, str]]  # scripted (joint of person 1, joint of person 2) pairs
+    side: str  # the acting hand of person 1 ("right" or "left"), for the sentences
+    info: dict = field(default_factory=dict)
+
+
+class Stage:
+    """Context for a script: random generator, clip length, the two people."""
+
+    def __init__(self, rng: np.random.Generator, T: int, fps: float, people: list[Person]):
+        self.rng, self.T, self.fps, self.people = rng, T, fps, people
+        self.t = np.arange(T) / fps
+
+    def u(self, lo: float, hi: float) -> float:
+        return float(self.rng.uniform(lo, hi))
+
+    def side(self) -> str:
+        """A random acting hand: right three times out of four, as people are."""
+        return "right" if self.rng.random() < 0.75 else "left"
+
+    def sway(self, amp: float, lo: float = 0.15, hi: float = 0.4) -> np.ndarray:
+        """(T,) smooth random oscillation: a sum of two sines of random frequency and phase."""
+        out = np.zeros(self.T)
+        for k in range(2):
+            f, ph = self.u(lo, hi), self.u(0, 2 * np.pi)
+            out += amp / (k + 1) * np.sin(2 * np.pi * f * self.t + ph)
+        return out
+
+    def stand(self, k: int, pos: np.ndarray, yaw: float) -> PersonMotion:
+        """Person k standing at ground point ``pos`` facing ``yaw``: feet planted, pelvis swaying a
+        centimetre, breathing in the chest, head free (scripts set ``look_at``)."""
+        pe = self.people[k]
+        T, s = self.T, pe.scale
+        rj = pe.rest.joints
+        yaw_t = np.full(T, yaw) + self.sway(0.02)
+        R = rot_y(yaw)
+        lateral = R @ np.array([1.0, 0.0, 0.0])
+        forward = R @ np.array([0.0, 0.0, 1.0])
+        root = np.zeros((T, 3))
+        root[:] = np.array([pos[0], pe.pelvis_height, pos[2]])
+        root += lateral * self.sway(0.010 * s)[:, None] + forward * self.sway(0.006 * s)[:, None]
+        breath_f = self.u(0.2, 0.33)
+        breath = np.sin(2 * np.pi * breath_f * self.t + self.u(0, 6.3))
+        root[:, 1] += 0.002 * s * breath
+        lean = np.zeros((T, 3))
+        lean[:, 0] = 0.02 + 0.012 * breath + self.sway(0.01)
+        lean[:, 2] = self.sway(0.015)
+        width = abs(rj[J["left_hip"], 0]) * self.u(0.95, 1.35)
+        ankle_h = rj[J["left_ankle"], 1] - pe.rest.sole
+        toe = self.u(0.05, 0.25)
+        ankles = np.zeros((T, 2, 3))
+        foot_yaw = np.zeros((T, 2))
+        stagger = self.u(-0.06, 0.06) * s
+        for i, sgn in enumerate((1.0, -1.0)):
+            ankles[:, i] = (np.array([pos[0], ankle_h, pos[2]]) + lateral * sgn * width
+                            + forward * (rj[J["left_ankle"], 2] + sgn * stagger))
+            foot_yaw[:, i] = yaw + sgn * toe
+        return PersonMotion(T=T, rest_joints=rj, sole=pe.rest.sole, root=root, yaw=yaw_t, lean=lean,
+                            pelvis_tilt=np.zeros((T, 3)), ankles=ankles, foot_yaw=foot_yaw,
+                            hand_axes=pe.rest.hand_axes)
+
+    def face_to_face(self, distance: float, jitter: float = 0.25) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """Ground positions and yaws of two people ``distance`` apart (pelvis to pelvis) roughly facing
+        each other (each off by up to ``jitter`` rad). Person 1 stands at -x/2 and faces +x."""
+        a = np.array([-distance / 2, 0.0, 0.0])
+        b = np.array([distance / 2, 0.0, 0.0])
+        return a, b, np.pi / 2 + self.u(-jitter, jitter), -np.pi / 2 + self.u(-jitter, jitter)
+
+    def phases(self, reach: tuple[float, float], hold: tuple[float, float], start: tuple[float, float] = (0.15, 0.35),
+               release: tuple[float, float] = (0.35, 0.6)) -> tuple[float, float, float, float]:
+        """Frames (on0, on1, off0, off1) of a reach-hold-release, in seconds ranges, fitted into the clip."""
+        T, fps = self.T, self.fps
+        r, h, rl = self.u(*reach) * fps, self.u(*hold) * fps, self.u(*release) * fps
+        total = r + h + rl
+        room = T - 1 - 2
+        if total > room:
+            k = room / total
+            r, h, rl = r * k, h * k, rl * k
+        s0 = min(self.u(*start) * fps, max(0.0, T - 2 - (r + h + rl)))
+        return s0, s0 + r, s0 + r + h, s0 + r + h + rl
+
+
+def ramp(T: int, a: float, b: float) -> np.ndarray:
+    """(T,) minimum-jerk step from 0 (before frame a) to 1 (after frame b)."""
+    return min_jerk((np.arange(T) - a) / max(b - a, 1e-6))
+
+
+def horizontal(v: np.ndarray) -> np.ndarray:
+    v = np.array(v, dtype=np.float64)
+    v[..., 1] = 0.0
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+__all__ = ["Person", "Plan", "Retry", "Stage", "UP", "facing_dir", "horizontal", "other", "ramp"]

@@ -1,0 +1,333 @@
+"""The interaction synthesizer: draws two people and an interaction, scripts the motion, makes the
+scripted contacts touch on the real surfaces, measures the contacts from the final geometry, screens
+for interpenetration and writes the two sentences.
+
+Contacts are *measured*, not trusted: a contact (joint of person 1, joint of person 2) is annotated on
+exactly the frames where the two surface patches around those joints (``skinning.REGION_RADIUS``) come
+within ``contact_distance`` (closest vertex pair), and a sample is redrawn if on any such frame the two
+joint centres are ``joint_distance`` or more apart, if a scripted contact never happens, or if the
+bodies interpenetrate deeper than ``max_penetration`` anywhere. So every annotated frame touches and
+every other frame of an annotated pair is apart, by construction.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from socialmirror.body.base import BodyModel
+from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
+from socialmirror.data.interchange import TwoPersonSequence
+from socialmirror.data.synth import greetings
+from socialmirror.data.synth.motion import PersonMotion, pose_person, rot_y
+from socialmirror.data.synth.skinning import RestBody, Skinner, penetration_depth, vertex_normals
+from socialmirror.data.synth.stage import Person, Plan, Retry, Stage
+from socialmirror.data.synth.text import sentences
+
+J = JOINT_INDEX
+
+# name -> script; the order is the order of the CLI's --types help and of the contact sheet.
+INTERACTIONS = {
+    "handshake": greetings.handshake,
+    "high_five": greetings.high_five,
+    "fist_bump": greetings.fist_bump,
+    "wave": greetings.wave,
+    "point_at": greetings.point_at,
+}
+
+
+@dataclass
+class SynthConfig:
+    """What the synthesizer draws. Cameras are not drawn here: the observation model projects the
+    world-frame sequences through its own random cameras."""
+
+    fps: float = 30.0
+    duration: tuple[float, float] = (2.0, 4.0)  # seconds, uniform
+    types: tuple[str, ...] = ()  # empty: all of INTERACTIONS
+    child_prob: float = 0.25  # probability that each person is a child
+    with_vertices: bool = False
+    vertex_dtype: str = "float32"  # or "float16" (halves the files; ~1 mm rounding at 2 m)
+    contact_distance: float = 0.015  # closest vertex distance that counts as touching (m)
+    joint_distance: float = 0.15  # joint centres of an annotated contact must be closer (m)
+    max_penetration: float = 0.01  # deepest allowed interpenetration (m)
+    target_gap: float = 0.003  # surface gap along the closing direction that refinement aims for
+    refine_iters: int = 3
+    max_tries: int = 12
+    penetration_stride: int = 3  # check every n-th frame where the bodies are close, and of contacts
+    world_yaw: bool = True  # rotate and shift the scene at random in the ground plane
+
+    def type_names(self) -> tuple[str, ...]:
+        names = self.types or tuple(INTERACTIONS)
+        unknown = [n for n in names if n not in INTERACTIONS]
+        if unknown:
+            raise ValueError(f"unknown interaction types {unknown}; known: {', '.join(INTERACTIONS)}")
+        return tuple(names)
+
+
+@dataclass
+class _Posed:
+    R: np.ndarray  # (T, 24, 3, 3) local
+    joints: np.ndarray  # (T, 24, 3)
+    glob: np.ndarray  # (T, 24, 3, 3)
+
+
+@dataclass
+class SampleStats:
+    """Per-sample figures the CLI and tests report."""
+
+    tries: int = 0
+    seconds: float = 0.0
+    max_penetration: float = 0.0
+    contact_frames: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+class InteractionSynthesizer:
+    """``sample(rng)`` -> one :class:`TwoPersonSequence` (world frame, y up, metres)."""
+
+    def __init__(self, body: BodyModel, config: SynthConfig | None = None):
+        self.body = body
+        self.config = config or SynthConfig()
+        self.skinner = Skinner(body)
+        self.types = self.config.type_names()
+        self.last_stats = SampleStats()
+
+    # ------------------------------------------------------------------------------------ people
+    def draw_person(self, rng: np.random.Generator, child: bool) -> Person:
+        """anny phenotypes: adults of every build, or children (age 0.12-0.35: about 0.9-1.35 m)."""
+        u = rng.uniform
+        if child:
+            shape = [u(0, 1), u(0.15, 0.35), u(0.2, 0.7), u(0.2, 0.7), u(0.3, 0.7), u(0.3, 0.7)]
+        else:
+            shape = [u(0, 1), u(0.42, 0.95), u(0.1, 0.9), u(0.1, 0.75), u(0.2, 0.8), u(0.2, 0.8)]
+        shape = np.array(shape)
+        return Person(shape=shape, rest=self.skinner.rest(shape), child=child)
+
+    # ------------------------------------------------------------------------------------ sample
+    def sample(self, rng: np.random.Generator, action: str | None = None, name: str = "") -> TwoPersonSequence:
+        """Draw one sample (redrawing internally until every check passes)."""
+        start = time.perf_counter()
+        cfg = self.config
+        for attempt in range(1, cfg.max_tries + 1):
+            act = action or self.types[int(rng.integers(len(self.types)))]
+            people = [self.draw_person(rng, bool(rng.random() < cfg.child_prob)) for _ in range(2)]
+            T = int(round(rng.uniform(*cfg.duration) * cfg.fps)) + 1
+            stage = Stage(rng, T, cfg.fps, people)
+            try:
+                plan = INTERACTIONS[act](stage)
+                seq = self._realise(plan, people, stage, name)
+            except Retry as e:
+                self.last_stats.extras.setdefault("retry_reasons", []).append(f"{act}: {e}")
+                continue
+            self.last_stats.tries = attempt
+            self.last_stats.seconds = time.perf_counter() - start
+            return seq
+        raise RuntimeError(f"could not draw a valid {action or 'interaction'} in {cfg.max_tries} tries: "
+                           f"{self.last_stats.extras.get('retry_reasons', [])[-3:]}")
+
+    # ---------------------------------------------------------------------------------- internals
+    def _pose(self, plan: Plan) -> list[_Posed]:
+        return [_Posed(*pose_person(p)) for p in plan.persons]
+
+    def _region(self, rest: RestBody, posed: _Posed, joint: str, frames: np.ndarray, wide: bool = False) -> np.ndarray:
+        idx = (rest.patches if wide else rest.regions)[joint]
+        return self.skinner.pose(rest, posed.glob[frames], posed.joints[frames], idx)
+
+    def _region_normals(self, rest: RestBody, posed: _Posed, joint: str, frames: np.ndarray,
+                        wide: bool = False) -> np.ndarray:
+        """Normals of a region's vertices, rotated by their dominant joint (good to a few degrees)."""
+        idx = (rest.patches if wide else rest.regions)[joint]
+        if not hasattr(rest, "_normals"):
+            rest._normals = vertex_normals(rest.vertices, self.skinner.faces)  # type: ignore[attr-defined]
+        dom = self.skinner.idx[idx, 0]
+        dom = np.where(dom >= 24, np.where(dom < 27, J["left_hand"], J["right_hand"]), dom)
+        return np.einsum("tnij,nj->tni", posed.glob[frames][:, dom], rest._normals[idx])  # type: ignore[attr-defined]
+
+    def _refine(self, plan: Plan, people: list[Person]) -> list[_Posed]:
+        """Move the contact-making hands' targets until the surfaces meet at ``target_gap``."""
+        cfg = self.config
+        posed = self._pose(plan)
+        reaches = [(k, r) for k, p in enumerate(plan.persons) for r in p.reaches.values() if r.contact]
+        if not reaches:
+            return posed
+        for _ in range(cfg.refine_iters):
+            for k, reach in reaches:
+                q = 1 - k
+                # hold frames are pulled to touching; approaching frames are only pushed out of overlap
+                frames = np.nonzero(reach.weight > 0.5)[0]
+                if not (reach.weight > 0.97).any():
+                    raise Retry("a contact reach never reaches")
+                own, theirs = reach.contact
+                a = self._region(people[k].rest, posed[k], own, frames, wide=True)
+                b = self._region(people[q].rest, posed[q], theirs, frames, wide=True)
+                corr = np.zeros((len(frames), 3))
+                close = None if reach.palm is None else np.broadcast_to(reach.palm, (reach.weight.shape[0], 3))
+                for i, t in enumerate(frames):
+                    u = b[i].mean(0) - a[i].mean(0) if close is None else close[t]
+                    u = u / max(np.linalg.norm(u), 1e-9)
+                    sep = separation_along(a[i], b[i], u)
+                    if sep is None:  # the patches do not face each other yet: close the nearest gap
+                        d, ia = cKDTree(b[i]).query(a[i], k=1)
+                        m = int(np.argmin(d))
+                        sep, u = d[m], (b[i][ia[m]] - a[i][m]) / max(d[m], 1e-9)
+                    step = sep - cfg.target_gap
+                    if reach.weight[t] < 0.97:
+                        step = min(step, 0.0)
+                    corr[i] = step * u * reach.share / max(reach.weight[t], 0.5)
+                full = np.zeros((plan.persons[k].T, 3))
+                for c in range(3):
+                    full[:, c] = np.interp(np.arange(full.shape[0]), frames, corr[:, c])
+                reach.correction = full if reach.correction is None else reach.correction + full
+            posed = self._pose(plan)
+        return posed
+
+    def _measure_contacts(self, plan: Plan, people: list[Person], posed: list[_Posed]) -> list[tuple[str, str, int, int]]:
+        cfg = self.config
+        T = plan.persons[0].T
+        out = []
+        for ja, jb in plan.contacts:
+            jd = np.linalg.norm(posed[0].joints[:, J[ja]] - posed[1].joints[:, J[jb]], axis=-1)
+            near = np.nonzero(jd < 0.45)[0]
+            touch = np.zeros(T, dtype=bool)
+            if len(near):
+                a = self._region(people[0].rest, posed[0], ja, near)
+                b = self._region(people[1].rest, posed[1], jb, near)
+                for i, t in enumerate(near):
+                    d, _ = cKDTree(b[i]).query(a[i], k=1)
+                    touch[t] = d.min() < cfg.contact_distance
+            if not touch.any():
+                raise Retry(f"scripted contact {ja}-{jb} never touches")
+            if np.any(jd[touch] >= cfg.joint_distance):
+                raise Retry(f"contact {ja}-{jb}: joint centres {jd[touch].max():.3f} m apart while touching")
+            out.extend((ja, jb, t0, t1) for t0, t1 in _runs(touch))
+        return out
+
+    def _dominant(self) -> np.ndarray:
+        """Each vertex's dominant SMPL-24 joint (finger roots count as their hand)."""
+        if not hasattr(self, "_dom"):
+            dom = self.skinner.idx[:, 0].copy()
+            dom[(dom >= 24) & (dom < 27)] = J["left_hand"]
+            dom[dom >= 27] = J["right_hand"]
+            self._dom = dom
+        return self._dom
+
+    def _near_vertices(self, rest: RestBody, posed: _Posed, t: int, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posed vertices (and normals) of the body parts whose joint lies within 0.35 m of the other
+        person's joints at frame t: only those can touch, and skinning them alone is ~10x cheaper."""
+        dj = np.linalg.norm(posed.joints[t][:, None] - others[None], axis=-1).min(1)
+        joints = np.nonzero(dj < 0.35)[0]
+        if len(joints) == 0:
+            return np.zeros((0, 3)), np.zeros((0, 3))
+        idx = np.nonzero(np.isin(self._dominant(), joints))[0]
+        v = self.skinner.pose(rest, posed.glob[t:t + 1], posed.joints[t:t + 1], idx)[0]
+        if not hasattr(rest, "_normals"):
+            rest._normals = vertex_normals(rest.vertices, self.skinner.faces)  # type: ignore[attr-defined]
+        n = np.einsum("nij,nj->ni", posed.glob[t][self._dominant()[idx]], rest._normals[idx])  # type: ignore[attr-defined]
+        return v, n
+
+    def _check_penetration(self, people: list[Person], posed: list[_Posed], contact_frames: set[int]) -> float:
+        """Deepest interpenetration over the frames where the two bodies come close (every
+        ``penetration_stride``-th such frame, and every contact frame); redraw above the limit."""
+        cfg = self.config
+        dj = np.linalg.norm(posed[0].joints[:, :, None] - posed[1].joints[:, None], axis=-1).min((1, 2))
+        close = np.nonzero(dj < 0.45)[0]
+        frames = sorted(set(close[:: cfg.penetration_stride].tolist())
+                        | (set(sorted(contact_frames)[:: cfg.penetration_stride]) & set(close.tolist())))
+        worst = 0.0
+        for t in frames:
+            va, na = self._near_vertices(people[0].rest, posed[0], t, posed[1].joints[t])
+            vb, nb = self._near_vertices(people[1].rest, posed[1], t, posed[0].joints[t])
+            if len(va) == 0 or len(vb) == 0:
+                continue
+            worst = max(worst, penetration_depth(va, na, vb, nb))
+            if worst > cfg.max_penetration:
+                raise Retry(f"interpenetration {100 * worst:.1f} cm at frame {t}")
+        return worst
+
+    def _realise(self, plan: Plan, people: list[Person], stage: Stage, name: str) -> TwoPersonSequence:
+        cfg = self.config
+        posed = self._refine(plan, people)
+        contacts = self._measure_contacts(plan, people, posed)
+        cframes = {t for _, _, t0, t1 in contacts for t in range(t0, t1 + 1)}
+        pen = self._check_penetration(people, posed, cframes)
+        joints = np.stack([posed[0].joints, posed[1].joints], 1)  # (T, 2, 24, 3)
+        vertices = None
+        if cfg.with_vertices:
+            vertices = np.stack([self.skinner.pose(pe.rest, ps.glob, ps.joints) for pe, ps in zip(people, posed)], 1)
+        if cfg.world_yaw:
+            Rw = rot_y(stage.u(-np.pi, np.pi))
+            off = np.array([stage.u(-1, 1), 0.0, stage.u(-1, 1)])
+            joints = joints @ Rw.T + off
+            if vertices is not None:
+                vertices = vertices @ Rw.T + off
+        side_b = plan.info.get("side_b", plan.side)
+        text = sentences(plan.action, stage.rng, (people[0].pronoun, people[1].pronoun), plan.side, side_b,
+                         plan.info)
+        self.last_stats = SampleStats(max_penetration=pen, contact_frames=len(cframes),
+                                      extras=self.last_stats.extras if False else {})
+        meta = {"shapes": [p.shape.tolist() for p in people], "child": [p.child for p in people],
+                "side": plan.side, "side_b": side_b, "body_model": self.body.name,
+                "max_penetration_m": round(pen, 5)}
+        return TwoPersonSequence(
+            joints3d=joints.astype(np.float32), joint_names=SMPL24_NAMES, fps=cfg.fps, up=np.array([0.0, 1.0, 0.0]),
+            action=plan.action, text=text, contacts=contacts,
+            vertices=None if vertices is None else vertices.astype(cfg.vertex_dtype),
+            faces=None if vertices is None else self.skinner.faces.astype(np.int32),
+            name=name, source="socialmirror.synth", meta=meta)
+
+
+def separation_along(a: np.ndarray, b: np.ndarray, u: np.ndarray, cell: float = 0.008) -> float | None:
+    """How far point set ``a`` can move along unit ``u`` before it meets ``b`` (negative: they overlap
+    by that much), or None where they do not face each other.
+
+    Both sets are binned on a grid of ``cell`` metres in the plane normal to ``u``; in every cell both
+    occupy, the gap is b's nearest point minus a's farthest point along ``u``. Unlike a closest-vertex
+    distance this stays signed once two surfaces cross, so contact refinement can back out of an
+    overlap as well as close a gap."""
+    e1 = np.cross(u, [1.0, 0.0, 0.0])
+    if np.linalg.norm(e1) < 0.1:
+        e1 = np.cross(u, [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(u, e1)
+    def keys(p):
+        return (np.floor(p @ e1 / cell).astype(np.int64) * 1_000_003 + np.floor(p @ e2 / cell).astype(np.int64))
+    ka, kb = keys(a), keys(b)
+    ua, inv_a = np.unique(ka, return_inverse=True)
+    ub, inv_b = np.unique(kb, return_inverse=True)
+    amax = np.full(len(ua), -np.inf)
+    np.maximum.at(amax, inv_a, a @ u)
+    bmin = np.full(len(ub), np.inf)
+    np.minimum.at(bmin, inv_b, b @ u)
+    _, ia, ib = np.intersect1d(ua, ub, assume_unique=True, return_indices=True)
+    if len(ia) == 0:
+        return None
+    return float((bmin[ib] - amax[ia]).min())
+
+
+def _signed_gap(a: np.ndarray, an: np.ndarray, b: np.ndarray, bn: np.ndarray) -> tuple[float, np.ndarray]:
+    """Signed gap between two surface patches (negative: overlapping by that depth) and the unit
+    direction in which moving patch ``a`` by the gap closes it."""
+    best, best_u = np.inf, np.zeros(3)
+    for p, q, qn, sign in ((a, b, bn, -1.0), (b, a, an, 1.0)):
+        d, i = cKDTree(q).query(p, k=1)
+        diff = p - q[i]
+        s = np.einsum("ni,ni->n", diff, qn[i])
+        signed = np.where((s < 0) & (d < 0.03), s, d)
+        k = int(np.argmin(signed))
+        if signed[k] < best:
+            best = float(signed[k])
+            if best >= 0:
+                u = -diff[k] / max(d[k], 1e-9) if sign < 0 else diff[k] / max(d[k], 1e-9)
+            else:
+                u = sign * qn[i[k]]
+            best_u = u
+    return best, best_u
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (start, end) of every run of True."""
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    return list(zip(np.nonzero(d == 1)[0].tolist(), (np.nonzero(d == -1)[0] - 1).tolist()))

@@ -1,0 +1,167 @@
+"""The two sentences of a sample, written as the annotator of the paper's Table 1 is asked to write them.
+
+Rules (Table 1, rule 2): "text 1" describes person 1's action from person 1's perspective and "text 2"
+person 2's from theirs; a sentence never says "person 1"/"person 2": the subject is "a person" and the
+partner is "others"/"the other"; the sentence agrees with the contacts (which hand touches what).
+Several phrasings per type, drawn at random, so a text model cannot learn one template per label.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# {h}: the acting hand ("right hand"), {o}: the partner's hand, {p}: his/her, {r}: him/her (self),
+# {q}: him/her (the partner), {s}: which shoulder.
+# Person 1 templates, person 2 templates.
+TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "handshake": (
+        ("a person shakes hands with others using {p} {h}.",
+         "a person reaches out {p} {h} and shakes the other's {o}.",
+         "a person greets others with a handshake, holding the other's {o} with {p} {h}.",
+         "a person grips the other's {o} with {p} {h} and shakes it up and down."),
+        ("a person shakes hands with others using {p} {h}.",
+         "a person takes the other's {o} in {p} {h} and shakes it.",
+         "a person returns the handshake with {p} {h}.",
+         "a person holds the other's {o} with {p} {h} in a handshake."),
+    ),
+    "high_five": (
+        ("a person gives others a high five with {p} {h}.",
+         "a person raises {p} {h} and slaps the other's {o} above the head.",
+         "a person high-fives others, {p} {h} meeting the other's {o}.",
+         "a person lifts {p} {h} high and claps it against the other's palm."),
+        ("a person raises {p} {h} and high-fives others.",
+         "a person meets the other's {o} with {p} {h} in a high five.",
+         "a person slaps the other's raised {o} with {p} {h}.",
+         "a person returns the high five with {p} {h}."),
+    ),
+    "fist_bump": (
+        ("a person bumps fists with others using {p} {h}.",
+         "a person makes a fist with {p} {h} and touches the other's fist.",
+         "a person greets others with a fist bump of {p} {h}.",
+         "a person taps {p} {h} fist against the other's {o} fist."),
+        ("a person bumps {p} {h} fist against the other's fist.",
+         "a person returns the fist bump with {p} {h}.",
+         "a person meets the other's fist with {p} {h} fist.",
+         "a person fist-bumps others with {p} {h}."),
+    ),
+    "wave": (
+        ("a person waves {p} {h} at others.",
+         "a person raises {p} {h} and waves to others across the room.",
+         "a person greets others from a distance by waving {p} {h}.",
+         "a person lifts {p} {h} beside {p} head and waves to the other."),
+        ("a person waves back at others with {p} {h}.",
+         "a person answers the greeting by waving {p} {h}.",
+         "a person raises {p} {h} and waves to others.",
+         "a person waves {p} {h} at the other without touching."),
+    ),
+    "point_at": (
+        ("a person points at others with {p} {h}.",
+         "a person raises {p} {h} and points at the other.",
+         "a person stretches out {p} {h} to point at others.",
+         "a person singles out the other by pointing {p} {h} at {q}."),
+        ("a person stands and watches others point at {r}, leaning back a little.",
+         "a person is pointed at by others and leans back slightly.",
+         "a person looks at the other who is pointing at {r}.",
+         "a person notices others pointing and draws back a little."),
+    ),
+    "push": (
+        ("a person pushes others on both shoulders with {p} hands.",
+         "a person puts both hands on the other's shoulders and pushes {q} back.",
+         "a person steps in and shoves others away by the shoulders.",
+         "a person pushes the other backwards, {p} hands on the other's shoulders."),
+        ("a person is pushed on the shoulders by others and sways back.",
+         "a person leans back as others shove {p} shoulders.",
+         "a person has both shoulders pushed by the other and rocks backwards.",
+         "a person gets pushed away by others, hands on {p} shoulders."),
+    ),
+    "punch_block": (
+        ("a person throws a punch at others with {p} {h}, which is blocked.",
+         "a person punches at the other's head with {p} {h} fist, hitting the other's raised forearm.",
+         "a person strikes at others with {p} {h}, and the fist lands on the other's {o} arm.",
+         "a person jabs {p} {h} fist toward others and is blocked."),
+        ("a person blocks the punch of others with {p} {h} forearm.",
+         "a person raises {p} {h} arm in front of {p} face and stops the other's fist.",
+         "a person defends against the other's punch, {p} {h} forearm taking the hit.",
+         "a person guards {p} head with {p} {h} arm as others punch."),
+    ),
+    "dance": (
+        ("a person dances with others holding both of the other's hands.",
+         "a person sways with others, {p} left hand holding the other's right hand and {p} right hand "
+         "holding the other's left hand.",
+         "a person holds hands with others and rocks side to side to the music.",
+         "a person dances facing others, both hands joined with the other's."),
+        ("a person dances with others holding both of the other's hands.",
+         "a person sways with others, {p} right hand holding the other's left hand and {p} left hand "
+         "holding the other's right hand.",
+         "a person holds hands with the other and sways along.",
+         "a person dances facing others with both hands held."),
+    ),
+    "pass_object": (
+        ("a person hands an object to others with {p} {h}.",
+         "a person passes something to the other, {p} {h} touching the other's hand.",
+         "a person reaches out {p} {h} and gives the other an object.",
+         "a person holds out an object in {p} {h} for the other to take."),
+        ("a person takes an object from others with {p} {h}.",
+         "a person receives something from the other, {p} {h} touching the other's hand.",
+         "a person reaches out {p} {h} and takes the object the other offers.",
+         "a person accepts an object from others with {p} {h}."),
+    ),
+    "walk_together": (
+        ("a person walks side by side with others.",
+         "a person walks forward next to the other.",
+         "a person strolls together with others at the same pace.",
+         "a person walks along beside others."),
+        ("a person walks side by side with others.",
+         "a person walks next to the other in the same direction.",
+         "a person keeps pace with others while walking.",
+         "a person strolls along beside the other."),
+    ),
+    "walk_hand_in_hand": (
+        ("a person walks side by side with others, holding the other's {o} with {p} {h}.",
+         "a person walks hand in hand with others, {p} {h} in the other's {o}.",
+         "a person strolls with the other, their hands joined.",
+         "a person walks forward holding hands with others."),
+        ("a person walks hand in hand with others, holding the other's {o} with {p} {h}.",
+         "a person walks beside the other, {p} {h} holding the other's {o}.",
+         "a person strolls along holding hands with others.",
+         "a person walks next to others with {p} {h} in the other's hand."),
+    ),
+    "pat_shoulder": (
+        ("a person pats others on the {s} shoulder with {p} {h}.",
+         "a person gives the other a friendly pat on the {s} shoulder with {p} {h}.",
+         "a person taps the other's {s} shoulder a few times with {p} {h}.",
+         "a person reaches over and pats others' {s} shoulder with {p} {h}."),
+        ("a person has {p} {s} shoulder patted by others.",
+         "a person stands while the other pats {p} {s} shoulder.",
+         "a person is tapped on the {s} shoulder by others.",
+         "a person receives a friendly pat on {p} {s} shoulder from the other."),
+    ),
+    "hug": (
+        ("a person hugs others, {p} arms around the other's shoulders.",
+         "a person embraces the other, putting {p} hands on the other's upper back.",
+         "a person wraps both arms around others in a hug.",
+         "a person hugs the other closely with both arms over the other's shoulders."),
+        ("a person hugs others back, {p} arms around the other's waist.",
+         "a person embraces the other, {p} hands on the other's lower back.",
+         "a person wraps both arms around the other's waist and is hugged.",
+         "a person returns the hug, holding the other around the waist."),
+    ),
+}
+
+
+def hand_phrase(side: str) -> str:
+    return f"{side} hand"
+
+
+def sentences(action: str, rng: np.random.Generator, pronouns: tuple[str, str], side_a: str | None,
+              side_b: str | None, extra: dict | None = None) -> tuple[str, str]:
+    """Two sentences ("text 1", "text 2") for a sample, drawn from the type's phrasings."""
+    ta, tb = TEMPLATES[action]
+    extra = extra or {}
+    out = []
+    for k, (pool, own, partner) in enumerate(((ta, side_a, side_b), (tb, side_b, side_a))):
+        s = pool[int(rng.integers(len(pool)))]
+        obj = {"his": "him", "her": "her"}
+        fields = {"p": pronouns[k], "h": hand_phrase(own or "right"), "o": hand_phrase(partner or "right"),
+                  "s": extra.get("shoulder", "left"), "r": obj[pronouns[k]], "q": obj[pronouns[1 - k]]}
+        out.append(s.format(**fields))
+    return out[0], out[1]
