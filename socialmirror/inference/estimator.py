@@ -1,0 +1,529 @@
+"""The 3D estimator (design.md steps 4-7): 2D keypoints and boxes of two people -> their 3D motion.
+
+`TwoPersonMotionEstimator(bundle, body, method, device, seed).estimate(keypoints2d, boxes, K, image_size,
+annotations, text_embeddings)` runs, for a method preset (`socialmirror.inference.methods`):
+
+1. windows: the sequence is cut into windows of L = 16 frames, `stride` (8) apart, the last one aligned to
+   the end (`window_starts`); a sequence shorter than L is padded to L with frames marked missing (keypoint
+   confidence 0, boxes repeated from the edge) and cropped back at the end. Windows go through the networks
+   in batches of `batch_windows`, so memory does not grow with the sequence length.
+2. per window: F_img (`observation_features`), the Initial Estimator's x_init (raw units), its joints
+   (`motion_to_joints`), the Geometry Optimizer's joints (when geometry guidance is on), then DDIM sampling
+   of the infiller (5 steps) from x_T ~ N(x_init, sigma^2), seeded per window, with the enabled guidance
+   terms (`socialmirror.diffusion.guidance`) and the window's text (the annotation clip that overlaps it
+   most; its confidence scales the ControlNet) and contacts (every annotated contact frame inside it);
+3. the windows are blended into one sequence (`join_windows`, raised-cosine cross-fades over the overlaps),
+   in the normalised motion space the refiner works in;
+4. the Temporal Motion Refiner runs over the whole sequence (in overlapping chunks of `refine_chunk` frames,
+   blended the same way, so memory stays bounded on long videos);
+5. decoding: rotations, one shape per person (the mean over its observed frames), pelvis translations and
+   joints in the camera frame.
+
+NaN guard: after every stage the person-frames with a non-finite value fall back to the previous stage's
+output (initial estimate <- the training mean motion; Geometry Optimizer <- initial joints; infiller <-
+x_init; refiner <- the joined infiller output; decoding <- the initial estimate), with a logged warning, so
+the result is always finite.
+
+Determinism: the only randomness is the start of sampling, drawn from a generator seeded by (seed, window
+start frame) on the CPU, so the same seed gives the same result whatever the batch size or device order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from socialmirror.body.base import BodyModel
+from socialmirror.body.motion import MotionRepresentation
+from socialmirror.diffusion.guidance import (
+    ContactGuidance,
+    ContactTargets,
+    GeometryGuidance,
+    MotionDecoder,
+    PenetrationGuidance,
+    ReprojectionGuidance,
+)
+from socialmirror.diffusion.sampler import DDIMSampler, GuidanceTerm, SamplerConfig
+from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
+from socialmirror.inference.methods import METHOD_PRESETS, GuidanceWeights, MethodConfig, method_config
+from socialmirror.models.bundle import ModelBundle, motion_to_joints
+from socialmirror.models.refiner import join_windows, window_starts
+from socialmirror.semantics.annotations import Annotations, ClipAnnotation
+
+log = logging.getLogger(__name__)
+
+__all__ = ["METHOD_PRESETS", "GuidanceWeights", "MethodConfig", "MethodUnavailableError", "MotionEstimate",
+           "TwoPersonMotionEstimator"]
+
+
+class MethodUnavailableError(ValueError):
+    """The bundle lacks a network that the requested method needs (one-line message)."""
+
+
+# ----------------------------------------------------------------------------------------------- result
+@dataclass
+class MotionEstimate:
+    """The 3D motion of both persons over T frames; camera frame (OpenCV axes), metres; numpy arrays."""
+
+    rotmats: np.ndarray  # (T, 2, 24, 3, 3) SMPL-24 local rotations (0: global orientation, camera frame)
+    pose6d: np.ndarray  # (T, 2, 24, 6)
+    shape: np.ndarray  # (2, S) per person, the mean over its observed frames
+    transl: np.ndarray  # (T, 2, 3) pelvis
+    joints: np.ndarray  # (T, 2, 24, 3)
+    x: np.ndarray  # (T, 2, D) the final motion vectors, raw units
+    initial_joints: np.ndarray  # (T, 2, 24, 3) the Initial Estimator's joints (windows joined)
+    geometry_joints: np.ndarray | None = None  # (T, 2, 24, 3) the Geometry Optimizer's, when it ran
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    method: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.joints.shape[0])
+
+    def vertices(self, body: BodyModel, batch_frames: int = 64) -> np.ndarray:
+        """Meshes (T, 2, V, 3) of the estimate with `body` (which must be the estimate's body model kind),
+        skinned `batch_frames` frames at a time."""
+        out = []
+        shape = torch.as_tensor(self.shape, dtype=torch.float32, device=body.device)
+        with torch.no_grad():
+            for s in range(0, self.num_frames, batch_frames):
+                rot = torch.as_tensor(self.rotmats[s:s + batch_frames], dtype=torch.float32, device=body.device)
+                transl = torch.as_tensor(self.transl[s:s + batch_frames], dtype=torch.float32, device=body.device)
+                out.append(body(rot, shape.expand(rot.shape[0], -1, -1), transl).vertices.cpu().numpy())
+        return np.concatenate(out, axis=0)
+
+    _ARRAYS = ("rotmats", "pose6d", "shape", "transl", "joints", "x", "initial_joints", "geometry_joints")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat dict of arrays (for npz caches); `from_arrays` reads it back."""
+        arrays = {k: getattr(self, k) for k in self._ARRAYS if getattr(self, k) is not None}
+        arrays["method"] = np.array(self.method)
+        arrays["timing_names"] = np.array(list(self.timings), dtype=str)
+        arrays["timing_values"] = np.array(list(self.timings.values()), dtype=np.float64)
+        arrays["warnings"] = np.array(self.warnings, dtype=str)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> "MotionEstimate":
+        get = (lambda k: arrays[k] if k in arrays else None)
+        names, values = get("timing_names"), get("timing_values")
+        timings = {} if names is None else {str(n): float(v) for n, v in zip(names, values)}
+        return cls(**{k: None if get(k) is None else np.asarray(get(k)) for k in cls._ARRAYS},
+                   timings=timings, method=str(get("method") if get("method") is not None else ""),
+                   warnings=[str(w) for w in (get("warnings") if get("warnings") is not None else [])])
+
+
+# ----------------------------------------------------------------------------------------------- pieces
+@dataclass
+class _Observations:
+    """The inputs as tensors, padded to at least one window; mask (T_pad, 2) True where detected."""
+
+    keypoints2d: Tensor  # (T_pad, 2, 24, 3)
+    boxes: Tensor  # (T_pad, 2, 3)
+    K: Tensor  # (3, 3)
+    mask: Tensor  # (T_pad, 2) bool
+    num_frames: int  # T before padding
+
+    @property
+    def padded_frames(self) -> int:
+        return int(self.mask.shape[0])
+
+
+@dataclass
+class _WindowConditions:
+    """Text and contacts of every window."""
+
+    text: Tensor | None  # (W, 2, E) sentence embeddings, zeros where a window has no annotation
+    text_weight: Tensor  # (W,) ControlNet weight (confidence or 1; 0 without annotation)
+    contacts: list[list[tuple[int, int, int, float]]]  # per window: (frame, joint_a, joint_b, weight)
+
+
+class _CrossAttentionCut(nn.Module):
+    """Stand-in for the `independent` denoiser when a bundle has none: the two-branch infiller with every
+    cross-attention query given no key, so no information flows from the other person (the CA output is
+    reduced to its output bias). The network was trained with CA, so this is out of its training
+    distribution: a separately trained independent model is what the baseline should use."""
+
+    def __init__(self, infiller: nn.Module):
+        super().__init__()
+        self.infiller = infiller
+
+    def forward(self, x_t: Tensor, t: Tensor, x_init: Tensor, img_features: Tensor | None = None,
+                mask: Tensor | None = None, text_embedding: Tensor | None = None,
+                text_weight: Tensor | float | None = None) -> Tensor:
+        base = self.infiller.denoiser
+        state = base.encode(x_t, t, x_init, img_features, mask)
+        batch, _, length, _ = x_t.shape
+        no_key = torch.zeros(batch * 2, 1, length, 1, dtype=torch.bool, device=x_t.device)
+        masks = dataclasses.replace(state.masks, cross_mask=None, cross_has_key=no_key)
+        out = base.transformer.run_blocks(state.h0, state.cond, masks=masks)
+        return base.decode(out.hidden, x_init)
+
+
+def _nonfinite_person_frames(values: Tensor, event_dims: int) -> Tensor:
+    """(..., event) -> bool (...) True where any of the last `event_dims` dims is non-finite."""
+    bad = ~torch.isfinite(values)
+    for _ in range(event_dims):
+        bad = bad.any(-1)
+    return bad
+
+
+def _fallback(stage: str, values: Tensor, previous: Tensor, event_dims: int, warnings: list[str]) -> Tensor:
+    """values where finite, else `previous`, per person-frame; logs how many fell back."""
+    bad = _nonfinite_person_frames(values, event_dims)
+    if not bad.any():
+        return values
+    message = (f"{stage}: non-finite output on {int(bad.sum())} person-frame(s); using the previous stage's "
+               f"output there")
+    log.warning(message)
+    warnings.append(message)
+    return torch.where(bad.reshape(*bad.shape, *([1] * event_dims)), previous, values)
+
+
+def _fill_missing_boxes(boxes: Tensor) -> Tensor:
+    """Boxes with a non-finite value or a non-positive side are replaced by the nearest valid box of the same
+    person (a missed detection keeps the box of the closest detected frame). (T, 2, 3)."""
+    valid = torch.isfinite(boxes).all(-1) & (boxes[..., 2] > 0)
+    if valid.all():
+        return boxes
+    out = boxes.clone()
+    frames = torch.arange(boxes.shape[0], device=boxes.device)
+    for p in range(boxes.shape[1]):
+        good = frames[valid[:, p]]
+        if good.numel() == 0:
+            raise ValueError(f"person {p} has no valid box in any frame")
+        nearest = good[(frames[:, None] - good[None, :]).abs().argmin(dim=1)]
+        out[:, p] = boxes[nearest, p]
+    return out
+
+
+def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+# ----------------------------------------------------------------------------------------------- estimator
+class TwoPersonMotionEstimator:
+    """Runs one method (a preset name or a `MethodConfig`) of a `ModelBundle` on two persons' observations."""
+
+    def __init__(self, bundle: ModelBundle, body: BodyModel, method: str | MethodConfig = "socialmirror",
+                 device: str | torch.device = "cpu", seed: int = 0, disable_guidance: Sequence[str] = ()):
+        config = method_config(method)
+        if disable_guidance:
+            config = config.without_guidance(*disable_guidance)
+        self.config = config
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.bundle = bundle.to(self.device).eval()
+        self.body = body
+        if body.shape_dim != bundle.config.shape_dim:
+            raise ValueError(f"the bundle's motions have {bundle.config.shape_dim} shape values, the body model "
+                             f"{body.name!r} has {body.shape_dim}")
+        self.representation: MotionRepresentation = bundle.representation
+        self.window = config.window
+        if self.window > bundle.config.clip_len:
+            raise ValueError(f"window {self.window} exceeds the bundle's clip length {bundle.config.clip_len}")
+        self.weights: GuidanceWeights = config.guidance
+        self.fallback_motion = self._fallback_motion()
+        self.geometry_network = self._geometry_network() if self.weights.geometry != 0 else None
+        self.denoiser = self._denoiser()
+        self.sampler = DDIMSampler(bundle.diffusion(), SamplerConfig(
+            num_steps=config.sampling_steps, eta=config.eta, guidance_step_size=config.guidance_step_size,
+            guidance_iterations=config.guidance_iterations,
+            guidance_max_grad_norm=config.guidance_max_grad_norm))
+        self.guidance_terms: list[GuidanceTerm] = [
+            term for term in (
+                GeometryGuidance(self.weights.geometry, name="geometry"),
+                ContactGuidance(self.weights.contact, radius=config.contact_radius, name="contact"),
+                PenetrationGuidance(self.weights.penetration, name="penetration"),
+                ReprojectionGuidance(self.weights.reprojection, name="reprojection"),
+            ) if term.weight != 0]
+
+    def _fallback_motion(self) -> Tensor:
+        """(D,) raw motion used where the initial estimate fails: the training mean when it is a valid motion
+        (a trained bundle), else a neutral one (upright, facing the camera, average shape, unit crop scale,
+        which puts the person at the depth where its box fits it)."""
+        mean = self.bundle.x_mean.detach()
+        rot6d, _, cam = self.representation.split(mean)
+        if torch.isfinite(sixd_to_matrix(rot6d)).all() and bool(cam[0] > 0):
+            return mean
+        rotmats = torch.eye(3, device=self.device).repeat(24, 1, 1)
+        rotmats[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0], device=self.device))  # body y-up -> camera y-down
+        cam = torch.tensor([1.0, 0.0, 0.0], device=self.device)
+        return self.representation.pack(rotmats, self.body.default_shape().to(self.device), cam)
+
+    # -- networks for the method ------------------------------------------------------------------------------
+    def _geometry_network(self) -> nn.Module:
+        wanted = self.config.geometry_embedding
+        if wanted == "stgcn":
+            return self.bundle.geometry
+        linear = getattr(self.bundle, "geometry_linear", None)
+        if linear is None:
+            raise MethodUnavailableError(
+                f"method {self.config.name!r} needs a Geometry Optimizer with the Linear embedding, and this "
+                f"bundle holds none (bundle.geometry_linear)")
+        return linear.to(self.device).eval()
+
+    def _denoiser(self) -> nn.Module:
+        if self.config.denoiser == "two_branch":
+            return self.bundle.infiller
+        independent = getattr(self.bundle, "independent", None)
+        if independent is not None:
+            return independent
+        log.warning("this bundle has no separately trained `independent` denoiser; using the two-branch "
+                    "infiller with cross-attention cut instead (out of its training distribution)")
+        return _CrossAttentionCut(self.bundle.infiller)
+
+    @property
+    def uses_text(self) -> bool:
+        return self.config.text and getattr(self.denoiser, "controlnet", None) is not None
+
+    # -- inputs -------------------------------------------------------------------------------------------------
+    def _observations(self, keypoints2d, boxes, K) -> _Observations:
+        kp = torch.as_tensor(np.asarray(keypoints2d, dtype=np.float32)).to(self.device)
+        bx = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).to(self.device)
+        K = torch.as_tensor(np.asarray(K, dtype=np.float32)).to(self.device)
+        if kp.dim() != 4 or kp.shape[1:] != (2, 24, 3):
+            raise ValueError(f"keypoints2d must be (T, 2, 24, 3), got {tuple(kp.shape)}")
+        if bx.shape != (kp.shape[0], 2, 3):
+            raise ValueError(f"boxes must be ({kp.shape[0]}, 2, 3), got {tuple(bx.shape)}")
+        if K.shape != (3, 3) or not torch.isfinite(K).all():
+            raise ValueError("K must be a finite (3, 3) intrinsics matrix")
+        num_frames = kp.shape[0]
+        if num_frames == 0:
+            raise ValueError("no frames to estimate")
+        # A keypoint with a non-finite value is a missed keypoint (confidence 0, position 0: F_img's rule).
+        usable = torch.isfinite(kp).all(-1) & (kp[..., 2] > 0)
+        kp = torch.where(usable[..., None], kp, torch.zeros_like(kp))
+        mask = usable.any(-1)
+        bx = _fill_missing_boxes(bx)
+        if num_frames < self.window:  # pad: missing frames, the edge boxes repeated
+            pad = self.window - num_frames
+            kp = torch.cat([kp, kp.new_zeros(pad, *kp.shape[1:])])
+            bx = torch.cat([bx, bx[-1:].expand(pad, -1, -1)])
+            mask = torch.cat([mask, mask.new_zeros(pad, 2)])
+        return _Observations(kp, bx, K, mask, num_frames)
+
+    def _window_conditions(self, starts: Sequence[int], num_frames: int,
+                           annotations: Annotations | Sequence[ClipAnnotation] | None,
+                           text_embeddings: Tensor | np.ndarray | None) -> _WindowConditions:
+        clips = list(annotations.clips if isinstance(annotations, Annotations) else (annotations or []))
+        L = self.window
+        text_weight = torch.zeros(len(starts))
+        text = None
+        if self.uses_text and clips and text_embeddings is not None:
+            embeddings = torch.as_tensor(np.asarray(text_embeddings, dtype=np.float32))
+            if embeddings.dim() != 3 or embeddings.shape[:2] != (len(clips), 2):
+                raise ValueError(f"text_embeddings must be ({len(clips)}, 2, E) for {len(clips)} clips, got "
+                                 f"{tuple(embeddings.shape)}")
+            text = torch.zeros(len(starts), 2, embeddings.shape[-1])
+            for w, start in enumerate(starts):
+                overlaps = [min(start + L, c.end) - max(start, c.start) for c in clips]
+                best = int(np.argmax(overlaps))
+                if overlaps[best] > 0:
+                    text[w] = embeddings[best]
+                    text_weight[w] = float(clips[best].confidence) if self.config.text_confidence_weighting else 1.0
+        contacts: list[list[tuple[int, int, int, float]]] = [[] for _ in starts]
+        if self.weights.contact != 0:
+            for clip in clips:
+                for contact in clip.contacts:
+                    ja, jb = ContactTargets.joint_index(contact.joint_a), ContactTargets.joint_index(contact.joint_b)
+                    last = min(clip.start + contact.t1, clip.end - 1, num_frames - 1)
+                    for frame in range(clip.start + contact.t0, last + 1):
+                        for w, start in enumerate(starts):
+                            if start <= frame < start + L:
+                                contacts[w].append((frame - start, ja, jb, float(clip.confidence)))
+        return _WindowConditions(text, text_weight, contacts)
+
+    def _start_noise(self, starts: Sequence[int], shape: tuple[int, ...]) -> Tensor:
+        """Standard normal noise (W, 2, L, D), one seeded draw per window (see `MethodConfig.initial_noise`)."""
+        draws = []
+        for start in starts:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(start))
+            if self.config.initial_noise == "shared":
+                draws.append(torch.randn(1, *shape[1:], generator=generator).expand(*shape))
+            elif self.config.initial_noise == "independent":
+                draws.append(torch.randn(*shape, generator=generator))
+            else:
+                draws.append(torch.zeros(shape))
+        return torch.stack(draws).to(self.device)
+
+    # -- the pipeline -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def estimate(self, keypoints2d, boxes, K, image_size: tuple[int, int] | None = None,
+                 annotations: Annotations | Sequence[ClipAnnotation] | None = None,
+                 text_embeddings: Tensor | np.ndarray | None = None, progress: bool = True) -> MotionEstimate:
+        """keypoints2d (T, 2, 24, 3) u, v, confidence (0 = missing); boxes (T, 2, 3) CLIFF (bx, by, b);
+        K (3, 3); image_size (width, height), informational; annotations: the clips (text, contacts,
+        confidence) in video frames, with text_embeddings (num_clips, 2, E) the sentence embeddings of
+        their two sentences in the same order."""
+        timings = {k: 0.0 for k in ("initial", "geometry", "infiller", "join", "refiner", "decode")}
+        warnings: list[str] = []
+        clock = time.perf_counter()
+        obs = self._observations(keypoints2d, boxes, K)
+        L, T_pad, bundle = self.window, obs.padded_frames, self.bundle
+        starts = window_starts(T_pad, L, self.config.stride)
+        conditions = self._window_conditions(starts, obs.num_frames, annotations, text_embeddings)
+        noise = self._start_noise(starts, (2, L, self.representation.dim))
+
+        frame_index = torch.as_tensor(starts, device=self.device)[:, None] + torch.arange(L, device=self.device)
+        x_init_windows, initial_joint_windows, geometry_windows, sample_windows = [], [], [], []
+        bar = _progress(len(starts), progress)
+        for batch in _chunks(range(len(starts)), self.config.batch_windows):
+            idx = frame_index[batch]  # (B, L)
+            kp = obs.keypoints2d[idx].transpose(1, 2)  # (B, 2, L, 24, 3)
+            box = obs.boxes[idx].transpose(1, 2)  # (B, 2, L, 3)
+            mask = obs.mask[idx].transpose(1, 2)  # (B, 2, L)
+
+            t0 = time.perf_counter()
+            features = bundle.observation_features(kp, box, obs.K)
+            x_init = bundle.initial(features, mask)
+            mean_motion = self.fallback_motion.expand_as(x_init)
+            x_init = _fallback("initial estimator", x_init, mean_motion, 1, warnings)
+            initial_joints = motion_to_joints(x_init, box, obs.K, self.body, self.representation)
+            if _nonfinite_person_frames(initial_joints, 2).any():  # e.g. a degenerate camera: use the mean
+                x_init = torch.where(_nonfinite_person_frames(initial_joints, 2)[..., None], mean_motion, x_init)
+                initial_joints = motion_to_joints(x_init, box, obs.K, self.body, self.representation)
+            timings["initial"] += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            geometry_joints = None
+            if self.geometry_network is not None:
+                geometry_joints = self.geometry_network(initial_joints, features, mask)
+                geometry_joints = _fallback("geometry optimizer", geometry_joints, initial_joints, 2, warnings)
+            timings["geometry"] += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            x0 = self._sample(batch, x_init, initial_joints, geometry_joints, features, kp, box, mask, obs.K,
+                              conditions, noise[batch], warnings)
+            timings["infiller"] += time.perf_counter() - t0
+
+            x_init_windows.append(x_init)
+            initial_joint_windows.append(initial_joints)
+            geometry_windows.append(geometry_joints)
+            sample_windows.append(x0)
+            bar.update(len(batch))
+        bar.close()
+
+        t0 = time.perf_counter()
+        join = (lambda windows, time_dim: join_windows(torch.cat(windows), starts, T_pad, time_dim=time_dim))
+        x_init_seq = join(x_init_windows, -2)  # (2, T_pad, D) raw
+        initial_joints_seq = join(initial_joint_windows, -3)  # (2, T_pad, 24, 3)
+        geometry_seq = join(geometry_windows, -3) if self.geometry_network is not None else None
+        sampled_seq = join(sample_windows, -2)  # (2, T_pad, D) normalised
+        timings["join"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        final_seq = sampled_seq
+        if self.config.refiner:
+            refined = self._refine(sampled_seq, obs.mask.T)
+            final_seq = _fallback("temporal refiner", refined, sampled_seq, 1, warnings)
+        timings["refiner"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        result = self._decode(bundle.denormalize(final_seq), x_init_seq, obs, warnings)
+        timings["decode"] += time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - clock
+
+        T = obs.num_frames
+        frames_first = (lambda seq: seq[:, :T].transpose(0, 1).contiguous().cpu().numpy())
+        return MotionEstimate(
+            rotmats=result["rotmats"], pose6d=result["pose6d"], shape=result["shape"],
+            transl=result["transl"], joints=result["joints"], x=result["x"],
+            initial_joints=frames_first(initial_joints_seq),
+            geometry_joints=None if geometry_seq is None else frames_first(geometry_seq),
+            timings=timings, method=self.config.name, warnings=warnings)
+
+    # -- stages -------------------------------------------------------------------------------------------------
+    def _sample(self, batch: list[int], x_init: Tensor, initial_joints: Tensor, geometry_joints: Tensor | None,
+                features: Tensor, kp: Tensor, box: Tensor, mask: Tensor, K: Tensor,
+                conditions: _WindowConditions, noise: Tensor, warnings: list[str]) -> Tensor:
+        """DDIM sampling of one batch of windows with the method's guidance; returns normalised x0."""
+        bundle = self.bundle
+        x_init_n = bundle.normalize(x_init)
+        first_step = self.sampler.timesteps()[0]
+        abar = self.sampler.schedule.alphas_cumprod[first_step].to(x_init_n)
+        x_T = x_init_n + (1.0 - abar).sqrt() * self.sampler.diffusion.sigma_like(x_init_n) * noise
+
+        text, text_weight = None, None
+        if conditions.text is not None and bool((conditions.text_weight[batch] > 0).any()):
+            text = conditions.text[batch].to(self.device)
+            text_weight = conditions.text_weight[batch].to(self.device)
+
+        def denoise(x_t: Tensor, t: Tensor) -> Tensor:
+            return self.denoiser(x_t, t, x_init_n, features, mask, text_embedding=text, text_weight=text_weight)
+
+        extras: dict[str, Any] = {}
+        if self.guidance_terms:
+            # The guided FK keeps each person's shape fixed at the window's initial estimate.
+            shape = self.representation.split(x_init)[1].mean(dim=2)  # (B, 2, S)
+            rest = self.body.rest_joints(shape)
+            extras = {
+                "decoder": MotionDecoder(self.representation, rest, box, K, bundle.x_mean, bundle.x_std),
+                "keypoints2d": kp, "frame_mask": mask.to(x_init.dtype),
+                "contacts": ContactTargets.from_rows(
+                    [(b, *row) for b, w in enumerate(batch) for row in conditions.contacts[w]]),
+            }
+            if geometry_joints is not None:
+                extras["geometry_joints"] = geometry_joints
+        x0 = self.sampler.sample(denoise, x_init_n, x_T=x_T, guidance=self.guidance_terms, extras=extras)
+        return _fallback("motion infiller", x0, x_init_n, 1, warnings)
+
+    def _refine(self, motion: Tensor, mask: Tensor) -> Tensor:
+        """The refiner over (2, T, D) in overlapping chunks (bounded memory), blended like the windows."""
+        total = motion.shape[1]
+        chunk, overlap = self.config.refine_chunk, self.config.refine_overlap
+        starts = window_starts(total, chunk, chunk - overlap)
+        if len(starts) == 1:
+            return self.bundle.refiner(motion[None], mask[None])[0]
+        pieces = [self.bundle.refiner(motion[None, :, s:s + chunk], mask[None, :, s:s + chunk])[0] for s in starts]
+        return join_windows(pieces, starts, total, time_dim=-2)
+
+    def _decode(self, x_raw: Tensor, x_init_raw: Tensor, obs: _Observations, warnings: list[str]
+                ) -> dict[str, np.ndarray]:
+        """(2, T_pad, D) raw motion -> the result's arrays for the first T frames, frames first."""
+        T = obs.num_frames
+        x = x_raw[:, :T].transpose(0, 1)  # (T, 2, D)
+        fallback = x_init_raw[:, :T].transpose(0, 1)
+        boxes, mask = obs.boxes[:T], obs.mask[:T]
+        params = self.representation.to_world(x, boxes, obs.K)
+        # One shape per person: the mean over the frames where it was observed (all frames if never).
+        weight = mask.to(x.dtype)[..., None]
+        observed_mean = (params.shape * weight).sum(0) / weight.sum(0).clamp_min(1.0)
+        shape = torch.where(weight.sum(0) > 0, observed_mean, params.shape.mean(0))  # (2, S)
+        if self.body.name == "anny":  # anny's phenotypes live in [0, 1] (the initial estimator's range)
+            shape = shape.clamp(0.0, 1.0)
+        joints = self.body.joints(params.rotmats, shape, params.transl)
+        bad = _nonfinite_person_frames(joints, 2) | _nonfinite_person_frames(x, 1)
+        if bad.any():
+            message = f"decoding: non-finite result on {int(bad.sum())} person-frame(s); using the initial estimate"
+            log.warning(message)
+            warnings.append(message)
+            x = torch.where(bad[..., None], fallback, x)
+            params = self.representation.to_world(x, boxes, obs.K)
+            joints = self.body.joints(params.rotmats, shape, params.transl)
+        numpy = (lambda t: t.detach().float().cpu().numpy())
+        return {"rotmats": numpy(params.rotmats), "pose6d": numpy(matrix_to_6d(params.rotmats)),
+                "shape": numpy(shape), "transl": numpy(params.transl), "joints": numpy(joints), "x": numpy(x)}
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total <= 1:
+        return _NoProgress()
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm ships with the dependencies
+        return _NoProgress()
+    return tqdm(total=total, desc="3D windows", unit="window", leave=False)
