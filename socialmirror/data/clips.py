@@ -176,7 +176,8 @@ class TwoPersonClipDataset(Dataset):
     ground truth has, ``valid`` (2, L) real (not padded) frames, ``detected`` (2, L), ``occluded``
     (2, L, 24), ``intrinsics`` (3, 3), ``extrinsics`` (4, 4), ``image_size`` (2,) = (w, h), ``contact_map``
     (L, 24, 24) bool; and, always present so batches from mixed sources collate, ``has_contacts``,
-    ``has_text``, ``text`` (two strings, "" when absent), ``action`` ("" when absent), plus ``name``/``start``.
+    ``has_text``, ``text`` (two strings, "" when absent), ``action`` ("" when absent), plus ``name``/``start``
+    and ``source``/``sequence`` (indices of the clip's source and of its sequence within it).
     """
 
     def __init__(self, sources: Sequence[tuple[list[TwoPersonSequence], float] | DataSource],
@@ -237,7 +238,10 @@ class TwoPersonClipDataset(Dataset):
             seq = swap_persons(seq)
         camera = self.camera_sampler.place(seq, rng)
         obs = self.observation_model.observe(seq, camera, rng=rng)
-        return make_item(seq, obs, clip.window, swapped=swapped)
+        item = make_item(seq, obs, clip.window, swapped=swapped)
+        # Which sequence the clip came from, so per-sequence data (e.g. body-parameter targets) can join it.
+        item.update(source=clip.source, sequence=clip.sequence)
+        return item
 
 
 def make_item(seq: TwoPersonSequence, obs: Observation, window: Window, swapped: bool = False) -> dict[str, Any]:

@@ -1,0 +1,247 @@
+"""The training stages and their losses (design.md "Training"; supplementary Sec. 1.1-1.2).
+
+Each stage is an ``nn.Module`` whose ``forward(batch)`` returns a dict of named loss terms and their
+weighted sum ``"loss"``; the trainer wraps it in DDP and steps the stage's ``trainable_parameters()``. The
+stage modules hold the bundle's networks as submodules (the trained one and any frozen one feeding it); the
+body model is kept OUT of the module tree (it is fixed: nothing to train, synchronise or save).
+
+Stages (in training order):
+  ``initial``      InitialEstimator: 6D rotation L2 + camera-frame joint error (FK) + 2D reprojection on the
+                   confident keypoints + shape L2 + crop-camera L2 (log s, tx, ty).
+  ``geometry``     GeometryOptimizer (batch 64): input the frozen initial estimator's joints (or, before that
+                   stage exists, the target joints with noise), output camera-frame joints, loss = mean joint
+                   error on the joints the ground truth has (``joint_mask``).
+  ``infiller``     base MotionDenoiser, phase 1 (batch 32): diffusion with initial distributions. x_init from the
+                   frozen initial estimator, t ~ U[0, T), x_t = q_sample(x0, x_init, t) (Eq. 2) in normalised
+                   x, the network predicts x0; loss = L2 in normalised x + camera-frame joint error.
+  ``independent``  the same for the ``independent`` baseline's denoiser (no cross-attention, no text).
+  ``text``         phase 2: the ControlNet and the text projection with the base frozen; MiniLM embeddings of
+                   the two sentences (person order follows the persons, swaps included); clips without text
+                   get text weight 0 (the base model's prediction, which is frozen, so they add no gradient).
+  ``refiner``      TemporalMotionRefiner: its input is what it sees at run time, the infiller's samples (DDIM,
+                   the bundle's 5 steps, no text, no guidance) on two overlapping 12-frame windows of the clip
+                   joined with ``join_windows``; loss = L2 in normalised x + joint error + joint acceleration
+                   error (so the refiner cannot trade smoothness for accuracy or the reverse).
+Every term is averaged over the real (not padded) frames of the persons observed in the clip.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from socialmirror.body.base import BodyModel
+from socialmirror.geometry.camera import project
+from socialmirror.models.bundle import ModelBundle, motion_to_joints
+from socialmirror.models.features import broadcast_intrinsics
+from socialmirror.models.infiller import SemanticMotionInfiller
+from socialmirror.models.refiner import join_windows
+
+STAGES = ("initial", "geometry", "infiller", "independent", "text", "refiner")
+# Refiner inputs: two windows of this many frames, overlapping, that cover the 16-frame clip.
+REFINER_WINDOW = 12
+
+
+@dataclass
+class LossWeights:
+    rotation: float = 1.0  # 6D L2 (initial)
+    joints: float = 2.0  # mean camera-frame joint distance, metres
+    reprojection: float = 1.0  # squared 2D error in box units, confidence-weighted
+    shape: float = 1.0  # shape L2
+    camera: float = 1.0  # (log s, tx, ty) L2
+    motion: float = 1.0  # L2 in normalised x (infiller, refiner)
+    acceleration: float = 10.0  # joint acceleration error (refiner), metres / frame^2
+
+
+def masked_mean(values: Tensor, weight: Tensor) -> Tensor:
+    """Mean of ``values`` (B, 2, L, ...) over the entries where ``weight`` (B, 2, L) is non-zero."""
+    while weight.dim() < values.dim():
+        weight = weight[..., None]
+    weight = weight.expand_as(values).to(values.dtype)
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def frame_weight(batch: dict[str, Any]) -> Tensor:
+    """(B, 2, L): real frames of persons observed somewhere in the clip."""
+    return (batch["valid"] & batch["person_observed"][..., None]).float()
+
+
+class Stage(nn.Module):
+    name: str = ""
+
+    def __init__(self, bundle: ModelBundle, body: BodyModel, weights: LossWeights):
+        super().__init__()
+        self.representation = bundle.representation
+        self.weights = weights
+        # Neither is a submodule: the body model is fixed, and of the bundle only the networks a stage
+        # registers itself take part (normalisation and sigma are read from it).
+        self.__dict__["body"] = body
+        self.__dict__["bundle"] = bundle
+        self.frozen: list[nn.Module] = []
+
+    def freeze(self, module: nn.Module) -> nn.Module:
+        """A network that feeds the trained one: no gradients, always in eval mode."""
+        module.requires_grad_(False).eval()
+        self.frozen.append(module)
+        return module
+
+    def train(self, mode: bool = True) -> "Stage":
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for p in self.parameters() if p.requires_grad)
+
+    def features(self, batch: dict[str, Any]) -> Tensor:
+        return self.bundle.observation_features(batch["keypoints2d"], batch["boxes"], batch["intrinsics"])
+
+    def joints_of(self, x: Tensor, batch: dict[str, Any]) -> Tensor:
+        """Camera-frame joints of raw (not normalised) motions x (B, 2, L, D)."""
+        return motion_to_joints(x, batch["boxes_target"], batch["intrinsics"], self.body, self.representation)
+
+    def joint_error(self, joints: Tensor, batch: dict[str, Any], weight: Tensor) -> Tensor:
+        return masked_mean((joints - batch["joints_target"]).norm(dim=-1).mean(-1), weight)
+
+    def total(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        terms["loss"] = sum(getattr(self.weights, k) * v for k, v in terms.items())
+        return terms
+
+
+class InitialStage(Stage):
+    name = "initial"
+
+    def __init__(self, bundle: ModelBundle, body: BodyModel, weights: LossWeights):
+        super().__init__(bundle, body, weights)
+        self.initial = bundle.initial
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        weight = frame_weight(batch)
+        x0 = batch["x0"]
+        x = self.initial(self.features(batch), batch["detected"])
+        rot, shape, cam = self.representation.split(x)
+        rot0, shape0, cam0 = self.representation.split(x0)
+        joints = self.joints_of(x, batch)
+        K = broadcast_intrinsics(batch["intrinsics"], 3)[..., None, :, :]
+        uv = project(joints, K)
+        kp = batch["keypoints2d"]
+        side = batch["boxes_target"][..., 2:3, None].clamp_min(1.0)
+        conf = kp[..., 2] * batch["detected"][..., None]
+        reprojection = (((uv - kp[..., :2]) / side) ** 2).sum(-1)
+        log_cam = torch.cat([cam[..., :1].log(), cam[..., 1:]], -1)
+        log_cam0 = torch.cat([cam0[..., :1].log(), cam0[..., 1:]], -1)
+        return self.total({
+            "rotation": masked_mean(((rot - rot0) ** 2).sum(-1).mean(-1), weight),
+            "joints": self.joint_error(joints, batch, weight),
+            "reprojection": (reprojection * conf * weight[..., None]).sum() / (conf * weight[..., None]).sum().clamp_min(1.0),
+            "shape": masked_mean(((shape - shape0) ** 2).sum(-1), weight),
+            "camera": masked_mean(((log_cam - log_cam0) ** 2).sum(-1), weight),
+        })
+
+
+class GeometryStage(Stage):
+    name = "geometry"
+
+    def __init__(self, bundle: ModelBundle, body: BodyModel, weights: LossWeights, use_initial: bool,
+                 input_noise: float = 0.05):
+        super().__init__(bundle, body, weights)
+        self.geometry = bundle.geometry
+        self.initial = self.freeze(bundle.initial) if use_initial else None
+        self.input_noise = input_noise
+
+    def input_joints(self, batch: dict[str, Any], features: Tensor) -> Tensor:
+        with torch.no_grad():
+            if self.initial is not None:
+                return self.joints_of(self.initial(features, batch["detected"]), batch)
+            # No trained initial estimator yet: the targets with per-joint noise and a per-person offset.
+            target = batch["joints_target"]
+            noise = torch.randn_like(target) + torch.randn_like(target[..., :1, :]) * 2.0
+            return target + self.input_noise * noise
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        features = self.features(batch)
+        joints = self.geometry(self.input_joints(batch, features), features, batch["detected"])
+        weight = frame_weight(batch)[..., None] * batch["joint_mask"][:, None, None, :].float()
+        error = (joints - batch["joints_cam"]).norm(dim=-1)
+        return self.total({"joints": masked_mean(error, weight)})
+
+
+class DiffusionStage(Stage):
+    """Phase 1 (``infiller``, ``independent``) and phase 2 (``text``) of the motion infiller."""
+
+    def __init__(self, bundle: ModelBundle, body: BodyModel, weights: LossWeights, network: SemanticMotionInfiller,
+                 name: str, text_encoder: Callable[[list[str]], Tensor] | None = None):
+        super().__init__(bundle, body, weights)
+        self.name = name
+        self.network = network
+        self.initial = self.freeze(bundle.initial)
+        self.text_encoder = text_encoder
+        self.diffusion = bundle.diffusion()
+
+    def text_inputs(self, batch: dict[str, Any]) -> tuple[Tensor | None, Tensor | None]:
+        if self.text_encoder is None:
+            return None, None
+        first, second = (list(s) for s in batch["text"])  # default collation: one tuple per person
+        embedding = self.text_encoder(first + second).view(2, len(first), -1).transpose(0, 1)
+        return embedding, batch["has_text"].float()
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        bundle = self.bundle
+        features = self.features(batch)
+        weight = frame_weight(batch)
+        with torch.no_grad():
+            x_init = bundle.normalize(self.initial(features, batch["detected"]))
+        x0 = bundle.normalize(batch["x0"])
+        t = self.diffusion.sample_timesteps(x0.shape[0], device=x0.device)
+        x_t = self.diffusion.q_sample(x0, x_init, t)
+        text, text_weight = self.text_inputs(batch)
+        pred = self.network(x_t, t, x_init, features, batch["detected"], text_embedding=text,
+                            text_weight=text_weight)
+        joints = self.joints_of(bundle.denormalize(pred), batch)
+        return self.total({"motion": masked_mean(((pred - x0) ** 2).mean(-1), weight),
+                           "joints": self.joint_error(joints, batch, weight)})
+
+
+class RefinerStage(Stage):
+    name = "refiner"
+
+    def __init__(self, bundle: ModelBundle, body: BodyModel, weights: LossWeights):
+        super().__init__(bundle, body, weights)
+        self.refiner = bundle.refiner
+        self.initial = self.freeze(bundle.initial)
+        self.infiller = self.freeze(bundle.infiller)
+        self.__dict__["sampler"] = bundle.sampler()
+
+    @torch.no_grad()
+    def joined_infiller_samples(self, batch: dict[str, Any], features: Tensor) -> Tensor:
+        """The infiller's samples on two overlapping windows of the clip, joined (normalised x)."""
+        bundle, length = self.bundle, features.shape[2]
+        x_init = bundle.normalize(self.initial(features, batch["detected"]))
+        starts = [0, length - REFINER_WINDOW]
+        windows = []
+        for s in starts:
+            part = slice(s, s + REFINER_WINDOW)
+            x_init_w, feat_w, mask_w = x_init[:, :, part], features[:, :, part], batch["detected"][:, :, part]
+            windows.append(self.sampler.sample(
+                lambda x_t, t: self.infiller(x_t, t, x_init_w, feat_w, mask_w), x_init_w))
+        return join_windows(windows, starts, length, time_dim=2)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        bundle = self.bundle
+        features = self.features(batch)
+        weight = frame_weight(batch)
+        refined = self.refiner(self.joined_infiller_samples(batch, features), batch["detected"])
+        x0 = bundle.normalize(batch["x0"])
+        joints = self.joints_of(bundle.denormalize(refined), batch)
+        target = batch["joints_target"]
+        accel = joints[:, :, 2:] - 2 * joints[:, :, 1:-1] + joints[:, :, :-2]
+        accel0 = target[:, :, 2:] - 2 * target[:, :, 1:-1] + target[:, :, :-2]
+        accel_weight = weight[:, :, 2:] * weight[:, :, 1:-1] * weight[:, :, :-2]
+        return self.total({
+            "motion": masked_mean(((refined - x0) ** 2).mean(-1), weight),
+            "joints": self.joint_error(joints, batch, weight),
+            "acceleration": masked_mean((accel - accel0).norm(dim=-1).mean(-1), accel_weight),
+        })

@@ -1,0 +1,146 @@
+"""F_img features, the initial estimator, and the model bundle's checkpoints."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from socialmirror.models.bundle import (
+    CheckpointError,
+    ModelBundle,
+    ModelBundleConfig,
+    load_bundle,
+    motion_to_joints,
+    save_bundle,
+)
+from socialmirror.models.features import IMG_FEATURE_DIM, observation_features
+from socialmirror.models.initial_estimator import (
+    InitialEstimator,
+    InitialEstimatorConfig,
+    motion_to_raw,
+    raw_to_motion,
+)
+from socialmirror.body.motion import MotionRepresentation
+
+
+def tiny_bundle_config(**changes) -> ModelBundleConfig:
+    from socialmirror.config import parse_overrides, update
+    overrides = [f"{part}.{key}={value}" for part in ("initial", "geometry", "infiller", "refiner")
+                 for key, value in (("dim", 32), ("depth", 1))]
+    return update(ModelBundleConfig(**changes), parse_overrides(overrides))
+
+
+def test_observation_features_hand_values():
+    kp = torch.zeros(24, 3)
+    kp[0] = torch.tensor([150.0, 260.0, 0.9])  # pelvis
+    kp[5] = torch.tensor([999.0, 999.0, 0.0])  # missing: must read as zeros
+    box = torch.tensor([100.0, 200.0, 200.0])
+    K = torch.tensor([[1000.0, 0.0, 320.0], [0.0, 1000.0, 240.0], [0.0, 0.0, 1.0]])
+    f = observation_features(kp, box, K)
+    assert f.shape == (IMG_FEATURE_DIM,) == (75,)
+    assert torch.allclose(f[0:3], torch.tensor([0.25, 0.3, 0.9]))
+    assert torch.equal(f[15:18], torch.zeros(3))
+    assert torch.allclose(f[72:], torch.tensor([(100 - 320) / 1000, (200 - 240) / 1000, 0.2]))
+
+
+def test_observation_features_batched_intrinsics_and_image_slot():
+    kp = torch.rand(3, 2, 16, 24, 3) * 100
+    boxes = torch.rand(3, 2, 16, 3) * 50 + 50
+    K = torch.eye(3).repeat(3, 1, 1)
+    K[:, 0, 0] = K[:, 1, 1] = torch.tensor([500.0, 600.0, 700.0])
+    f = observation_features(kp, boxes, K)
+    assert f.shape == (3, 2, 16, 75)
+    assert torch.allclose(f[1, 0, 3, -1], boxes[1, 0, 3, 2] / 600.0)
+    g = observation_features(kp, boxes, K, image_embedding=torch.ones(3, 2, 16, 8))
+    assert g.shape == (3, 2, 16, 83) and torch.equal(g[..., :75], f)
+
+
+def test_initial_estimator_outputs_valid_parameters():
+    torch.manual_seed(0)
+    est = InitialEstimator(InitialEstimatorConfig(dim=32, depth=1))
+    torch.nn.init.normal_(est.head.weight, std=1.0)  # far from the mean: the constraints must still hold
+    mask = torch.ones(2, 2, 16, dtype=torch.bool)
+    mask[0, 1, 3:7] = False
+    x = est(torch.randn(2, 2, 16, 75), mask)
+    rep = MotionRepresentation(6)
+    assert x.shape == (2, 2, 16, 153)
+    rot6d, shape, cam = rep.split(x)
+    assert (shape >= 0).all() and (shape <= 1).all()
+    assert (cam[..., 0] > 0).all()
+    R = rep.to_world(x, torch.tensor([100.0, 100.0, 200.0]), torch.eye(3)).rotmats
+    assert torch.allclose(R @ R.transpose(-1, -2), torch.eye(3).expand_as(R), atol=1e-5)
+
+
+def test_untrained_estimator_predicts_the_target_mean():
+    rep = MotionRepresentation(6)
+    est = InitialEstimator(InitialEstimatorConfig(dim=32, depth=1))
+    targets = raw_to_motion(torch.randn(50, 153) * 0.1 + 0.3, rep)
+    est.set_output_statistics(targets)
+    out = est(torch.randn(1, 2, 4, 75))
+    assert torch.allclose(raw_to_motion(motion_to_raw(targets, rep), rep), targets, atol=1e-4)
+    assert torch.allclose(out[0, 0, 0], raw_to_motion(motion_to_raw(targets, rep).mean(0), rep), atol=1e-5)
+
+
+def test_bundle_round_trip(tmp_path):
+    torch.manual_seed(1)
+    bundle = ModelBundle(tiny_bundle_config())
+    bundle.set_statistics(torch.randn(153), torch.rand(153) + 0.5, torch.rand(153) + 0.1)
+    bundle.metadata["stages"] = {"initial": {"steps": 3}}
+    path = save_bundle(bundle, tmp_path / "b.pt")
+    loaded = load_bundle(path, config=tiny_bundle_config())
+    assert loaded.metadata["stages"] == {"initial": {"steps": 3}}
+    for (name, a), (_, b) in zip(bundle.state_dict().items(), loaded.state_dict().items()):
+        exact = name in dict(bundle.named_buffers())  # buffers are stored in float32, parameters in float16
+        assert torch.allclose(a, b, rtol=0 if exact else 1e-3, atol=0 if exact else 1e-3), name
+    full = load_bundle(save_bundle(bundle, tmp_path / "full.pt", half=False))
+    assert all(torch.equal(a, b) for a, b in zip(bundle.state_dict().values(), full.state_dict().values()))
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_corrupt_and_mismatched_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError) as e:
+        load_bundle(tmp_path / "nope.pt")
+    assert "no checkpoint" in _one_line(e)
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file at all")
+    with pytest.raises(CheckpointError) as e:
+        load_bundle(tmp_path / "junk.pt")
+    assert "not a readable" in _one_line(e)
+    path = save_bundle(ModelBundle(tiny_bundle_config()), tmp_path / "b.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError) as e:
+        load_bundle(truncated)
+    _one_line(e)
+    with pytest.raises(CheckpointError) as e:
+        load_bundle(path, config=tiny_bundle_config(clip_len=32))
+    assert "clip_len" in _one_line(e)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["x_mean"] = torch.zeros(10)
+    torch.save(payload, tmp_path / "shapes.pt")
+    with pytest.raises(CheckpointError) as e:
+        load_bundle(tmp_path / "shapes.pt")
+    assert "wrong shape" in _one_line(e)
+    assert isinstance(e.value, ValueError)
+
+
+def test_motion_to_joints_matches_the_body(anny_body):
+    rep = MotionRepresentation(6)
+    torch.manual_seed(2)
+    upper = torch.zeros(1, 2, 3, 24, 3, 3).normal_(0, 0.2).triu(1)
+    rot = torch.linalg.matrix_exp(upper - upper.transpose(-1, -2))  # exp of a skew matrix: a rotation
+    shape = torch.full((1, 2, 3, 6), 0.5)
+    transl = torch.tensor([0.0, 0.0, 4.0]).expand(1, 2, 3, 3)
+    boxes = torch.tensor([320.0, 240.0, 300.0]).expand(1, 2, 3, 3)
+    K = torch.tensor([[[1000.0, 0.0, 320.0], [0.0, 1000.0, 240.0], [0.0, 0.0, 1.0]]])
+    from socialmirror.body.motion import MotionParams
+    x = rep.from_world(MotionParams(rot, shape, transl), boxes, K[:, None, None])
+    joints = motion_to_joints(x, boxes, K, anny_body)
+    expected = anny_body.joints(rot, shape, transl)
+    assert joints.shape == (1, 2, 3, 24, 3)
+    assert math.isclose(float((joints - expected).abs().max()), 0.0, abs_tol=1e-4)
