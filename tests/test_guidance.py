@@ -166,3 +166,15 @@ def test_disabled_or_zero_weight_terms_leave_x0_unchanged(anny_body):
         x_new, _ = guide(term, x, {"decoder": decoder}, step_size=1.0, iterations=3)
         assert torch.equal(x_new, x)
     assert np.isfinite(float(sphere_penetration_mm(decoder(x).joints[0, 0, 0], decoder(x).joints[0, 1, 0])))
+
+
+def test_penetration_loss_equals_dense_sum_over_sphere_pairs(anny_body):
+    x, decoder = make_pair(anny_body, (0.1, 0.0, 0.15), pose_noise=0.2)
+    context = GuidanceContext(t=torch.zeros(1, dtype=torch.long), step=0, num_steps=1, x_t=x, x_init=x,
+                              extras={"decoder": decoder})
+    joints = decoder(x).joints
+    overlap = sphere_overlap(joints[:, 0], joints[:, 1])
+    dense = 0.5 * overlap.square().sum(dim=(1, 2, 3)) / overlap.shape[-1]
+    sparse = PenetrationGuidance()(x, context)
+    assert float(dense) > 0
+    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-9)
