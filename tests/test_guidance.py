@@ -178,3 +178,21 @@ def test_penetration_loss_equals_dense_sum_over_sphere_pairs(anny_body):
     sparse = PenetrationGuidance()(x, context)
     assert float(dense) > 0
     torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-9)
+
+
+def test_penetration_proxy_ranks_posed_pairs_like_the_metric(anny_body):
+    """The proxy is not the metric's number, but it orders configurations alike (and is 0 when apart)."""
+    from scipy.stats import spearmanr
+
+    g = torch.Generator().manual_seed(0)
+    faces = anny_body.faces.numpy()
+    proxy, metric = [], []
+    for k, depth in enumerate([0.1, 0.2, 0.3, 0.4, 0.5, 0.8]):
+        aa = torch.randn(2, 24, 3, generator=g) * 0.25
+        aa[:, 0] = 0.0
+        aa[1, 0, 1] = math.pi  # face each other
+        out = anny_body(axis_angle_to_matrix(aa), None, torch.tensor([[0.0, 0.0, 0.0], [0.05 * k, 0.0, depth]]))
+        metric.append(metrics.penetration(out.vertices[0].numpy(), faces, out.vertices[1].numpy(), faces))
+        proxy.append(float(sphere_penetration_mm(out.joints[0], out.joints[1])))
+    assert spearmanr(proxy, metric)[0] > 0.7
+    assert proxy[-1] == 0.0 and metric[-1] == 0.0

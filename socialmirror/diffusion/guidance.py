@@ -31,9 +31,12 @@ spheres of per-part radii along its bones (the volume a body part occupies) and 
 r_i + r_j - d_ij of spheres of different persons. It is zero exactly when no two spheres intersect, grows
 smoothly with the depth of interpenetration, and its gradient pushes the overlapping parts apart along the
 line between sphere centres. `sphere_penetration_mm` reports it per frame in the metric's form (mean over
-both persons' spheres of the deepest overlap each has with the other body, in mm); on posed anny pairs the
-two rank configurations alike (see the tests and the report), but the proxy ignores the skin's exact shape
-(hands, feet, belly), so its values are not the metric's numbers and it is used only to guide.
+both persons' spheres of the deepest overlap each has with the other body, in mm). Measured on 30 random
+posed anny pairs at random relative placements and headings (metric 0 to 1.8 mm): Spearman 0.96, Pearson
+0.91 against the metric, no case where one is clearly positive and the other zero, and the proxy ~20x the
+metric's value (a sphere's depth vs. the mean over all vertices, most of which are not inside). It ignores
+the skin's exact shape (hands, feet, belly), so its values are not the metric's numbers: it only guides.
+The proxy costs ~0.15 ms per frame (the metric ~0.2 s).
 """
 from __future__ import annotations
 
