@@ -79,9 +79,12 @@ def test_shapes_and_consistency(bundle, anny_body, num_frames):
     assert back.timings == pytest.approx(est.timings) and back.method == est.method
 
 
-def test_vertices_helper(bundle, anny_body):
+def test_vertices_helper_and_tensor_inputs(bundle, anny_body):
     scene = make_scene(anny_body, 10)
     est = run(bundle, anny_body, scene, "closeint")
+    as_tensors = TwoPersonMotionEstimator(bundle, anny_body, "closeint").estimate(
+        torch.as_tensor(scene.keypoints2d), torch.as_tensor(scene.boxes), torch.as_tensor(scene.K), progress=False)
+    np.testing.assert_array_equal(as_tensors.joints, est.joints)
     verts = est.vertices(anny_body, batch_frames=4)
     assert verts.shape == (10, 2, anny_body.num_vertices, 3) and np.isfinite(verts).all()
     assert est.geometry_joints is None  # closeint does not run the Geometry Optimizer

@@ -196,3 +196,10 @@ def test_penetration_proxy_ranks_posed_pairs_like_the_metric(anny_body):
         proxy.append(float(sphere_penetration_mm(out.joints[0], out.joints[1])))
     assert spearmanr(proxy, metric)[0] > 0.7
     assert proxy[-1] == 0.0 and metric[-1] == 0.0
+
+
+def test_contact_guidance_without_contacts_is_a_no_op(anny_body):
+    x, decoder = make_pair(anny_body, (1.6, 0.0, 0.0))
+    for contacts in (None, ContactTargets.empty()):
+        x_new, _ = guide(ContactGuidance(), x, {"decoder": decoder, "contacts": contacts}, 1.0, 2)
+        assert torch.equal(x_new, x)

@@ -204,6 +204,13 @@ def _fill_missing_boxes(boxes: Tensor) -> Tensor:
     return out
 
 
+def _float_tensor(values, device: torch.device) -> Tensor:
+    """numpy arrays, nested sequences or tensors (on any device) -> float32 tensor on `device`."""
+    if isinstance(values, Tensor):
+        return values.detach().to(device=device, dtype=torch.float32)
+    return torch.as_tensor(np.asarray(values, dtype=np.float32), device=device)
+
+
 def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
@@ -286,9 +293,7 @@ class TwoPersonMotionEstimator:
 
     # -- inputs -------------------------------------------------------------------------------------------------
     def _observations(self, keypoints2d, boxes, K) -> _Observations:
-        kp = torch.as_tensor(np.asarray(keypoints2d, dtype=np.float32)).to(self.device)
-        bx = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).to(self.device)
-        K = torch.as_tensor(np.asarray(K, dtype=np.float32)).to(self.device)
+        kp, bx, K = (_float_tensor(v, self.device) for v in (keypoints2d, boxes, K))
         if kp.dim() != 4 or kp.shape[1:] != (2, 24, 3):
             raise ValueError(f"keypoints2d must be (T, 2, 24, 3), got {tuple(kp.shape)}")
         if bx.shape != (kp.shape[0], 2, 3):
@@ -318,7 +323,7 @@ class TwoPersonMotionEstimator:
         text_weight = torch.zeros(len(starts))
         text = None
         if self.uses_text and clips and text_embeddings is not None:
-            embeddings = torch.as_tensor(np.asarray(text_embeddings, dtype=np.float32))
+            embeddings = _float_tensor(text_embeddings, torch.device("cpu"))
             if embeddings.dim() != 3 or embeddings.shape[:2] != (len(clips), 2):
                 raise ValueError(f"text_embeddings must be ({len(clips)}, 2, E) for {len(clips)} clips, got "
                                  f"{tuple(embeddings.shape)}")
