@@ -12,12 +12,14 @@ Terms (each a per-sample loss (B,), weighted and switchable through `GuidanceTer
 
 * `GeometryGuidance`   0.5 * sum_{person, frame} m * mean_joint ||J(x0) - J_geo||^2       (m^2)
       J_geo: the Geometry Optimizer's joints (extras ``"geometry_joints"``), m the frame mask.
-* `ContactGuidance`    0.5 * sum_contacts c * relu(||J^1_a(x0)_t - J^2_b(x0)_t|| - r)^2   (m^2)
+* `ContactGuidance`    sum_contacts c * Huber_d(relu(||J^1_a(x0)_t - J^2_b(x0)_t|| - r))   (m^2)
       over every frame t in t0..t1 of every annotated contact (extras ``"contacts"``, `ContactTargets`),
       c the clip's confidence, r the contact radius (0.08 m by default: joints are inside the limbs, so
-      touching surfaces leave their joints a few centimetres apart).
-* `PenetrationGuidance` 0.5 / S * sum_frames sum_{i in A, j in B} relu(r_i + r_j - ||c_i - c_j||)^2  (m^2)
-      over spheres placed along each person's bones (`BodySpheres`): a fast, differentiable proxy of
+      touching surfaces leave their joints a few centimetres apart), Huber_d(e) = e^2 / 2 up to d = 0.1 m
+      and linear beyond (a bounded pull).
+* `PenetrationGuidance` sum_frames 0.5 / n_f * sum_{i in A, j in B} relu(r_i + r_j - ||c_i - c_j||)^2  (m^2)
+      over spheres placed along each person's bones (`BodySpheres`), n_f the number of overlapping pairs in
+      the frame (a constant of each step, at least 1): a fast, differentiable proxy of
       `socialmirror.metrics.penetration` (see `sphere_penetration_mm` for the version in the metric's units).
 * `ReprojectionGuidance` sum_{person, frame} sum_joint conf * GM(||pi(J(x0)) - u|| / b; c) / max(1, sum conf)
       pi the camera projection, u the detected keypoint, b the person's box side in pixels (so the error is
@@ -55,8 +57,8 @@ from socialmirror.geometry.rotations import sixd_to_matrix
 
 __all__ = [
     "BodySpheres", "ContactGuidance", "ContactTargets", "DecodedMotion", "GeometryGuidance", "MotionDecoder",
-    "PenetrationGuidance", "ReprojectionGuidance", "body_spheres", "sphere_overlap", "sphere_penetration_mm",
-    "DEFAULT_CONTACT_RADIUS",
+    "PenetrationGuidance", "ReprojectionGuidance", "body_spheres", "geman_mcclure", "huber", "sphere_overlap",
+    "sphere_penetration_mm", "DEFAULT_CONTACT_RADIUS",
 ]
 
 DEFAULT_CONTACT_RADIUS = 0.08  # metres between two joint centres that count as touching
@@ -215,13 +217,24 @@ class ContactTargets:
         return ContactTargets(self.batch, self.frame, self.joint_b, self.joint_a, self.weight)
 
 
+def huber(error: Tensor, delta: float) -> Tensor:
+    """0.5 e^2 up to `delta`, then linear with slope `delta`: the pull never exceeds `delta`."""
+    return torch.where(error <= delta, 0.5 * error.square(), delta * (error - 0.5 * delta))
+
+
 class ContactGuidance(GuidanceTerm):
-    """Close annotated contacts: squared hinge on the joint distance above `radius` (extras 'contacts')."""
+    """Close annotated contacts: Huber hinge on the joint distance above `radius` (extras 'contacts').
+
+    The pull is bounded (`max_pull`, metres of gradient): an annotated contact may be wrong (a VLM's
+    guess), and a far-apart pair must not be dragged through the other body, which the penetration term,
+    whose pull is the overlap depth, then has to win against.
+    """
 
     def __init__(self, weight: float = 1.0, enabled: bool = True, radius: float = DEFAULT_CONTACT_RADIUS,
-                 name: str | None = None):
+                 max_pull: float = 0.1, name: str | None = None):
         super().__init__(weight, enabled, name)
         self.radius = float(radius)
+        self.max_pull = float(max_pull)
 
     def __call__(self, x0: Tensor, context: GuidanceContext) -> Tensor:
         contacts: ContactTargets | None = context.extras.get("contacts")
@@ -234,7 +247,7 @@ class ContactGuidance(GuidanceTerm):
         pa = joints[b, 0, f, contacts.joint_a.to(device)]
         pb = joints[b, 1, f, contacts.joint_b.to(device)]
         gap = torch.relu((pa - pb).norm(dim=-1) - self.radius)
-        return loss.index_add(0, b, 0.5 * contacts.weight.to(joints) * gap.square())
+        return loss.index_add(0, b, contacts.weight.to(joints) * huber(gap, self.max_pull))
 
 
 # ----------------------------------------------------------------------------------------------- spheres
@@ -344,9 +357,13 @@ class PenetrationGuidance(GuidanceTerm):
         b, f, i, j = hits.unbind(-1)
         gap = (ca[b, f, i] - cb[b, f, j]).square().sum(-1).clamp_min(1e-12).sqrt()
         overlap = torch.relu(reach[i, j] - gap)
-        # Divided by the number of spheres: a deep overlap of a whole torso (hundreds of sphere pairs) then
-        # has a curvature of order one in the translation, as the other terms do, and one step size fits all.
-        per_pair = 0.5 * overlap.square() * mask[b, f] / radii.numel()
+        # Mean over the frame's overlapping pairs (their count taken as a constant of the step): the pull is
+        # about the overlap depth whether two forearms cross (a few pairs) or two torsos (hundreds), i.e. a
+        # curvature of order one in the translation, as for the other terms, so one step size fits all.
+        frame_id = b * mask.shape[1] + f
+        count = torch.zeros(mask.numel(), dtype=overlap.dtype, device=overlap.device)
+        count = count.index_add(0, frame_id, (overlap > 0).to(overlap.dtype).detach()).clamp_min(1.0)
+        per_pair = 0.5 * overlap.square() * mask[b, f] / count[frame_id]
         return loss.index_add(0, b, per_pair)
 
 
