@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from socialmirror.body.motion import MotionRepresentation
 from socialmirror.geometry.camera import box_from_points, intrinsics_matrix, project, transl_to_crop_cam
 from socialmirror.geometry.rotations import axis_angle_to_matrix
 from socialmirror.models.bundle import ModelBundle, ModelBundleConfig
-from socialmirror.models.geometry_optimizer import GeometryOptimizerConfig
+from socialmirror.models.geometry_optimizer import GeometryOptimizer, GeometryOptimizerConfig
 from socialmirror.models.infiller import InfillerConfig
 from socialmirror.models.initial_estimator import InitialEstimatorConfig
 from socialmirror.models.refiner import RefinerConfig
@@ -77,8 +77,6 @@ def tiny_bundle(body, statistics_from: torch.Tensor, seed: int = 0, with_linear:
         for layer in (bundle.geometry.head, bundle.refiner.head, bundle.infiller.controlnet.text_in,
                       *bundle.infiller.controlnet.zero_out):
             layer.weight.normal_(0.0, 0.01)
-    if with_linear:
-        from socialmirror.models.geometry_optimizer import GeometryOptimizer
-        from dataclasses import replace
+    if with_linear:  # the Linear-embedding ablation's optimizer, which ModelBundle has no slot for (yet)
         bundle.geometry_linear = GeometryOptimizer(replace(bundle.config.geometry, embedding="linear"))
     return bundle.eval()
