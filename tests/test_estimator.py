@@ -54,7 +54,7 @@ def hand_annotations(num_frames: int, confidence: float = 0.9) -> tuple[Annotati
 
 
 @pytest.mark.parametrize("num_frames", [10, 16, 40])
-def test_shapes_and_consistency(bundle, anny_body, num_frames):
+def test_shapes_and_consistency(bundle, anny_body, num_frames, tmp_path):
     scene = make_scene(anny_body, num_frames)
     annotations, text = hand_annotations(num_frames)
     est = run(bundle, anny_body, scene, "socialmirror", annotations=annotations, text=text)
@@ -73,10 +73,15 @@ def test_shapes_and_consistency(bundle, anny_body, num_frames):
     assert est.joints[..., 2].min() > 0.5  # in front of the camera
     assert {"initial", "geometry", "infiller", "refiner", "decode", "total"} <= set(est.timings)
     assert est.method == "socialmirror"
-    # The npz round trip the pipeline's cache uses.
-    back = MotionEstimate.from_arrays(est.to_arrays())
+    # The npz round trip the pipeline's cache uses (no pickles).
+    path = tmp_path / "estimate.npz"
+    np.savez(path, **est.to_arrays())
+    with np.load(path, allow_pickle=False) as z:
+        back = MotionEstimate.from_arrays({k: z[k] for k in z.files})
     np.testing.assert_array_equal(back.joints, est.joints)
+    np.testing.assert_array_equal(back.geometry_joints, est.geometry_joints)
     assert back.timings == pytest.approx(est.timings) and back.method == est.method
+    assert back.warnings == est.warnings
 
 
 def test_vertices_helper_and_tensor_inputs(bundle, anny_body):
@@ -88,6 +93,7 @@ def test_vertices_helper_and_tensor_inputs(bundle, anny_body):
     verts = est.vertices(anny_body, batch_frames=4)
     assert verts.shape == (10, 2, anny_body.num_vertices, 3) and np.isfinite(verts).all()
     assert est.geometry_joints is None  # closeint does not run the Geometry Optimizer
+    assert MotionEstimate.from_arrays(est.to_arrays()).geometry_joints is None
 
 
 def test_same_seed_same_result_any_batching(bundle, anny_body, scene40):
