@@ -23,7 +23,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from socialmirror.errors import InputError
     from socialmirror.data.clips import DataSpecError
     from socialmirror.data.interchange import InterchangeError
-    return (InputError, BodyModelError, ConfigError, FileNotFoundError, InterchangeError, DataSpecError)
+    from socialmirror.inference.estimator import MethodUnavailableError
+    from socialmirror.models.bundle import CheckpointError
+    from socialmirror.semantics.annotations import AnnotationError
+    return (InputError, BodyModelError, ConfigError, FileNotFoundError, InterchangeError, DataSpecError,
+            CheckpointError, MethodUnavailableError, AnnotationError)
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -143,6 +147,44 @@ def cmd_make_sample(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from socialmirror.data.synth.cli import synth_main
+    return synth_main(args.n, args.output, seed=args.seed, types=args.types, with_vertices=args.vertices)
+
+
+def cmd_train(args) -> int:
+    from socialmirror.training.cli import run_train
+    return run_train(args)
+
+
+def cmd_evaluate(args) -> int:
+    from socialmirror.evaluation.evaluate import EvaluateConfig, evaluate, to_markdown, write_report
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    cfg = EvaluateConfig(methods=tuple(args.methods), seed=args.seed, checkpoint=args.checkpoint,
+                         max_sequences=args.max_sequences, pen_stride=args.pen_stride)
+    doc = evaluate(args.data, cfg)
+    write_report(doc, args.json, args.markdown)
+    print(to_markdown(doc))
+    if args.json:
+        print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import json
+    from socialmirror.evaluation.bench import bench, format_bench
+    report = bench(args.input, threads=args.threads, method=args.method)
+    print(format_bench(report))
+    if args.json:
+        from socialmirror.io import atomic_write_json
+        atomic_write_json(args.json, report)
+    else:
+        print(json.dumps(report["machine"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="socialmirror",
@@ -164,6 +206,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="demo_output", help="output folder (default: demo_output)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("synth", help="synthesize two-person interactions with exact contacts and sentences")
+    p.add_argument("-n", type=int, required=True, help="number of sequences")
+    p.add_argument("-o", "--output", required=True, help="output folder (interchange .npz files)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--types", nargs="+", help="interaction types (default: all)")
+    p.add_argument("--vertices", action="store_true", help="also store the meshes")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train a model stage (or 'all': the recipe of the shipped weights)")
+    from socialmirror.training.cli import add_train_arguments
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="every method on the same simulated observations, every metric")
+    p.add_argument("--data", action="append", required=True,
+                   help="npz:DIR, cmu:DIR, butepage:DIR, synth:N, hi4d:DIR, 3dpw.test:DIR, ... (repeatable)")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--markdown", help="write the tables here")
+    p.add_argument("--methods", nargs="+", default=["independent", "closeint", "socialmirror"],
+                   help="independent closeint socialmirror socialmirror-linear no-text no-geometry no-contact "
+                        "no-refiner")
+    p.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-sequences", type=int, help="evaluate at most this many sequences per data set")
+    p.add_argument("--pen-stride", type=int, default=4, help="penetration on every n-th frame")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="frames per second of every stage on a video (default: the embedded sample)")
+    p.add_argument("input", nargs="?", help="video file or folder of frames")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--method", default="socialmirror")
+    p.add_argument("--json", help="write the report here")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("make-sample", help="regenerate the embedded demo sample (rendered video + ground truth)")
     from socialmirror.paths import ASSETS_DIR
