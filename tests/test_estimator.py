@@ -121,6 +121,9 @@ def test_every_preset_runs(bundle, anny_body, scene40):
     assert not np.allclose(results["socialmirror"], results["no-text"])  # text reaches the ControlNet
     assert not np.allclose(results["socialmirror"], results["no-refiner"])
     assert not np.allclose(results["closeint"], results["independent"])
+    closeint = TwoPersonMotionEstimator(bundle, anny_body, "closeint")
+    full = TwoPersonMotionEstimator(bundle, anny_body, "socialmirror")
+    assert not closeint.uses_text and not closeint.uses_contacts and full.uses_text and full.uses_contacts
 
 
 def test_linear_ablation_needs_its_network(anny_body, bundle):

@@ -289,7 +289,13 @@ class TwoPersonMotionEstimator:
 
     @property
     def uses_text(self) -> bool:
+        """Whether `estimate` reads the annotations' sentences (text_embeddings)."""
         return self.config.text and getattr(self.denoiser, "controlnet", None) is not None
+
+    @property
+    def uses_contacts(self) -> bool:
+        """Whether `estimate` reads the annotations' contacts."""
+        return self.weights.contact != 0
 
     # -- inputs -------------------------------------------------------------------------------------------------
     def _observations(self, keypoints2d, boxes, K) -> _Observations:
