@@ -140,10 +140,23 @@ def pair_observation(tracks, pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return keypoints_to_boxes(kp)
 
 
-def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
-                config: ReconstructConfig | None = None, force: bool = False) -> ReconstructionResult:
-    """Reconstruct the closest pair of people in a video file or folder of frames into ``output_dir``."""
-    cfg = config or ReconstructConfig()
+@dataclass
+class _Front:
+    """What the first two stages give every later stage."""
+    src: Path
+    out: Path
+    cache: "_StageCache"
+    tracks: object
+    pair: tuple[int, int]
+    keypoints2d: np.ndarray
+    boxes: np.ndarray
+    K: np.ndarray
+    image_size: tuple[int, int]
+    key: list
+
+
+def _front(input_path, output_dir, cfg: ReconstructConfig, force: bool, timings: dict) -> _Front:
+    """Stages 1-2: perception (cached) and the closest pair's observation."""
     src = Path(input_path).expanduser()
     if not src.exists():
         raise InputError(f"input not found: {src}")
@@ -152,16 +165,11 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cache = _StageCache(out, force)
-    timings: dict[str, float] = {}
-    fingerprint = input_fingerprint(src)
-
-    # 1. perception ------------------------------------------------------------------------------------------
     from socialmirror.perception.tracking import Tracks
     t0 = time.perf_counter()
-    k_perception = cache.key(CACHE_VERSION, "perception", fingerprint, cfg.fps)
-    tracks_path = out / ".cache" / "tracks.npz"
-    if not force and (out / ".cache" / "tracks.key").is_file() and tracks_path.is_file() and \
-            (out / ".cache" / "tracks.key").read_text().strip() == k_perception:
+    k_perception = cache.key(CACHE_VERSION, "perception", input_fingerprint(src), cfg.fps)
+    tracks_path, key_path = cache.root / "tracks.npz", cache.root / "tracks.key"
+    if not force and key_path.is_file() and tracks_path.is_file() and key_path.read_text().strip() == k_perception:
         tracks = Tracks.load(tracks_path)
     else:
         from socialmirror.perception.pipeline import detect_and_track
@@ -169,35 +177,54 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
         if len(tracks.ids) == 0:
             raise InputError(f"no person found in {src}")
         tracks.save(tracks_path)
-        (out / ".cache" / "tracks.key").write_text(k_perception)
+        key_path.write_text(k_perception)
     timings["perception"] = time.perf_counter() - t0
-
-    # 2. pair --------------------------------------------------------------------------------------------------
     pair, note = select_pair(tracks)
     if note:
         log.warning(note)
     keypoints2d, boxes, detected = pair_observation(tracks, pair)
     width, height = (int(v) for v in tracks.image_size)
-    K = _intrinsics(cfg, width, height)
-    T = keypoints2d.shape[0]
     if not detected.any(axis=0).all():
         raise InputError("one of the two people is never detected well enough to reconstruct")
+    return _Front(src, out, cache, tracks, tuple(int(p) for p in pair), keypoints2d, boxes,
+                  _intrinsics(cfg, width, height), (width, height), [k_perception, [int(p) for p in pair]])
 
-    # 3-5. annotations and 3D ----------------------------------------------------------------------------------
-    est, annotations = _semantic_3d_stages(keypoints2d, boxes, K, (width, height), cfg, cache,
-                                           [k_perception, list(map(int, pair))], src, tracks, pair, timings)
 
-    # 6. outputs -----------------------------------------------------------------------------------------------
+def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
+                config: ReconstructConfig | None = None, force: bool = False) -> ReconstructionResult:
+    """Reconstruct the closest pair of people in a video file or folder of frames into ``output_dir``."""
+    cfg = config or ReconstructConfig()
+    timings: dict[str, float] = {}
+    f = _front(input_path, output_dir, cfg, force, timings)
+    models = _Models.load(cfg, f)
+    draft = _draft(models, f, cfg, timings)
+    annotations = _annotations(models, f, cfg, draft, timings)
+    est = _estimate(models, f, cfg, annotations, timings)
     t0 = time.perf_counter()
-    files = write_outputs(out, src, cfg, est, annotations, keypoints2d, K, (width, height), tracks.fps,
-                          np.asarray(pair), timings)
+    files = write_outputs(f.out, f.src, cfg, est, annotations, f.keypoints2d, f.K, f.image_size, f.tracks.fps,
+                          np.asarray(f.pair), timings)
     timings["outputs"] = time.perf_counter() - t0
     from socialmirror.geometry.camera import project
-    proj = project(torch.as_tensor(est.joints), torch.as_tensor(K)).numpy()
-    conf = keypoints2d[..., 2] > 0.3
-    reproj = float(np.linalg.norm(proj - keypoints2d[..., :2], axis=-1)[conf].mean()) if conf.any() else float("nan")
-    return ReconstructionResult(out, est.joints, est.pose6d, est.shape, est.transl, tracks.fps, (width, height), K,
-                                keypoints2d, np.asarray(pair), out / "annotations.json", files, timings, reproj)
+    proj = project(torch.as_tensor(est.joints), torch.as_tensor(f.K)).numpy()
+    conf = f.keypoints2d[..., 2] > 0.3
+    reproj = float(np.linalg.norm(proj - f.keypoints2d[..., :2], axis=-1)[conf].mean()) if conf.any() else float("nan")
+    return ReconstructionResult(f.out, est.joints, est.pose6d, est.shape, est.transl, f.tracks.fps, f.image_size,
+                                f.K, f.keypoints2d, np.asarray(f.pair), f.out / "annotations.json", files, timings,
+                                reproj)
+
+
+def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, config: ReconstructConfig | None = None,
+             force: bool = False):
+    """Stages 1-4 only: the annotations file of a video (its cache lives beside the file)."""
+    cfg = config or ReconstructConfig()
+    timings: dict[str, float] = {}
+    output_json = Path(output_json).expanduser()
+    f = _front(input_path, output_json.parent / f".{output_json.stem}.work", cfg, force, timings)
+    models = _Models.load(cfg, f)
+    draft = _draft(models, f, cfg, timings)
+    annotations = _annotations(models, f, cfg, draft, timings)
+    annotations.write(output_json)
+    return annotations
 
 
 def _estimate_cached(cache: _StageCache, name: str, key: str, run):
@@ -210,59 +237,74 @@ def _estimate_cached(cache: _StageCache, name: str, key: str, run):
     return est
 
 
-def _semantic_3d_stages(keypoints2d, boxes, K, image_size, cfg: ReconstructConfig, cache: _StageCache,
-                        upstream: list, src: Path, tracks, pair, timings: dict):
-    """Draft 3D (no semantics) -> annotations -> text features -> the full estimate."""
-    from socialmirror.body import build_body_model
+@dataclass
+class _Models:
+    bundle: object
+    body: object
+    key: list
+
+    @classmethod
+    def load(cls, cfg: ReconstructConfig, front: _Front) -> "_Models":
+        from socialmirror.body import build_body_model
+        from socialmirror.models.bundle import default_bundle_path, load_bundle
+        checkpoint = Path(cfg.checkpoint).expanduser() if cfg.checkpoint else default_bundle_path()
+        bundle = load_bundle(checkpoint, map_location=cfg.device)
+        body = build_body_model("anny", device=cfg.device)  # the networks' own body model
+        ckpt_id = [str(checkpoint), checkpoint.stat().st_size, int(checkpoint.stat().st_mtime)]
+        return cls(bundle, body, [CACHE_VERSION, front.key, ckpt_id, cfg.seed, cfg.focal, cfg.intrinsics])
+
+
+def _draft(models: _Models, f: _Front, cfg: ReconstructConfig, timings: dict):
+    """A first 3D estimate without semantics: what the offline annotator reads and VLM replies are checked on."""
     from socialmirror.inference.estimator import TwoPersonMotionEstimator
-    from socialmirror.models.bundle import default_bundle_path, load_bundle
+    t0 = time.perf_counter()
+    draft = _estimate_cached(f.cache, "draft", f.cache.key(*models.key, "draft"), lambda: TwoPersonMotionEstimator(
+        models.bundle, models.body, method="closeint", device=cfg.device, seed=cfg.seed).estimate(
+        f.keypoints2d, f.boxes, f.K, f.image_size, progress=cfg.progress))
+    timings["draft_3d"] = time.perf_counter() - t0
+    return draft
+
+
+def _annotations(models: _Models, f: _Front, cfg: ReconstructConfig, draft, timings: dict):
     from socialmirror.semantics.annotations import Annotations
     from socialmirror.semantics.annotator import annotate_clips
-
-    checkpoint = Path(cfg.checkpoint).expanduser() if cfg.checkpoint else default_bundle_path()
-    bundle = load_bundle(checkpoint, map_location=cfg.device)
-    body = build_body_model("anny", device=cfg.device)  # the networks' own body model
-    ckpt_id = [str(checkpoint), checkpoint.stat().st_size, int(checkpoint.stat().st_mtime)]
-    base_key = [CACHE_VERSION, upstream, ckpt_id, cfg.seed, cfg.focal, cfg.intrinsics]
-
     t0 = time.perf_counter()
-    draft = _estimate_cached(cache, "draft", cache.key(*base_key, "draft"), lambda: TwoPersonMotionEstimator(
-        bundle, body, method="closeint", device=cfg.device, seed=cfg.seed).estimate(
-        keypoints2d, boxes, K, image_size, progress=cfg.progress))
-    timings["draft_3d"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    ann_path = cache.root / "annotations.json"
-    ann_key = cache.key(*base_key, "annotate", cfg.annotator, cfg.vlm_url, cfg.vlm_model)
-    key_path = cache.root / "annotations.key"
-    if not cache.force and ann_path.is_file() and key_path.is_file() and key_path.read_text().strip() == ann_key:
+    ann_path, key_path = f.cache.root / "annotations.json", f.cache.root / "annotations.key"
+    ann_key = f.cache.key(*models.key, "annotate", cfg.annotator, cfg.vlm_url, cfg.vlm_model)
+    if not f.cache.force and ann_path.is_file() and key_path.is_file() and key_path.read_text().strip() == ann_key:
         annotations = Annotations.read(ann_path)
     else:
-        frames = _clip_crops(src, tracks, pair, cfg.fps) if cfg.annotator == "openai" else None
-        annotations = annotate_clips(cfg.annotator, num_frames=keypoints2d.shape[0], frames=frames,
+        frames = _clip_crops(f.src, f.tracks, f.pair, cfg.fps) if cfg.annotator == "openai" else None
+        annotations = annotate_clips(cfg.annotator, num_frames=f.keypoints2d.shape[0], frames=frames,
                                      joints3d=draft.joints, up=(0.0, -1.0, 0.0), vlm_url=cfg.vlm_url,
                                      vlm_model=cfg.vlm_model, seed=cfg.seed)
         annotations.write(ann_path)
         key_path.write_text(ann_key)
     timings["annotate"] = time.perf_counter() - t0
+    return annotations
 
-    t0 = time.perf_counter()
+
+def _estimate(models: _Models, f: _Front, cfg: ReconstructConfig, annotations, timings: dict):
+    """Text features, then the full method: initial -> geometry -> infiller (guided) -> refiner."""
+    from socialmirror.inference.estimator import TwoPersonMotionEstimator
     from socialmirror.semantics.text_encoder import get_text_encoder
-    sentences = [s for clip in annotations.clips for s in clip.text]
-    text = get_text_encoder("minilm").encode(sentences).reshape(len(annotations.clips), 2, -1)
-    timings["text"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
     ann_hash = hashlib.sha256(json.dumps(annotations.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-    est = _estimate_cached(cache, "estimate", cache.key(*base_key, cfg.method, cfg.disable_guidance, ann_hash),
-                           lambda: TwoPersonMotionEstimator(
-                               bundle, body, method=cfg.method, device=cfg.device, seed=cfg.seed,
-                               disable_guidance=cfg.disable_guidance).estimate(
-                               keypoints2d, boxes, K, image_size, annotations=annotations,
-                               text_embeddings=text, progress=cfg.progress))
-    timings["estimate_3d"] = time.perf_counter() - t0
-    timings.update({f"3d/{k}": v for k, v in getattr(est, "timings", {}).items()})
-    return est, annotations
+    key = f.cache.key(*models.key, cfg.method, cfg.disable_guidance, ann_hash)
+
+    def run():
+        t0 = time.perf_counter()
+        sentences = [s for clip in annotations.clips for s in clip.text]
+        text = get_text_encoder("minilm").encode(sentences).reshape(len(annotations.clips), 2, -1)
+        timings["text"] = time.perf_counter() - t0
+        return TwoPersonMotionEstimator(models.bundle, models.body, method=cfg.method, device=cfg.device,
+                                        seed=cfg.seed, disable_guidance=cfg.disable_guidance).estimate(
+            f.keypoints2d, f.boxes, f.K, f.image_size, annotations=annotations, text_embeddings=text,
+            progress=cfg.progress)
+    t0 = time.perf_counter()
+    est = _estimate_cached(f.cache, "estimate", key, run)
+    timings["estimate_3d"] = time.perf_counter() - t0 - timings.get("text", 0.0)
+    timings.update({f"3d/{k}": v for k, v in (getattr(est, "timings", None) or {}).items()})
+    return est
 
 
 def _clip_crops(src: Path, tracks, pair, fps):
@@ -342,4 +384,4 @@ def config_from_dict(values: dict) -> ReconstructConfig:
     return update(ReconstructConfig(), values)
 
 
-__all__ = ["ReconstructConfig", "ReconstructionResult", "reconstruct", "config_from_dict"]
+__all__ = ["ReconstructConfig", "ReconstructionResult", "reconstruct", "annotate", "config_from_dict"]

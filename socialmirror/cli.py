@@ -96,6 +96,18 @@ def cmd_reconstruct(args) -> int:
     return 0
 
 
+def cmd_annotate(args) -> int:
+    from socialmirror.api import annotate
+    from socialmirror.api import ReconstructConfig
+    cfg = ReconstructConfig(annotator=args.annotator, vlm_url=args.vlm_url, vlm_model=args.vlm_model,
+                            focal=args.focal, checkpoint=args.checkpoint, fps=args.fps, seed=args.seed)
+    ann = annotate(args.input, args.output, cfg, force=args.force)
+    sources = sorted({c.source for c in ann.clips})
+    print(f"wrote {args.output}: {len(ann.clips)} clips of 16 frames (sources: {', '.join(sources)}), "
+          f"{sum(len(c.contacts) for c in ann.clips)} contacts")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     from socialmirror.demo import run_demo
@@ -201,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder")
     _add_reconstruct_options(p)
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("annotate", help="the VLM Annotator's per-clip sentences and contacts (Table 1 protocol)")
+    p.add_argument("input", help="video file or folder of frames")
+    p.add_argument("-o", "--output", required=True, help="annotations .json to write")
+    p.add_argument("--annotator", default="offline", help="offline (default) | openai | file:PATH")
+    p.add_argument("--vlm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--vlm-model", help="model name the VLM server serves")
+    p.add_argument("--focal", type=float)
+    p.add_argument("--checkpoint")
+    p.add_argument("--fps", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("demo", help="run the most complete path on the embedded default and report errors")
     p.add_argument("-o", "--output", default="demo_output", help="output folder (default: demo_output)")
