@@ -67,6 +67,21 @@ def test_targets_round_trip_to_camera_frame_joints(anny_body):
     assert float((batch["joints_target"] - batch["joints_cam"]).norm(dim=-1).max()) < 1e-4
 
 
+def test_initial_losses_vanish_at_the_target(anny_body):
+    seq = known_sequence(anny_body)
+    bundle = ModelBundle()
+    from socialmirror.data.observation import ObservationConfig, ObservationModel
+    clips = TwoPersonClipDataset([([seq], 1.0)], seed=1, epoch_size=4,
+                                 observation_model=ObservationModel(ObservationConfig.clean()))
+    dataset = MotionTargetDataset(clips, [[sequence_body_params(seq, anny_body)]], bundle.representation)
+    batch = collate([dataset[i] for i in range(4)])
+    stage = build_stage("initial", bundle, anny_body, TrainConfig(), fresh=True)
+    terms = stage.losses(batch["x0"], batch)
+    assert all(float(terms[k]) < 1e-6 for k in ("rotation", "joints", "translation", "reprojection", "shape", "camera")), terms
+    shifted = stage.losses(batch["x0"] + 0.05, batch)
+    assert all(float(shifted[k]) > 1e-3 for k in ("rotation", "joints", "translation", "reprojection", "shape", "camera"))
+
+
 def test_ik_targets_are_cached(anny_body, tmp_path, monkeypatch):
     monkeypatch.setenv("SOCIALMIRROR_CACHE", str(tmp_path))
     seq = known_sequence(anny_body, frames=8)
@@ -197,15 +212,17 @@ def _ddp_worker(rank: int, world: int, port: int, spec: str, out: str) -> None:
     data = TrainingData.load(spec, body, runtime, report=lambda _: None)
     torch.manual_seed(rank)  # different initialisations: DDP must start every rank from rank 0's weights
     bundle = ModelBundle(run.model)
-    train_stage("initial", data, bundle, body, run, steps=3, out=Path(out) / "bundle.pt", runtime=runtime,
-                batch_size=2, report=lambda _: None)
-    torch.save(bundle.initial.state_dict(), Path(out) / f"rank{rank}.pt")
+    for stage in ("initial", "infiller"):  # the infiller holds an untrained ControlNet: DDP must not wait on it
+        train_stage(stage, data, bundle, body, run, steps=3, out=Path(out) / "bundle.pt", runtime=runtime,
+                    batch_size=2, report=lambda _: None)
+    torch.save(bundle.state_dict(), Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
 def test_ddp_gloo_ranks_agree(cmu_with_text, training_data, tmp_path):
     mp.spawn(_ddp_worker, args=(2, _free_port(), cmu_with_text, str(tmp_path)), nprocs=2, join=True)
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    trained = [k for k in a if k.startswith(("initial.", "infiller.denoiser."))]
+    assert trained and all(torch.equal(a[k], b[k]) for k in trained)
     assert (tmp_path / "bundle.pt").is_file()
-    assert load_bundle(tmp_path / "bundle.pt").metadata["stages"]["initial"]["world_size"] == 2
+    assert load_bundle(tmp_path / "bundle.pt").metadata["stages"]["infiller"]["world_size"] == 2

@@ -6,21 +6,23 @@ stage modules hold the bundle's networks as submodules (the trained one and any 
 body model is kept OUT of the module tree (it is fixed: nothing to train, synchronise or save).
 
 Stages (in training order):
-  ``initial``      InitialEstimator: 6D rotation L2 + camera-frame joint error (FK) + 2D reprojection on the
-                   confident keypoints + shape L2 + crop-camera L2 (log s, tx, ty).
+  ``initial``      InitialEstimator: 6D rotation L2 + camera-frame joint errors (FK; pose relative to the
+                   pelvis and pelvis placement, see ``Stage.joint_terms``) + 2D reprojection error
+                   (in box sides, weighted by the keypoints' confidences) + shape L2 + crop-camera L2 (log s,
+                   tx, ty).
   ``geometry``     GeometryOptimizer (batch 64): input the frozen initial estimator's joints (or, before that
                    stage exists, the target joints with noise), output camera-frame joints, loss = mean joint
                    error on the joints the ground truth has (``joint_mask``).
   ``infiller``     base MotionDenoiser, phase 1 (batch 32): diffusion with initial distributions. x_init from the
                    frozen initial estimator, t ~ U[0, T), x_t = q_sample(x0, x_init, t) (Eq. 2) in normalised
-                   x, the network predicts x0; loss = L2 in normalised x + camera-frame joint error.
+                   x, the network predicts x0; loss = L2 in normalised x + camera-frame joint errors.
   ``independent``  the same for the ``independent`` baseline's denoiser (no cross-attention, no text).
   ``text``         phase 2: the ControlNet and the text projection with the base frozen; MiniLM embeddings of
                    the two sentences (person order follows the persons, swaps included); clips without text
                    get text weight 0 (the base model's prediction, which is frozen, so they add no gradient).
   ``refiner``      TemporalMotionRefiner: its input is what it sees at run time, the infiller's samples (DDIM,
                    the bundle's 5 steps, no text, no guidance) on two overlapping 12-frame windows of the clip
-                   joined with ``join_windows``; loss = L2 in normalised x + joint error + joint acceleration
+                   joined with ``join_windows``; loss = L2 in normalised x + joint errors + joint acceleration
                    error (so the refiner cannot trade smoothness for accuracy or the reverse).
 Every term is averaged over the real (not padded) frames of the persons observed in the clip.
 """
@@ -47,8 +49,9 @@ REFINER_WINDOW = 12
 @dataclass
 class LossWeights:
     rotation: float = 1.0  # 6D L2 (initial)
-    joints: float = 2.0  # mean camera-frame joint distance, metres
-    reprojection: float = 1.0  # squared 2D error in box units, confidence-weighted
+    joints: float = 2.0  # mean joint distance relative to the pelvis, metres
+    translation: float = 0.5  # pelvis distance in the camera frame, metres
+    reprojection: float = 1.0  # 2D distance in units of the box side, confidence-weighted
     shape: float = 1.0  # shape L2
     camera: float = 1.0  # (log s, tx, ty) L2
     motion: float = 1.0  # L2 in normalised x (infiller, refiner)
@@ -103,8 +106,15 @@ class Stage(nn.Module):
         """Camera-frame joints of raw (not normalised) motions x (B, 2, L, D)."""
         return motion_to_joints(x, batch["boxes_target"], batch["intrinsics"], self.body, self.representation)
 
-    def joint_error(self, joints: Tensor, batch: dict[str, Any], weight: Tensor) -> Tensor:
-        return masked_mean((joints - batch["joints_target"]).norm(dim=-1).mean(-1), weight)
+    def joint_terms(self, joints: Tensor, batch: dict[str, Any], weight: Tensor) -> dict[str, Tensor]:
+        """Camera-frame joint errors (metres), split in two: the pose (joints relative to the pelvis) and the
+        placement (the pelvis itself). Depth is the least observable quantity in a monocular view and its
+        error (tens of centimetres) would otherwise drown the pose error (a few centimetres)."""
+        target = batch["joints_target"]
+        pelvis, pelvis0 = joints[..., :1, :], target[..., :1, :]
+        pose = ((joints - pelvis) - (target - pelvis0)).norm(dim=-1).mean(-1)
+        return {"joints": masked_mean(pose, weight),
+                "translation": masked_mean((pelvis - pelvis0).norm(dim=-1)[..., 0], weight)}
 
     def total(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
         terms["loss"] = sum(getattr(self.weights, k) * v for k, v in terms.items())
@@ -119,24 +129,26 @@ class InitialStage(Stage):
         self.initial = bundle.initial
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return self.losses(self.initial(self.features(batch), batch["detected"]), batch)
+
+    def losses(self, x: Tensor, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """The loss terms of an estimate x (B, 2, L, D) against the batch's targets and keypoints."""
         weight = frame_weight(batch)
-        x0 = batch["x0"]
-        x = self.initial(self.features(batch), batch["detected"])
         rot, shape, cam = self.representation.split(x)
-        rot0, shape0, cam0 = self.representation.split(x0)
+        rot0, shape0, cam0 = self.representation.split(batch["x0"])
         joints = self.joints_of(x, batch)
-        K = broadcast_intrinsics(batch["intrinsics"], 3)[..., None, :, :]
-        uv = project(joints, K)
-        kp = batch["keypoints2d"]
-        side = batch["boxes_target"][..., 2:3, None].clamp_min(1.0)
-        conf = kp[..., 2] * batch["detected"][..., None]
-        reprojection = (((uv - kp[..., :2]) / side) ** 2).sum(-1)
+        # Reprojection: distance in units of the box side (scale-free), on the given keypoints only.
+        uv = project(joints, broadcast_intrinsics(batch["intrinsics"], 3))
+        keypoints = batch["keypoints2d"]
+        side = batch["boxes_target"][..., 2:3].clamp_min(1.0)[..., None]
+        conf = keypoints[..., 2] * batch["detected"][..., None] * weight[..., None]
+        reprojection = ((uv - keypoints[..., :2]) / side).norm(dim=-1)
         log_cam = torch.cat([cam[..., :1].log(), cam[..., 1:]], -1)
         log_cam0 = torch.cat([cam0[..., :1].log(), cam0[..., 1:]], -1)
         return self.total({
             "rotation": masked_mean(((rot - rot0) ** 2).sum(-1).mean(-1), weight),
-            "joints": self.joint_error(joints, batch, weight),
-            "reprojection": (reprojection * conf * weight[..., None]).sum() / (conf * weight[..., None]).sum().clamp_min(1.0),
+            **self.joint_terms(joints, batch, weight),
+            "reprojection": (reprojection * conf).sum() / conf.sum().clamp_min(1.0),
             "shape": masked_mean(((shape - shape0) ** 2).sum(-1), weight),
             "camera": masked_mean(((log_cam - log_cam0) ** 2).sum(-1), weight),
         })
@@ -202,7 +214,7 @@ class DiffusionStage(Stage):
                             text_weight=text_weight)
         joints = self.joints_of(bundle.denormalize(pred), batch)
         return self.total({"motion": masked_mean(((pred - x0) ** 2).mean(-1), weight),
-                           "joints": self.joint_error(joints, batch, weight)})
+                           **self.joint_terms(joints, batch, weight)})
 
 
 class RefinerStage(Stage):
@@ -242,6 +254,6 @@ class RefinerStage(Stage):
         accel_weight = weight[:, :, 2:] * weight[:, :, 1:-1] * weight[:, :, :-2]
         return self.total({
             "motion": masked_mean(((refined - x0) ** 2).mean(-1), weight),
-            "joints": self.joint_error(joints, batch, weight),
+            **self.joint_terms(joints, batch, weight),
             "acceleration": masked_mean((accel - accel0).norm(dim=-1).mean(-1), accel_weight),
         })

@@ -240,6 +240,9 @@ def build_stage(stage: str, bundle: ModelBundle, body: BodyModel, cfg: TrainConf
                              input_noise=cfg.geometry_input_noise)
     if stage == "infiller":
         bundle.infiller.freeze_base(False)
+        # Phase 1 trains the base alone; the ControlNet is copied from it before phase 2. Unused trainable
+        # parameters would also stall DDP's gradient reduction and be moved by weight decay.
+        _set_trainable(bundle.infiller.controlnet_parameters(), False)
         return DiffusionStage(bundle, body, weights, bundle.infiller, "infiller")
     if stage == "independent":
         if bundle.independent is None:
@@ -251,12 +254,18 @@ def build_stage(stage: str, bundle: ModelBundle, body: BodyModel, cfg: TrainConf
         if fresh:
             bundle.infiller.reset_controlnet()
         bundle.infiller.freeze_base(True)
+        _set_trainable(bundle.infiller.controlnet_parameters(), True)
         from socialmirror.semantics.text_encoder import get_text_encoder
         encoder = get_text_encoder(cfg.text_encoder)
         return DiffusionStage(bundle, body, weights, bundle.infiller, "text", text_encoder=encoder.encode)
     if stage == "refiner":
         return RefinerStage(bundle, body, weights)
     raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+
+
+def _set_trainable(parameters: Iterator[nn.Parameter], trainable: bool) -> None:
+    for p in parameters:
+        p.requires_grad_(trainable)
 
 
 def checkpoint_path(out: str | Path, stage: str) -> Path:
@@ -444,6 +453,7 @@ def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume
     out = Path(out)
     body = build_body_model(run.model.body)
     training_data = TrainingData.load(data, body, runtime, seed=seed, report=say)
+    seed_everything(seed)  # a new bundle starts from the same weights on every rank
     bundle = open_bundle(out, run, overrides)
     if stage == "all":
         run_recipe(training_data, bundle, body, run, out, runtime, minutes=minutes, steps=steps, resume=resume,
