@@ -22,7 +22,10 @@ decoder's preconditioning). Measured on the toy cases of the tests, a single ter
 from about weight 3 (geometry), 10 (reprojection) and 1 (contact, before its pull was bounded); the defaults
 sit well inside that range. Between terms, the contact pull is bounded (0.1 m) so that penetration, whose
 pull is the overlap depth, wins where they conflict. They are not tuned on data: with a trained bundle, tune
-them on a validation set (`GuidanceWeights`, `guidance_iterations`).
+them on a validation set (`GuidanceWeights`, `guidance_iterations`). A first check on an early, partly
+trained bundle (synthetic two-person scenes): with 4 gradient steps per sampling step the result moved from
+the initial estimate toward the Geometry Optimizer's joints (camera-frame joint error 0.415 -> 0.303 m, the
+optimizer's own 0.284) and the 2D error fell 47 -> 34 px; a geometry weight of 1.5 already overshot.
 """
 from __future__ import annotations
 
@@ -68,7 +71,7 @@ class MethodConfig:
     sampling_steps: int = 5
     eta: float = 0.0  # 0: deterministic DDIM after the seeded start
     guidance_step_size: float = 1.0
-    guidance_iterations: int = 2  # gradient steps on x0 per sampling step
+    guidance_iterations: int = 4  # gradient steps on x0 per sampling step
     guidance_max_grad_norm: float | None = None
     # How x_T ~ N(x_init, sigma^2) is drawn: "shared" uses one noise draw for both persons of a window, so
     # exchanging the two persons' inputs exchanges the outputs exactly (the model is symmetric, and so is
