@@ -58,6 +58,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+# MediaPipe's C++ side logs through glog/absl to stderr (calculator warnings, delegate notices) on every run;
+# keep errors only, unless the user asked for something else.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from socialmirror.paths import cache_dir
 
 # --------------------------------------------------------------------------------------------------------------
