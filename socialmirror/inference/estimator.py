@@ -411,7 +411,7 @@ class TwoPersonMotionEstimator:
             timings["geometry"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            x0 = self._sample(batch, x_init, initial_joints, geometry_joints, features, kp, box, mask, obs.K,
+            x0 = self._sample(batch, x_init, geometry_joints, features, kp, box, mask, obs.K,
                               conditions, noise[batch], warnings)
             timings["infiller"] += time.perf_counter() - t0
 
@@ -452,8 +452,8 @@ class TwoPersonMotionEstimator:
             timings=timings, method=self.config.name, warnings=warnings)
 
     # -- stages -------------------------------------------------------------------------------------------------
-    def _sample(self, batch: list[int], x_init: Tensor, initial_joints: Tensor, geometry_joints: Tensor | None,
-                features: Tensor, kp: Tensor, box: Tensor, mask: Tensor, K: Tensor,
+    def _sample(self, batch: list[int], x_init: Tensor, geometry_joints: Tensor | None, features: Tensor,
+                kp: Tensor, box: Tensor, mask: Tensor, K: Tensor,
                 conditions: _WindowConditions, noise: Tensor, warnings: list[str]) -> Tensor:
         """DDIM sampling of one batch of windows with the method's guidance; returns normalised x0."""
         bundle = self.bundle
