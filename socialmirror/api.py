@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from socialmirror.body import build_body_model
 from socialmirror.errors import InputError
 from socialmirror.io import atomic_savez, atomic_write_json
 
@@ -45,6 +46,7 @@ class ReconstructConfig:
     method: str = "socialmirror"  # or a baseline / ablation preset (see socialmirror.inference)
     disable_guidance: tuple[str, ...] = ()  # geometry, contact, penetration, reprojection
     fps: float | None = None  # for a folder of frames (default 30)
+    max_people: int = 3  # people the detector looks for per frame (the closest two are reconstructed)
     seed: int = 0
     render: bool = True
     viewer: bool = True
@@ -167,13 +169,15 @@ def _front(input_path, output_dir, cfg: ReconstructConfig, force: bool, timings:
     cache = _StageCache(out, force)
     from socialmirror.perception.tracking import Tracks
     t0 = time.perf_counter()
-    k_perception = cache.key(CACHE_VERSION, "perception", input_fingerprint(src), cfg.fps)
+    k_perception = cache.key(CACHE_VERSION, "perception", input_fingerprint(src), cfg.fps, cfg.max_people)
     tracks_path, key_path = cache.root / "tracks.npz", cache.root / "tracks.key"
     if not force and key_path.is_file() and tracks_path.is_file() and key_path.read_text().strip() == k_perception:
         tracks = Tracks.load(tracks_path)
     else:
         from socialmirror.perception.pipeline import detect_and_track
-        tracks = detect_and_track(src, progress=cfg.progress, fps=cfg.fps)
+        from socialmirror.perception.pose import MediaPipePoseDetector
+        with MediaPipePoseDetector(num_poses=max(2, cfg.max_people)) as detector:
+            tracks = detect_and_track(src, detector=detector, progress=cfg.progress, fps=cfg.fps)
         if len(tracks.ids) == 0:
             raise InputError(f"no person found in {src}")
         tracks.save(tracks_path)
@@ -195,14 +199,16 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
     """Reconstruct the closest pair of people in a video file or folder of frames into ``output_dir``."""
     cfg = config or ReconstructConfig()
     timings: dict[str, float] = {}
+    # Models and the output body first: a bad checkpoint or missing SMPL files fail before the video is read.
+    models = _Models.load(cfg)
+    output_body = models.body if cfg.body == "anny" else build_body_model(cfg.body, device=cfg.device)
     f = _front(input_path, output_dir, cfg, force, timings)
-    models = _Models.load(cfg, f)
     draft = _draft(models, f, cfg, timings)
     annotations = _annotations(models, f, cfg, draft, timings)
     est = _estimate(models, f, cfg, annotations, timings)
     t0 = time.perf_counter()
-    files = write_outputs(f.out, f.src, cfg, est, annotations, f.keypoints2d, f.K, f.image_size, f.tracks.fps,
-                          np.asarray(f.pair), timings)
+    files = write_outputs(f.out, f.src, cfg, output_body, est, annotations, f.keypoints2d, f.K, f.image_size,
+                          f.tracks.fps, np.asarray(f.pair), timings)
     timings["outputs"] = time.perf_counter() - t0
     from socialmirror.geometry.camera import project
     proj = project(torch.as_tensor(est.joints), torch.as_tensor(f.K)).numpy()
@@ -219,8 +225,8 @@ def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, conf
     cfg = config or ReconstructConfig()
     timings: dict[str, float] = {}
     output_json = Path(output_json).expanduser()
+    models = _Models.load(cfg)
     f = _front(input_path, output_json.parent / f".{output_json.stem}.work", cfg, force, timings)
-    models = _Models.load(cfg, f)
     draft = _draft(models, f, cfg, timings)
     annotations = _annotations(models, f, cfg, draft, timings)
     annotations.write(output_json)
@@ -243,22 +249,25 @@ class _Models:
     body: object
     key: list
 
+    def keyed(self, f: _Front) -> list:
+        return [*self.key, f.key]
+
     @classmethod
-    def load(cls, cfg: ReconstructConfig, front: _Front) -> "_Models":
+    def load(cls, cfg: ReconstructConfig) -> "_Models":
         from socialmirror.body import build_body_model
         from socialmirror.models.bundle import default_bundle_path, load_bundle
         checkpoint = Path(cfg.checkpoint).expanduser() if cfg.checkpoint else default_bundle_path()
         bundle = load_bundle(checkpoint, map_location=cfg.device)
         body = build_body_model("anny", device=cfg.device)  # the networks' own body model
         ckpt_id = [str(checkpoint), checkpoint.stat().st_size, int(checkpoint.stat().st_mtime)]
-        return cls(bundle, body, [CACHE_VERSION, front.key, ckpt_id, cfg.seed, cfg.focal, cfg.intrinsics])
+        return cls(bundle, body, [CACHE_VERSION, ckpt_id, cfg.seed, cfg.focal, cfg.intrinsics])
 
 
 def _draft(models: _Models, f: _Front, cfg: ReconstructConfig, timings: dict):
     """A first 3D estimate without semantics: what the offline annotator reads and VLM replies are checked on."""
     from socialmirror.inference.estimator import TwoPersonMotionEstimator
     t0 = time.perf_counter()
-    draft = _estimate_cached(f.cache, "draft", f.cache.key(*models.key, "draft"), lambda: TwoPersonMotionEstimator(
+    draft = _estimate_cached(f.cache, "draft", f.cache.key(*models.keyed(f), "draft"), lambda: TwoPersonMotionEstimator(
         models.bundle, models.body, method="closeint", device=cfg.device, seed=cfg.seed).estimate(
         f.keypoints2d, f.boxes, f.K, f.image_size, progress=cfg.progress))
     timings["draft_3d"] = time.perf_counter() - t0
@@ -270,7 +279,7 @@ def _annotations(models: _Models, f: _Front, cfg: ReconstructConfig, draft, timi
     from socialmirror.semantics.annotator import annotate_clips
     t0 = time.perf_counter()
     ann_path, key_path = f.cache.root / "annotations.json", f.cache.root / "annotations.key"
-    ann_key = f.cache.key(*models.key, "annotate", cfg.annotator, cfg.vlm_url, cfg.vlm_model)
+    ann_key = f.cache.key(*models.keyed(f), "annotate", cfg.annotator, cfg.vlm_url, cfg.vlm_model)
     if not f.cache.force and ann_path.is_file() and key_path.is_file() and key_path.read_text().strip() == ann_key:
         annotations = Annotations.read(ann_path)
     else:
@@ -289,7 +298,7 @@ def _estimate(models: _Models, f: _Front, cfg: ReconstructConfig, annotations, t
     from socialmirror.inference.estimator import TwoPersonMotionEstimator
     from socialmirror.semantics.text_encoder import get_text_encoder
     ann_hash = hashlib.sha256(json.dumps(annotations.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-    key = f.cache.key(*models.key, cfg.method, cfg.disable_guidance, ann_hash)
+    key = f.cache.key(*models.keyed(f), cfg.method, cfg.disable_guidance, ann_hash)
 
     def run():
         t0 = time.perf_counter()
@@ -325,13 +334,11 @@ def _clip_crops(src: Path, tracks, pair, fps):
     return frames
 
 
-def write_outputs(out: Path, src: Path, cfg: ReconstructConfig, est, annotations, keypoints2d, K, image_size,
-                  fps: float, track_ids: np.ndarray, timings: dict) -> dict[str, Path]:
+def write_outputs(out: Path, src: Path, cfg: ReconstructConfig, body, est, annotations, keypoints2d, K,
+                  image_size, fps: float, track_ids: np.ndarray, timings: dict) -> dict[str, Path]:
     """result.npz (design.md's keys), annotations.json, render.mp4, viewer.html; all written atomically."""
-    from socialmirror.body import build_body_model
     from socialmirror.body.skeleton import SMPL24_NAMES
     files: dict[str, Path] = {}
-    body = build_body_model(cfg.body, device=cfg.device)
     with torch.no_grad():
         shape = torch.as_tensor(est.shape)
         if body.name == "anny":
