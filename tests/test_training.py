@@ -226,3 +226,28 @@ def test_ddp_gloo_ranks_agree(cmu_with_text, training_data, tmp_path):
     assert trained and all(torch.equal(a[k], b[k]) for k in trained)
     assert (tmp_path / "bundle.pt").is_file()
     assert load_bundle(tmp_path / "bundle.pt").metadata["stages"]["infiller"]["world_size"] == 2
+
+
+def test_time_budget_and_recipe_shares(training_data, anny_body, tmp_path):
+    from socialmirror.training.recipe import STAGE_SHARES, stage_budgets
+    budgets = stage_budgets(minutes=30)
+    assert sum(seconds for _, seconds in budgets.values()) == pytest.approx(1800)
+    assert set(budgets) == set(STAGE_SHARES) == set(STAGES)
+    assert stage_budgets(steps=1000)["infiller"] == (280, None)
+    run = load_run_config(None, TINY)
+    result = train_stage("initial", training_data, ModelBundle(run.model), anny_body, run, None, tmp_path / "b.pt",
+                         Runtime(), batch_size=2, seconds=1.0, report=lambda _: None)
+    assert result.steps >= 10
+
+
+def test_train_arguments():
+    import argparse
+    from socialmirror.training.cli import add_train_arguments
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(["geometry", "--data", "synth:4", "--steps", "20", "--out", "w.pt",
+                              "--set", "model.geometry.embedding=linear", "--resume"])
+    assert (args.stage, args.steps, args.out, args.resume) == ("geometry", 20, "w.pt", True)
+    assert args.overrides == ["model.geometry.embedding=linear"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["all", "--data", "synth:4", "--steps", "5", "--minutes", "2"])

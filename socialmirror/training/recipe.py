@@ -7,8 +7,8 @@ Stages run in dependency order (the initial estimator feeds the Geometry Optimiz
 initial distribution and sigma; the ControlNet copies the trained base; the refiner learns on the infiller's
 samples). Each gets a fixed share of the budget; with ``--minutes`` a stage's step count is what fits in its
 share at the step time measured on three probe steps, so the same command scales to the machine it runs on.
-With ``--resume``, stages the bundle records as finished are skipped and the interrupted one continues from
-its checkpoint. The time to build the training targets (IK fits of sequences that do not carry body
+Without ``--resume`` the recipe starts from new networks, whatever OUT holds; with it, stages the bundle
+records as finished are skipped and the interrupted one continues from its checkpoint. The time to build the training targets (IK fits of sequences that do not carry body
 parameters, cached on disk) comes on top of the budget.
 """
 from __future__ import annotations

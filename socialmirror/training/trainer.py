@@ -423,18 +423,16 @@ def _progress(runtime: Runtime, start: int, total: int, stage: str):
 
 
 def _steps_for_budget(model, module, params, data, bundle, batch_size, seed, seconds, runtime, batches) -> int:
-    """Steps that fit in ``seconds``: three probe steps (forward + backward, no update; the first is not
-    timed: it pays one-off costs), the slowest rank's time per step."""
+    """Steps that fit in ``seconds``: probe steps (making the batch, forward, backward; no update), timed
+    after the first (which pays one-off costs), at the slowest rank's pace."""
     probe = data.dataset(bundle, seed=seed + 17, epoch_size=4 * batch_size * runtime.world_size)
-    times = []
-    for k, batch in enumerate(batches(0, 4, probe)):
-        t0 = time.perf_counter()
+    t0 = None
+    for batch in batches(0, 4, probe):
         model(batch)["loss"].backward()
         for p in params:
             p.grad = None
-        if k:
-            times.append(time.perf_counter() - t0)
-    per_step = runtime.max(float(np.mean(times)) * 1.1)  # data loading and the optimiser step on top
+        t0 = t0 or time.perf_counter()
+    per_step = runtime.max((time.perf_counter() - t0) / 3 * 1.05)  # + the optimiser step
     return max(10, int(seconds / per_step))
 
 
@@ -454,7 +452,8 @@ def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume
     body = build_body_model(run.model.body)
     training_data = TrainingData.load(data, body, runtime, seed=seed, report=say)
     seed_everything(seed)  # a new bundle starts from the same weights on every rank
-    bundle = open_bundle(out, run, overrides)
+    # The recipe trains from scratch (or resumes itself); a single stage continues the bundle at OUT.
+    bundle = ModelBundle(run.model) if stage == "all" and not resume else open_bundle(out, run, overrides)
     if stage == "all":
         run_recipe(training_data, bundle, body, run, out, runtime, minutes=minutes, steps=steps, resume=resume,
                    seed=seed, report=say)
