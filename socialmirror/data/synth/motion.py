@@ -146,6 +146,9 @@ class Reach:
     fingers: np.ndarray | None = None  # (T, 3) or (3,) world direction the fingers should point
     palm: np.ndarray | None = None  # (T, 3) or (3,) world direction the palm should face
     approach: np.ndarray | None = None  # (T, 3) or (3,) side offset of the path near the goal
+    lift: np.ndarray | None = None  # (T, 3) extra offset of the goal (e.g. the hand rising between pats)
+    contact_frames: np.ndarray | None = None  # (T,) bool: frames refinement pulls to touching
+    closing: np.ndarray | None = None  # (T, 3) or (3,) direction the hand closes in (default: palm)
 
 
 @dataclass
@@ -194,7 +197,7 @@ def idle_wrist_target(joints: np.ndarray, glob: np.ndarray, side: str, rest: np.
     if swing is not None:
         a = swing
         down_local = np.stack([np.full_like(a, 0.22 * s), -np.cos(a), np.sin(a)], -1)
-    d = np.einsum("tij,...j->ti", body, _unit(down_local))
+    d = np.einsum("tij,tj->ti", body, np.broadcast_to(_unit(down_local), (body.shape[0], 3)))
     target = joints[:, sh] + 0.93 * arm * d
     pole = np.einsum("tij,j->ti", body, np.array([0.4 * s, 0.0, -1.0]))
     return target, pole
@@ -259,6 +262,8 @@ def pose_person(p: PersonMotion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if reach is not None:
             w = reach.weight[:, None]
             goal = reach.target + (0 if reach.correction is None else reach.correction)
+            if reach.lift is not None:
+                goal = goal + reach.lift
             target = (1 - w) * target + w * goal
             if reach.approach is not None:
                 # arrive from the side: the offset peaks mid-reach and vanishes (with zero velocity)

@@ -115,7 +115,7 @@ class Skinner:
         patches = {}
         for name, r in REGION_RADIUS.items():
             d = np.linalg.norm(v - j[JOINT_INDEX[name]], axis=1)
-            m = d < 1.6 * r * scale
+            m = d < (1.6 if name.endswith("_wrist") else 1.15) * r * scale
             if name.endswith("_wrist"):  # the whole hand, fingertips included
                 side = name.split("_")[0]
                 extra_k = [NUM_JOINTS + k for k, b in enumerate(_EXTRA_BONES) if b.endswith("_" + side[0])]

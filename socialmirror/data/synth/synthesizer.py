@@ -20,9 +20,9 @@ from scipy.spatial import cKDTree
 from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.interchange import TwoPersonSequence
-from socialmirror.data.synth import greetings
+from socialmirror.data.synth import combat, greetings, locomotion, touch
 from socialmirror.data.synth.motion import PersonMotion, pose_person, rot_y
-from socialmirror.data.synth.skinning import RestBody, Skinner, penetration_depth, vertex_normals
+from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth, vertex_normals
 from socialmirror.data.synth.stage import Person, Plan, Retry, Stage
 from socialmirror.data.synth.text import sentences
 
@@ -35,6 +35,11 @@ INTERACTIONS = {
     "fist_bump": greetings.fist_bump,
     "wave": greetings.wave,
     "point_at": greetings.point_at,
+    "push": touch.push,
+    "pass_object": touch.pass_object,
+    "dance": touch.dance,
+    "punch_block": combat.punch_block,
+    "walk_together": locomotion.walk_together,
 }
 
 
@@ -53,9 +58,9 @@ class SynthConfig:
     joint_distance: float = 0.15  # joint centres of an annotated contact must be closer (m)
     max_penetration: float = 0.01  # deepest allowed interpenetration (m)
     target_gap: float = 0.003  # surface gap along the closing direction that refinement aims for
-    refine_iters: int = 3
+    refine_iters: int = 4
     max_tries: int = 12
-    penetration_stride: int = 3  # check every n-th frame where the bodies are close, and of contacts
+    penetration_stride: int = 4  # check every n-th frame where the bodies are close, and of contacts
     world_yaw: bool = True  # rotate and shift the scene at random in the ground plane
 
     def type_names(self) -> tuple[str, ...]:
@@ -107,11 +112,18 @@ class InteractionSynthesizer:
 
     # ------------------------------------------------------------------------------------ sample
     def sample(self, rng: np.random.Generator, action: str | None = None, name: str = "") -> TwoPersonSequence:
-        """Draw one sample (redrawing internally until every check passes)."""
+        """Draw one sample, redrawing people, timing and placement until every check passes.
+
+        The type is drawn once (a redraw must not turn a hard interaction into an easy one, or the
+        hard ones would be under-represented); only if ``max_tries`` draws of it all fail is another
+        type drawn (never when ``action`` is given). RuntimeError after 3 * ``max_tries`` draws."""
         start = time.perf_counter()
         cfg = self.config
-        for attempt in range(1, cfg.max_tries + 1):
-            act = action or self.types[int(rng.integers(len(self.types)))]
+        reasons: list[str] = []
+        act = action or self.types[int(rng.integers(len(self.types)))]
+        for attempt in range(1, 3 * cfg.max_tries + 1):
+            if attempt > cfg.max_tries and (attempt - 1) % cfg.max_tries == 0 and action is None:
+                act = self.types[int(rng.integers(len(self.types)))]
             people = [self.draw_person(rng, bool(rng.random() < cfg.child_prob)) for _ in range(2)]
             T = int(round(rng.uniform(*cfg.duration) * cfg.fps)) + 1
             stage = Stage(rng, T, cfg.fps, people)
@@ -119,13 +131,15 @@ class InteractionSynthesizer:
                 plan = INTERACTIONS[act](stage)
                 seq = self._realise(plan, people, stage, name)
             except Retry as e:
-                self.last_stats.extras.setdefault("retry_reasons", []).append(f"{act}: {e}")
+                reasons.append(f"{act}: {e}")
                 continue
             self.last_stats.tries = attempt
             self.last_stats.seconds = time.perf_counter() - start
+            self.last_stats.extras["retry_reasons"] = reasons
             return seq
-        raise RuntimeError(f"could not draw a valid {action or 'interaction'} in {cfg.max_tries} tries: "
-                           f"{self.last_stats.extras.get('retry_reasons', [])[-3:]}")
+        self.last_stats.extras["retry_reasons"] = reasons
+        raise RuntimeError(f"could not draw a valid {action or 'interaction'} in {len(reasons)} tries: "
+                           f"{reasons[-3:]}")
 
     # ---------------------------------------------------------------------------------- internals
     def _pose(self, plan: Plan) -> list[_Posed]:
@@ -152,57 +166,110 @@ class InteractionSynthesizer:
         reaches = [(k, r) for k, p in enumerate(plan.persons) for r in p.reaches.values() if r.contact]
         if not reaches:
             return posed
+        # two hands meeting (each reach with share 0.5): measure once from person 1's side and move
+        # person 2's hand by the opposite correction
+        mirror = {}
+        for k, r in reaches:
+            if k == 1:
+                for k0, r0 in reaches:
+                    if k0 == 0 and r0.contact == r.contact[::-1] and r0.share < 1 and r.share < 1:
+                        mirror[id(r)] = r0
         for _ in range(cfg.refine_iters):
+            largest = 0.0
             for k, reach in reaches:
+                if id(reach) in mirror:
+                    src = mirror[id(reach)]
+                    reach.correction = -src.correction * (reach.share / src.share)
+                    continue
                 q = 1 - k
-                # hold frames are pulled to touching; approaching frames are only pushed out of overlap
-                frames = np.nonzero(reach.weight > 0.5)[0]
-                if not (reach.weight > 0.97).any():
-                    raise Retry("a contact reach never reaches")
                 own, theirs = reach.contact
+                # contact frames are pulled to touching (and the correction interpolated in between);
+                # the other frames of the reach are only pushed out of any overlap
+                T = reach.weight.shape[0]
+                mask = reach.weight > 0.97 if reach.contact_frames is None else reach.contact_frames & (reach.weight > 0.9)
+                if not mask.any():
+                    raise Retry("a contact reach never reaches")
+                frames = np.nonzero((reach.weight > 0.5) | mask)[0]
+                if mask.sum() > 16:  # long holds: every other frame inside, all frames near the ends
+                    idx = np.nonzero(mask)[0]
+                    skip = np.zeros(T, dtype=bool)
+                    skip[idx[4:-4][1::2]] = True
+                    frames = frames[~skip[frames]]
                 a = self._region(people[k].rest, posed[k], own, frames, wide=True)
                 b = self._region(people[q].rest, posed[q], theirs, frames, wide=True)
-                corr = np.zeros((len(frames), 3))
-                close = None if reach.palm is None else np.broadcast_to(reach.palm, (reach.weight.shape[0], 3))
+                br = self._region(people[q].rest, posed[q], theirs, frames)
+                closing = reach.closing if reach.closing is not None else reach.palm
+                close = None if closing is None else np.broadcast_to(closing, (T, 3))
+                steps = np.zeros((len(frames), 3))
                 for i, t in enumerate(frames):
                     u = b[i].mean(0) - a[i].mean(0) if close is None else close[t]
                     u = u / max(np.linalg.norm(u), 1e-9)
-                    sep = separation_along(a[i], b[i], u)
+                    # pull toward the partner's joint patch itself, but never press more than a few
+                    # millimetres into the wider surroundings (fingers, forearm, chest)
+                    sep = separation_along(a[i], br[i], u)
+                    wide = separation_along(a[i], b[i], u)
+                    if sep is not None and wide is not None:
+                        sep = min(sep, wide + cfg.target_gap + 0.002)
                     if sep is None:  # the patches do not face each other yet: close the nearest gap
                         d, ia = cKDTree(b[i]).query(a[i], k=1)
                         m = int(np.argmin(d))
                         sep, u = d[m], (b[i][ia[m]] - a[i][m]) / max(d[m], 1e-9)
                     step = sep - cfg.target_gap
-                    if reach.weight[t] < 0.97:
-                        step = min(step, 0.0)
-                    corr[i] = step * u * reach.share / max(reach.weight[t], 0.5)
-                full = np.zeros((plan.persons[k].T, 3))
+                    if not mask[t]:
+                        # push out of a shallow overlap only: a large negative separation means the
+                        # hand is still beside or past the patch on its way in, not inside it
+                        step = min(step, 0.0) if step > -0.03 else 0.0
+                    steps[i] = step * u * reach.share / max(reach.weight[t], 0.5)
+                on = mask[frames]
+                full = np.zeros((T, 3))
                 for c in range(3):
-                    full[:, c] = np.interp(np.arange(full.shape[0]), frames, corr[:, c])
+                    full[:, c] = np.interp(np.arange(T), frames[on], steps[on, c])
+                push = np.zeros((T, 3))
+                push[frames[~on]] = steps[~on]
+                full += push
+                largest = max(largest, float(np.abs(steps).max()))
                 reach.correction = full if reach.correction is None else reach.correction + full
             posed = self._pose(plan)
+            if largest < 0.001:
+                break
         return posed
 
-    def _measure_contacts(self, plan: Plan, people: list[Person], posed: list[_Posed]) -> list[tuple[str, str, int, int]]:
+    def _touching(self, people: list[Person], posed: list[_Posed], ja: str, jb: str) -> tuple[np.ndarray, np.ndarray]:
+        """(T,) bool: frames where the two joints' surface patches are within ``contact_distance``
+        (closest vertex pair), and (T,) joint-centre distances."""
         cfg = self.config
-        T = plan.persons[0].T
+        T = posed[0].joints.shape[0]
+        jd = np.linalg.norm(posed[0].joints[:, J[ja]] - posed[1].joints[:, J[jb]], axis=-1)
+        # beyond the two patches' radii plus the threshold the surfaces cannot touch
+        bound = (REGION_RADIUS[ja] * people[0].scale + REGION_RADIUS[jb] * people[1].scale) + cfg.contact_distance + 0.03
+        near = np.nonzero(jd < bound)[0]
+        touch = np.zeros(T, dtype=bool)
+        if len(near):
+            a = self._region(people[0].rest, posed[0], ja, near)
+            b = self._region(people[1].rest, posed[1], jb, near)
+            for i, t in enumerate(near):
+                d, _ = cKDTree(b[i]).query(a[i], k=1, distance_upper_bound=cfg.contact_distance)
+                touch[t] = bool(np.isfinite(d).any())
+        return touch, jd
+
+    def _measure_contacts(self, plan: Plan, people: list[Person], posed: list[_Posed]) -> list[tuple[str, str, int, int]]:
+        """Every scripted pair (or, where the script allows, a neighbouring joint of the same limb or
+        body part) must touch; each touching pair is annotated on exactly its touching frames."""
+        cfg = self.config
         out = []
         for ja, jb in plan.contacts:
-            jd = np.linalg.norm(posed[0].joints[:, J[ja]] - posed[1].joints[:, J[jb]], axis=-1)
-            near = np.nonzero(jd < 0.45)[0]
-            touch = np.zeros(T, dtype=bool)
-            if len(near):
-                a = self._region(people[0].rest, posed[0], ja, near)
-                b = self._region(people[1].rest, posed[1], jb, near)
-                for i, t in enumerate(near):
-                    d, _ = cKDTree(b[i]).query(a[i], k=1)
-                    touch[t] = d.min() < cfg.contact_distance
-            if not touch.any():
+            found = False
+            for pa_, pb_ in [(ja, jb), *plan.info.get("alternatives", {}).get((ja, jb), [])]:
+                touch, jd = self._touching(people, posed, pa_, pb_)
+                if not touch.any():
+                    continue
+                if np.any(jd[touch] >= cfg.joint_distance):
+                    raise Retry(f"contact {pa_}-{pb_}: joint centres {jd[touch].max():.3f} m apart while touching")
+                found = True
+                out.extend((pa_, pb_, t0, t1) for t0, t1 in _runs(touch))
+            if not found:
                 raise Retry(f"scripted contact {ja}-{jb} never touches")
-            if np.any(jd[touch] >= cfg.joint_distance):
-                raise Retry(f"contact {ja}-{jb}: joint centres {jd[touch].max():.3f} m apart while touching")
-            out.extend((ja, jb, t0, t1) for t0, t1 in _runs(touch))
-        return out
+        return sorted(set(out), key=lambda c: (c[2], c[0], c[1]))
 
     def _dominant(self) -> np.ndarray:
         """Each vertex's dominant SMPL-24 joint (finger roots count as their hand)."""
@@ -265,8 +332,7 @@ class InteractionSynthesizer:
         side_b = plan.info.get("side_b", plan.side)
         text = sentences(plan.action, stage.rng, (people[0].pronoun, people[1].pronoun), plan.side, side_b,
                          plan.info)
-        self.last_stats = SampleStats(max_penetration=pen, contact_frames=len(cframes),
-                                      extras=self.last_stats.extras if False else {})
+        self.last_stats = SampleStats(max_penetration=pen, contact_frames=len(cframes))
         meta = {"shapes": [p.shape.tolist() for p in people], "child": [p.child for p in people],
                 "side": plan.side, "side_b": side_b, "body_model": self.body.name,
                 "max_penetration_m": round(pen, 5)}

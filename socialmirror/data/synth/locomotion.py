@@ -1,0 +1,82 @@
+"""Walking together side by side: a procedural gait with planted stance feet.
+
+Each foot alternates stance (fixed on the floor: it never slides) and swing (a minimum-jerk arc to
+the next footprint); the pelvis moves at constant speed with the vertical bob and lateral shift of a
+real gait, the arms swing against the legs. Both people keep the same speed, each with the cadence of
+their own leg length, so a child takes more steps than an adult. No contact is annotated.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from socialmirror.body.skeleton import JOINT_INDEX
+from socialmirror.data.synth.greetings import _torso
+from socialmirror.data.synth.motion import PersonMotion, facing_dir, min_jerk
+from socialmirror.data.synth.stage import UP, Plan, Stage
+
+J = JOINT_INDEX
+
+
+def _gait(st: Stage, k: int, start: np.ndarray, yaw: float, speed: float) -> PersonMotion:
+    pe = st.people[k]
+    T, fps, s = st.T, st.fps, pe.scale
+    rj = pe.rest.joints
+    leg = float(np.linalg.norm(rj[J["left_hip"]] - rj[J["left_knee"]]) + np.linalg.norm(rj[J["left_knee"]] - rj[J["left_ankle"]]))
+    step = 0.62 * leg  # one step (half a stride)
+    Ts = step / speed  # seconds per step
+    swing = 0.8 * Ts
+    t = np.arange(T) / fps
+    t0 = st.u(0.0, 2 * Ts)  # gait phase at the first frame
+    fwd = facing_dir(yaw)
+    lat = np.cross(UP, fwd)  # the body's left
+    S = speed * (t + t0)  # distance along the path
+    ankle_h = rj[J["left_ankle"], 1] - pe.rest.sole
+    width = abs(rj[J["left_hip"], 0]) * st.u(0.9, 1.1)
+    ankles = np.zeros((T, 2, 3))
+    arm = np.zeros((T, 2))
+    for i, sgn in enumerate((1.0, -1.0)):  # left, right
+        offset = i * Ts  # the right foot swings one step after the left
+        # swing number n of this foot starts at n*2Ts + offset and lands at S(land) + 0.45 step
+        tt = t + t0 - offset
+        n = np.floor(tt / (2 * Ts))
+        local = tt - n * 2 * Ts  # time since this cycle's swing started
+        land_prev = speed * ((n - 1) * 2 * Ts + offset + swing) + 0.45 * step
+        land_next = land_prev + 2 * step
+        u = np.clip(local / swing, 0.0, 1.0)
+        along = land_prev + (land_next - land_prev) * min_jerk(u)
+        lift = 0.06 * s * np.sin(np.pi * u) ** 2
+        pos = start[None] + fwd[None] * (along - speed * t0)[:, None] + lat[None] * sgn * width
+        pos[:, 1] = ankle_h + lift
+        ankles[:, i] = pos
+        arm[:, 1 - i] = 0.3 * np.sin(2 * np.pi * tt / (2 * Ts))  # the opposite arm swings with the leg
+    root = start[None] + fwd[None] * (speed * t)[:, None]
+    root[:, 1] = pe.pelvis_height - 0.035 * s - 0.012 * s * np.cos(2 * np.pi * (t + t0) / Ts)
+    root += lat[None] * (0.012 * s * np.sin(np.pi * (t + t0) / Ts))[:, None]
+    yaw_t = np.full(T, yaw) + 0.04 * np.sin(np.pi * (t + t0) / Ts)
+    lean = np.zeros((T, 3))
+    lean[:, 0] = 0.06 + 0.01 * np.cos(2 * np.pi * (t + t0) / Ts)
+    lean[:, 1] = -0.06 * np.sin(np.pi * (t + t0) / Ts)  # chest counter-rotates to the pelvis
+    p = PersonMotion(T=T, rest_joints=rj, sole=pe.rest.sole, root=root, yaw=yaw_t, lean=lean,
+                     pelvis_tilt=np.zeros((T, 3)), ankles=ankles, foot_yaw=np.full((T, 2), yaw),
+                     hand_axes=pe.rest.hand_axes, arm_swing=arm)
+    return p
+
+
+def walk_together(st: Stage) -> Plan:
+    pe = st.people
+    yaw = st.u(-np.pi, np.pi)
+    speed = st.u(0.75, 1.15) * min(1.0, min(pe[0].scale, pe[1].scale) ** 0.5)
+    gap = 0.28 * (pe[0].scale + pe[1].scale) + st.u(0.0, 0.25)
+    lat = np.cross(UP, facing_dir(yaw))
+    side = 1.0 if st.rng.random() < 0.5 else -1.0  # person 2 on person 1's left (+1) or right
+    start = -facing_dir(yaw) * speed * st.T / st.fps / 2
+    pa = _gait(st, 0, start - lat * side * gap / 2, yaw, speed)
+    pb = _gait(st, 1, start + lat * side * gap / 2 + facing_dir(yaw) * st.u(-0.1, 0.1), yaw, speed)
+    ja, _ = _torso(pa)
+    jb, _ = _torso(pb)
+    # glance at each other now and then, otherwise look ahead
+    glance = np.clip(np.sin(2 * np.pi * st.u(0.2, 0.4) * np.arange(st.T) / st.fps + st.u(0, 6)), 0, 1)[:, None]
+    ahead = facing_dir(yaw)[None] * 3.0
+    pa.look_at = (ja[:, J["head"]] + ahead) * (1 - glance) + jb[:, J["head"]] * glance
+    pb.look_at = (jb[:, J["head"]] + ahead) * (1 - glance) + ja[:, J["head"]] * glance
+    return Plan("walk_together", [pa, pb], [], "right", {"partner_side": "left" if side > 0 else "right"})

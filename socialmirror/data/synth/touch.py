@@ -1,0 +1,172 @@
+"""Touching the other's body: push, pat on the shoulder, passing an object hand to hand, dancing
+holding both hands.
+
+Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-handed draws mirror them):
+- push: (left_wrist, right_collar) and (right_wrist, left_collar): both palms on the other's upper chest
+  below the collarbones while the other rocks back;
+- pat_shoulder: (right_wrist, left_shoulder), one contact interval per pat (2-3 pats);
+- pass_object: (right_wrist, right_wrist): the object itself is not modelled; the giver's open hand
+  (palm up) and the taker's hand (palm down, from above) touch while it changes hands, and that touch
+  is the annotated contact;
+- dance: (left_wrist, right_wrist) and (right_wrist, left_wrist): both hands held palm to palm while the
+  couple sways.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from socialmirror.data.synth.greetings import _look_at_each_other, _torso
+from socialmirror.data.synth.motion import Reach, envelope, min_jerk
+from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other
+
+
+def push(st: Stage) -> Plan:
+    pe = st.people
+    a, b, ya, yb = st.face_to_face(0.5 * pe[0].arm + 0.14 * pe[1].scale + 0.1 + st.u(-0.02, 0.05), jitter=0.12)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    on0, on1, off0, off1 = st.phases((0.4, 0.7), (0.5, 1.0), release=(0.4, 0.6))
+    w = envelope(st.T, on0, on1, off0, off1)
+    # the push: person 2 rocks back (feet planted) while both hands are on; person 1 leans in
+    shove = envelope(st.T, on1 - 2, off0, off0 + 0.2 * st.fps, off1 + 0.6 * st.fps)
+    f0 = horizontal(b - a)
+    pb.lean[:, 0] -= 0.08 * shove
+    pb.root -= f0 * (0.03 * pe[1].scale * shove)[:, None]
+    pa.lean[:, 0] += 0.08 + 0.06 * shove
+    pa.root += f0 * (0.03 * pe[0].scale * w)[:, None]
+    ja, _ = _torso(pa)
+    jb, _ = _torso(pb)
+    _look_at_each_other(pa, pb, ja, jb)
+    f = horizontal(jb[:, J["spine3"]] - ja[:, J["spine3"]])
+    lat = np.cross(UP, f)
+    contacts = []
+    for side in ("left", "right"):
+        theirs = other(side)  # facing each other: my left hand meets the other's right side
+        col = jb[:, J[f"{theirs}_collar"]]
+        medial = lat * (1.0 if side == "right" else -1.0)  # toward person 1's midline
+        # palms flat on the upper chest, below the collarbones, one on each side
+        tgt = col - f * 0.05 * pe[1].scale + UP * 0.01 * pe[0].scale - medial * 0.04 * pe[1].scale
+        pole = -UP - 0.8 * medial - 0.3 * f
+        pa.reaches[side] = Reach(side, tgt, w, pole, contact=(f"{side}_wrist", f"{theirs}_collar"),
+                                 fingers=UP - 0.1 * f, palm=f, approach=-f * 0.05)
+        contacts.append((f"{side}_wrist", f"{theirs}_collar"))
+    return Plan("push", [pa, pb], contacts, "right", {})
+
+
+def pat_shoulder(st: Stage) -> Plan:
+    side = st.side()
+    theirs = other(side)
+    pe = st.people
+    a, b, ya, yb = st.face_to_face(0.55 * pe[0].arm + 0.2 * pe[1].scale + 0.12 + st.u(-0.02, 0.06), jitter=0.15)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    pa.lean[:, 0] += st.u(0.03, 0.08)
+    ja, _ = _torso(pa)
+    jb, _ = _torso(pb)
+    _look_at_each_other(pa, pb, ja, jb)
+    n_pats = int(st.rng.integers(2, 4))
+    period = st.u(0.35, 0.5) * st.fps
+    on0, on1, off0, off1 = st.phases((0.45, 0.7), (n_pats * period / st.fps, n_pats * period / st.fps + 0.1))
+    w = envelope(st.T, on0, on1, off0, off1)
+    t = np.arange(st.T)
+    # each pat: the hand drops onto the shoulder for a few frames, then lifts ~6 cm
+    phase = np.clip((t - on1) / period, 0, n_pats)
+    down = np.zeros(st.T)
+    for k in range(n_pats):
+        c = on1 + (k + 0.5) * period
+        down = np.maximum(down, 1.0 - min_jerk(np.abs(t - c) / (0.45 * period)))
+    down = np.where((t >= on1) & (t <= off0), down, 0.0)
+    del phase
+    f = horizontal(jb[:, J["spine3"]] - ja[:, J["spine3"]])
+    sh = jb[:, J[f"{theirs}_shoulder"]]
+    tgt = sh + UP * 0.07 * pe[1].scale - f * 0.08 * pe[0].scale
+    lift = UP[None] * (0.07 * pe[0].scale * (1.0 - down))[:, None]
+    lat = np.cross(UP, f)
+    medial = lat * (1.0 if side == "right" else -1.0)
+    r = Reach(side, tgt, w, -UP - 0.8 * medial, contact=(f"{side}_wrist", f"{theirs}_shoulder"),
+              fingers=f - 0.5 * UP, palm=-UP, lift=lift, contact_frames=down > 0.98, approach=UP * 0.1)
+    pa.reaches[side] = r
+    return Plan("pat_shoulder", [pa, pb], [(f"{side}_wrist", f"{theirs}_shoulder")], side,
+                {"shoulder": theirs})
+
+
+def pass_object(st: Stage) -> Plan:
+    side = st.side()
+    side_b = st.side()
+    pe = st.people
+    a, b, ya, yb = st.face_to_face(0.55 * (pe[0].arm + pe[1].arm) + 0.05 + st.u(-0.03, 0.06), jitter=0.2)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    for p in (pa, pb):
+        p.lean[:, 0] += st.u(0.03, 0.1)
+    ja, _ = _torso(pa)
+    jb, _ = _torso(pb)
+    _look_at_each_other(pa, pb, ja, jb)
+    # the giver reaches first, the taker follows; both hold while the object changes hands
+    on0, on1, off0, off1 = st.phases((0.5, 0.8), (0.3, 0.6), start=(0.1, 0.3))
+    lag = st.u(0.1, 0.25) * st.fps
+    wa = envelope(st.T, on0, on1, off0, off1)
+    wb = envelope(st.T, on0 + lag, on1, off0, off1 + 0.1 * st.fps)
+    f = horizontal(jb[:, J["pelvis"]] - ja[:, J["pelvis"]])
+    lat = np.cross(UP, f)
+    meet = 0.5 * (ja[:, J["spine3"]] + jb[:, J["spine3"]])
+    meet[:, 1] = 0.5 * (ja[:, J["pelvis"], 1] + jb[:, J["pelvis"], 1]) + 0.2 * min(pe[0].scale, pe[1].scale)
+    # giver: palm up, hand toward the taker; taker: palm down, from above, fingers toward the giver
+    ta = meet - f * 0.05 * pe[0].scale - UP * 0.02
+    tb = meet + f * 0.05 * pe[1].scale + UP * 0.02
+    sa = 1.0 if side == "right" else -1.0
+    sb = 1.0 if side_b == "right" else -1.0
+    ta = ta - lat * sa * 0.02
+    tb = tb + lat * sb * 0.02
+    pa.reaches[side] = Reach(side, ta, wa, -UP - 0.7 * lat * -sa, contact=(f"{side}_wrist", f"{side_b}_wrist"),
+                             share=0.5, fingers=f, palm=UP, approach=-UP * 0.05)
+    pb.reaches[side_b] = Reach(side_b, tb, wb, -UP + 0.7 * lat * -sb, contact=(f"{side_b}_wrist", f"{side}_wrist"),
+                               share=0.5, fingers=-f, palm=-UP, approach=UP * 0.06)
+    for p, sd, w in ((pa, side, wa), (pb, side_b, wb)):  # flat hands
+        curl = np.zeros((st.T, 2))
+        curl[:, 0 if sd == "left" else 1] = -0.55 * w
+        p.hand_curl = curl
+    return Plan("pass_object", [pa, pb], [(f"{side}_wrist", f"{side_b}_wrist")], side, {"side_b": side_b})
+
+
+def dance(st: Stage) -> Plan:
+    pe = st.people
+    a, b, ya, yb = st.face_to_face(0.5 * (pe[0].arm + pe[1].arm) + 0.1 + st.u(-0.03, 0.05), jitter=0.08)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    # the couple sways side to side together (pelvis, chest) and bounces in the knees
+    freq = st.u(0.5, 0.9)
+    t = np.arange(st.T) / st.fps
+    on0, on1, off0, off1 = st.phases((0.4, 0.7), (1.5, 3.0), start=(0.05, 0.2))
+    w = envelope(st.T, on0, on1, off0, off1)
+    sway = np.sin(2 * np.pi * freq * t) * w
+    f0 = horizontal(b - a)
+    lat0 = np.cross(UP, f0)
+    for k, p in enumerate((pa, pb)):
+        p.root += lat0 * (0.03 * pe[k].scale * sway)[:, None]
+        p.root[:, 1] -= 0.012 * pe[k].scale * (0.5 + 0.5 * np.cos(4 * np.pi * freq * t)) * w
+        p.lean[:, 2] += (0.06 if k == 0 else -0.06) * sway  # side bend toward the same world side
+    ja, _ = _torso(pa)
+    jb, _ = _torso(pb)
+    _look_at_each_other(pa, pb, ja, jb)
+    f = horizontal(jb[:, J["pelvis"]] - ja[:, J["pelvis"]])
+    lat = np.cross(UP, f)
+    mid = 0.5 * (ja[:, J["spine3"]] + jb[:, J["spine3"]])
+    y = 0.5 * (ja[:, J["pelvis"], 1] + jb[:, J["pelvis"], 1]) + 0.12 * min(pe[0].scale, pe[1].scale)
+    swing = lat * (0.06 * sway)[:, None]
+    contacts = []
+    for side in ("left", "right"):
+        sgn = 1.0 if side == "left" else -1.0  # person 1's left hand is on +lat
+        width = 0.17 * min(pe[0].scale, pe[1].scale)
+        meet = mid + lat * sgn * width + swing
+        meet[:, 1] = y
+        theirs = other(side)
+        # person 1's palms up, person 2's palms resting on them from above
+        ta = meet - f * 0.05 * pe[0].scale - UP * 0.02
+        tb = meet + f * 0.05 * pe[1].scale + UP * 0.02
+        pa.reaches[side] = Reach(side, ta, w, -UP + 0.6 * lat * sgn - 0.3 * f,
+                                 contact=(f"{side}_wrist", f"{theirs}_wrist"), share=0.5,
+                                 fingers=f, palm=UP, approach=-UP * 0.05)
+        pb.reaches[theirs] = Reach(theirs, tb, w, -UP + 0.6 * lat * sgn + 0.3 * f,
+                                   contact=(f"{theirs}_wrist", f"{side}_wrist"), share=0.5,
+                                   fingers=-f, palm=-UP, approach=UP * 0.05)
+        contacts.append((f"{side}_wrist", f"{theirs}_wrist"))
+    for p in (pa, pb):  # open, flat hands: curled fingertips would meet before the palms
+        p.hand_curl = np.stack([-0.55 * w, -0.55 * w], -1)
+    return Plan("dance", [pa, pb], contacts, "right", {})
