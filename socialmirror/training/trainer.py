@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import logging
 import math
 import os
 import random
@@ -57,8 +56,6 @@ from socialmirror.training.stages import (
     Stage,
 )
 from socialmirror.training.targets import MotionTargetDataset, SequenceBodyParams, prepare_body_params
-
-log = logging.getLogger(__name__)
 
 # Batch sizes of the paper (64 for the Geometry Optimizer, 32 for the infiller) and 32 for the rest.
 DEFAULT_BATCH = {"initial": 32, "geometry": 64, "infiller": 32, "independent": 32, "text": 32, "refiner": 32}
@@ -354,15 +351,17 @@ def train_stage(stage: str, data: TrainingData, bundle: ModelBundle, body: BodyM
     if steps is None:
         if seconds is None:
             raise ValueError("give the number of steps or a time budget")
-        steps = _steps_for_budget(model, module, params, data, bundle, batch_size, stage_seed, seconds, runtime,
-                                  batches)
+        steps = _steps_for_budget(model, params, data, bundle, batch_size, stage_seed, seconds, runtime, batches)
         report(f"{stage}: {steps} steps fit in {seconds / 60:.1f} min")
     start = 0
     if payload is not None:
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
-        torch.set_rng_state(payload["torch_rng"])
         start = int(payload["step"])
+        if runtime.distributed:  # the checkpoint holds rank 0's generator: give every rank its own stream
+            seed_everything(stage_seed + 1000003 * runtime.rank + 7 * start)
+        else:
+            torch.set_rng_state(payload["torch_rng"])
         report(f"{stage}: resuming at step {start} of {steps}")
     steps_per_epoch = cfg.steps_per_epoch or steps / cfg.lr_epochs
     dataset = data.dataset(bundle, seed=stage_seed, epoch_size=steps * batch_size * runtime.world_size)
@@ -422,7 +421,7 @@ def _progress(runtime: Runtime, start: int, total: int, stage: str):
     return tqdm(total=total, initial=start, desc=stage, unit="step", dynamic_ncols=True, mininterval=1.0)
 
 
-def _steps_for_budget(model, module, params, data, bundle, batch_size, seed, seconds, runtime, batches) -> int:
+def _steps_for_budget(model, params, data, bundle, batch_size, seed, seconds, runtime, batches) -> int:
     """Steps that fit in ``seconds``: probe steps (making the batch, forward, backward; no update), timed
     after the first (which pays one-off costs), at the slowest rank's pace."""
     probe = data.dataset(bundle, seed=seed + 17, epoch_size=4 * batch_size * runtime.world_size)
