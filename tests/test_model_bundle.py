@@ -1,6 +1,7 @@
 """F_img features, the initial estimator, and the model bundle's checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -144,3 +145,59 @@ def test_motion_to_joints_matches_the_body(anny_body):
     expected = anny_body.joints(rot, shape, transl)
     assert joints.shape == (1, 2, 3, 24, 3)
     assert math.isclose(float((joints - expected).abs().max()), 0.0, abs_tol=1e-4)
+
+
+def _strip_linear_slot(path, out, drop_flag: bool = True):
+    """``path`` rewritten as a bundle file of before the ``geometry_linear`` slot (no tensors, no flag)."""
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {k: v for k, v in payload["state_dict"].items() if not k.startswith("geometry_linear.")}
+    if drop_flag:
+        payload["config"].pop("geometry_linear")
+    torch.save(payload, out)
+    return out
+
+
+def test_old_bundle_without_the_linear_slot_loads(tmp_path, anny_body):
+    from socialmirror.inference.estimator import MethodUnavailableError, TwoPersonMotionEstimator
+    torch.manual_seed(3)
+    bundle = ModelBundle(tiny_bundle_config(geometry_linear=True))
+    path = save_bundle(bundle, tmp_path / "new.pt")
+    for drop_flag in (True, False):  # an old file (no flag), or one whose flag is on but whose tensors are gone
+        old = load_bundle(_strip_linear_slot(path, tmp_path / f"old{drop_flag}.pt", drop_flag),
+                          config=tiny_bundle_config(geometry_linear=True))
+        assert old.geometry_linear is None and not old.config.geometry_linear
+        assert not any(k.startswith("geometry_linear.") for k in old.state_dict())
+        reference = bundle.state_dict()  # every other tensor as saved (parameters in float16)
+        assert all(torch.allclose(v, reference[k], rtol=1e-3, atol=1e-3) for k, v in old.state_dict().items())
+    with pytest.raises(MethodUnavailableError, match="Linear"):
+        TwoPersonMotionEstimator(old, anny_body, "socialmirror-linear")
+    # Re-saved, it is still a bundle without the slot; part of the slot missing is still a mismatch.
+    assert load_bundle(save_bundle(old, tmp_path / "resaved.pt")).geometry_linear is None
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"].pop("geometry_linear.head.weight")
+    torch.save(payload, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError) as e:
+        load_bundle(tmp_path / "partial.pt")
+    assert "missing" in _one_line(e)
+
+
+def test_new_bundle_round_trips_the_linear_slot(tmp_path):
+    assert ModelBundle(tiny_bundle_config()).geometry_linear is None  # off unless the config asks for it
+    torch.manual_seed(4)
+    bundle = ModelBundle(tiny_bundle_config(geometry_linear=True))
+    linear = bundle.geometry_linear
+    assert linear is not None and linear.config.embedding == "linear"
+    assert bundle.geometry.config.embedding == "stgcn"
+    assert dataclasses.replace(linear.config, embedding="stgcn") == bundle.geometry.config
+    with torch.no_grad():
+        linear.head.weight.normal_()  # zero-initialised: make the round trip tell
+    loaded = load_bundle(save_bundle(bundle, tmp_path / "b.pt", half=False))
+    assert loaded.config.geometry_linear and loaded.geometry_linear.config.embedding == "linear"
+    state = loaded.state_dict()
+    assert any(k.startswith("geometry_linear.") for k in state)
+    assert all(torch.equal(v, state[k]) for k, v in bundle.state_dict().items())
+    # A bundle without the slot gets one added (the trainer does this), and then saves and loads it.
+    old = ModelBundle(tiny_bundle_config())
+    added = old.add_geometry_linear()
+    assert old.add_geometry_linear() is added and old.config.geometry_linear
+    assert load_bundle(save_bundle(old, tmp_path / "added.pt")).geometry_linear is not None

@@ -233,7 +233,9 @@ def test_time_budget_and_recipe_shares(training_data, anny_body, tmp_path):
     budgets = stage_budgets(minutes=30)
     assert sum(seconds for _, seconds in budgets.values()) == pytest.approx(1800)
     assert set(budgets) == set(STAGE_SHARES) == set(STAGES)
-    assert stage_budgets(steps=1000)["infiller"] == (280, None)
+    assert stage_budgets(steps=1000)["infiller"] == (263, None)
+    assert stage_budgets(steps=1000)["geometry_linear"] == (60, None)
+    assert list(STAGE_SHARES)[:3] == ["initial", "geometry", "geometry_linear"]  # the recipe's order
     run = load_run_config(None, TINY)
     result = train_stage("initial", training_data, ModelBundle(run.model), anny_body, run, None, tmp_path / "b.pt",
                          Runtime(), batch_size=2, seconds=1.0, report=lambda _: None)
@@ -251,3 +253,35 @@ def test_train_arguments():
     assert args.overrides == ["model.geometry.embedding=linear"]
     with pytest.raises(SystemExit):
         parser.parse_args(["all", "--data", "synth:4", "--steps", "5", "--minutes", "2"])
+    args = parser.parse_args(["geometry_linear", "--data", "synth:4", "--minutes", "3", "--out", "w.pt"])
+    assert (args.stage, args.minutes, args.steps) == ("geometry_linear", 3.0, None)
+
+
+def test_geometry_linear_continues_an_older_bundle(cmu_with_text, training_data, anny_body, tmp_path):
+    """`socialmirror train geometry_linear --out OLD.pt`: continues the bundle at OUT, which has no slot for
+    the Linear-embedding Geometry Optimizer yet, adds it and trains only it."""
+    from socialmirror.training.trainer import DEFAULT_BATCH, train_main
+    run = load_run_config(None, TINY)
+    assert run.model.geometry_linear and DEFAULT_BATCH["geometry_linear"] == DEFAULT_BATCH["geometry"] == 64
+    old_config = dataclasses.replace(run.model, geometry_linear=False)
+    assert ModelBundle(old_config).geometry_linear is None
+    out = tmp_path / "bundle.pt"
+    train_stage("initial", training_data, ModelBundle(old_config), anny_body, run, steps=2, out=out,
+                runtime=Runtime(), batch_size=2, report=lambda _: None)
+    before = load_bundle(out)
+    assert before.geometry_linear is None
+    assert train_main("geometry_linear", cmu_with_text, 3, out, batch_size=4, overrides=TINY,
+                      report=lambda _: None) == 0
+    after = load_bundle(out, config=run.model)
+    assert after.geometry_linear is not None and after.geometry_linear.config.embedding == "linear"
+    assert after.config.geometry.embedding == "stgcn"
+    assert set(after.metadata["stages"]) == {"initial", "geometry_linear"}
+    assert after.metadata["stages"]["geometry_linear"]["steps"] == 3
+    state = after.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in before.state_dict().items())  # nothing else moved
+    assert float(after.geometry_linear.head.weight.detach().abs().max()) > 0  # trained off its zero initialisation
+    module = build_stage("geometry_linear", after, anny_body, run.train, fresh=False)
+    assert module.name == "geometry_linear" and module.geometry is after.geometry_linear
+    assert module.initial is not None  # fed by the trained initial estimator, like `geometry`
+    trainable = {id(p) for p in module.trainable_parameters()}
+    assert trainable == {id(p) for p in after.geometry_linear.parameters()}

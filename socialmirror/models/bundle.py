@@ -9,6 +9,10 @@
                    own: it is ``infiller`` called without text, which after the ControlNet phase is exactly
                    the phase-1 base model because the base is frozen);
   ``refiner``      TemporalMotionRefiner (step 7), in NORMALISED x;
+  ``geometry_linear`` (optional, ``config.geometry_linear``) the Geometry Optimizer of the ablation of
+                   Table 2: the ``geometry`` network with the Linear motion embedding instead of the STGCN,
+                   trained the same way (stage ``geometry_linear``), read by the ``socialmirror-linear``
+                   method; ``None`` when the bundle has none (bundles written before the slot existed);
 and the buffers the networks were trained with:
   ``x_mean``, ``x_std`` (D)  motion normalisation, x_norm = (x - x_mean) / x_std, from the training targets;
   ``sigma`` (D)              the diffusion noise std per dimension in normalised units: the std of
@@ -18,7 +22,9 @@ and the buffers the networks were trained with:
 Checkpoint file (``save_bundle`` / ``load_bundle``): a torch file holding a dict
 ``{"format": "socialmirror.bundle", "version": 1, "config": <ModelBundleConfig as a dict>, "state_dict",
 "metadata"}``; parameters may be stored in float16 (halves the file) and are cast back on loading. A
-missing, unreadable or mismatched file raises ``CheckpointError`` with a one-line message.
+missing, unreadable or mismatched file raises ``CheckpointError`` with a one-line message. The optional
+``geometry_linear`` slot is present in a loaded bundle exactly when the file holds its tensors (whatever the
+stored config's flag says): an older file without it loads, with the slot ``None``.
 """
 from __future__ import annotations
 
@@ -74,6 +80,9 @@ class ModelBundleConfig:
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     independent_baseline: bool = True  # also hold the `independent` baseline's denoiser
+    # Also hold the Linear-embedding Geometry Optimizer (Table 2's ablation). Off for a bare ModelBundle (and
+    # for configs stored before the slot existed); the trainer's default config turns it on.
+    geometry_linear: bool = False
 
     @property
     def motion_dim(self) -> int:
@@ -93,6 +102,10 @@ class ModelBundleConfig:
                  infiller=r(self.infiller, motion_dim=self.motion_dim, img_dim=self.img_dim),
                  refiner=r(self.refiner, motion_dim=self.motion_dim))
 
+    def geometry_linear_config(self) -> GeometryOptimizerConfig:
+        """The ablation's Geometry Optimizer: ``geometry`` with the Linear motion embedding."""
+        return dataclasses.replace(self.resolved().geometry, embedding="linear")
+
     def independent_config(self) -> InfillerConfig:
         """The `independent` baseline: the infiller without cross-attention and without text."""
         return dataclasses.replace(self.resolved().infiller, cross_attention=False, controlnet=False)
@@ -109,6 +122,9 @@ class ModelBundle(nn.Module):
         self.independent = (SemanticMotionInfiller(config.independent_config())
                             if config.independent_baseline else None)
         self.refiner = TemporalMotionRefiner(config.refiner)
+        # Built last so that adding the slot leaves the other networks' initial weights (RNG draws) unchanged.
+        self.geometry_linear = (GeometryOptimizer(config.geometry_linear_config())
+                                if config.geometry_linear else None)
         dim = config.motion_dim
         self.register_buffer("x_mean", torch.zeros(dim))
         self.register_buffer("x_std", torch.ones(dim))
@@ -119,6 +135,15 @@ class ModelBundle(nn.Module):
     @property
     def motion_dim(self) -> int:
         return self.config.motion_dim
+
+    def add_geometry_linear(self) -> GeometryOptimizer:
+        """The ``geometry_linear`` slot, created (new weights, on the device of ``geometry``) if the bundle
+        has none, e.g. one loaded from a file written before the slot existed."""
+        if self.geometry_linear is None:
+            self.config = dataclasses.replace(self.config, geometry_linear=True)
+            device = next(self.geometry.parameters()).device
+            self.geometry_linear = GeometryOptimizer(self.config.geometry_linear_config()).to(device)
+        return self.geometry_linear
 
     # -- normalisation ------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -245,13 +270,19 @@ def load_bundle(path: str | Path | None = None, map_location: str | torch.device
         stored = update(ModelBundleConfig(), payload["config"]).resolved()
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} has an incompatible config: {_first_line(exc)}") from None
+    state = payload.get("state_dict")
+    # The optional slot: there when the file holds its tensors (older files have neither the flag nor them).
+    has_linear = isinstance(state, dict) and any(isinstance(k, str) and k.startswith("geometry_linear.")
+                                                 for k in state)
+    stored = dataclasses.replace(stored, geometry_linear=has_linear)
     if config is not None:
-        diffs = _config_differences(to_dict(config.resolved()), to_dict(stored))
+        # Whether the optional slot is there is not a mismatch of the trained networks (the trainer adds it).
+        wanted = dataclasses.replace(config.resolved(), geometry_linear=has_linear)
+        diffs = _config_differences(to_dict(wanted), to_dict(stored))
         if diffs:
             more = f" (+{len(diffs) - 1} more)" if len(diffs) > 1 else ""
             raise CheckpointError(f"checkpoint {path} was trained with another config: {diffs[0]}{more}")
     bundle = ModelBundle(stored)
-    state = payload.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds no state_dict")
     _check_state(bundle, state, path)

@@ -15,7 +15,9 @@ from socialmirror.training.stages import STAGES
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stage", choices=[*STAGES, "all"],
                         help="the stage to train, or 'all' for the recipe of the shipped weights "
-                             "(initial, geometry, infiller, independent, text, refiner)")
+                             "(initial, geometry, geometry_linear, infiller, independent, text, refiner); "
+                             "a single stage continues the bundle at OUT (geometry_linear adds its slot to a "
+                             "bundle that lacks it)")
     parser.add_argument("--data", required=True,
                         help="training data spec, e.g. synth:2000,cmu:../shared/data/cmu_18_19@2")
     budget = parser.add_mutually_exclusive_group()

@@ -13,6 +13,8 @@ Stages (in training order):
   ``geometry``     GeometryOptimizer (batch 64): input the frozen initial estimator's joints (or, before that
                    stage exists, the target joints with noise), output camera-frame joints, loss = mean joint
                    error on the joints the ground truth has (``joint_mask``).
+  ``geometry_linear``  the same for the bundle's ``geometry_linear`` network, the Geometry Optimizer with the
+                   Linear motion embedding (Table 2's ablation): same data, inputs, loss and batch size.
   ``infiller``     base MotionDenoiser, phase 1 (batch 32): diffusion with initial distributions. x_init from the
                    frozen initial estimator, t ~ U[0, T), x_t = q_sample(x0, x_init, t) (Eq. 2) in normalised
                    x, the network predicts x0; loss = L2 in normalised x + camera-frame joint errors.
@@ -41,7 +43,9 @@ from socialmirror.models.features import broadcast_intrinsics
 from socialmirror.models.infiller import SemanticMotionInfiller
 from socialmirror.models.refiner import join_windows
 
-STAGES = ("initial", "geometry", "infiller", "independent", "text", "refiner")
+# ``geometry_linear`` trains after ``geometry`` in the recipe (recipe.STAGE_SHARES gives the order); it comes
+# last here because a stage's random seed follows its place in this tuple and the others' must not move.
+STAGES = ("initial", "geometry", "infiller", "independent", "text", "refiner", "geometry_linear")
 # Refiner inputs: two windows of this many frames, overlapping, that cover the 16-frame clip.
 REFINER_WINDOW = 12
 
@@ -155,12 +159,14 @@ class InitialStage(Stage):
 
 
 class GeometryStage(Stage):
-    name = "geometry"
+    """``geometry`` trains ``bundle.geometry``; ``geometry_linear`` (``network=bundle.geometry_linear``) the
+    Linear-embedding ablation, in exactly the same way."""
 
     def __init__(self, bundle: ModelBundle, body: BodyModel, weights: LossWeights, use_initial: bool,
-                 input_noise: float = 0.05):
+                 input_noise: float = 0.05, network: nn.Module | None = None, name: str = "geometry"):
         super().__init__(bundle, body, weights)
-        self.geometry = bundle.geometry
+        self.name = name
+        self.geometry = bundle.geometry if network is None else network
         self.initial = self.freeze(bundle.initial) if use_initial else None
         self.input_noise = input_noise
 

@@ -58,8 +58,11 @@ from socialmirror.training.stages import (
 from socialmirror.training.targets import MotionTargetDataset, SequenceBodyParams, prepare_body_params
 
 # Batch sizes of the paper (64 for the Geometry Optimizer, 32 for the infiller) and 32 for the rest.
-DEFAULT_BATCH = {"initial": 32, "geometry": 64, "infiller": 32, "independent": 32, "text": 32, "refiner": 32}
+DEFAULT_BATCH = {"initial": 32, "geometry": 64, "geometry_linear": 64, "infiller": 32, "independent": 32,
+                 "text": 32, "refiner": 32}
 CHECKPOINT_FORMAT = "socialmirror.train-checkpoint"
+# A stage that takes another stage's random seed (data draws, input noise).
+SEED_OF = {"geometry_linear": "geometry"}
 
 
 @dataclass
@@ -82,9 +85,15 @@ class TrainConfig:
     weights: LossWeights = field(default_factory=LossWeights)
 
 
+def _trained_bundle_config() -> ModelBundleConfig:
+    """Trained bundles hold the Linear-embedding Geometry Optimizer of the ablation too
+    (``model.geometry_linear=false`` leaves it out of ``train all``)."""
+    return ModelBundleConfig(geometry_linear=True)
+
+
 @dataclass
 class TrainRunConfig:
-    model: ModelBundleConfig = field(default_factory=ModelBundleConfig)
+    model: ModelBundleConfig = field(default_factory=_trained_bundle_config)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -235,6 +244,10 @@ def build_stage(stage: str, bundle: ModelBundle, body: BodyModel, cfg: TrainConf
     if stage == "geometry":
         return GeometryStage(bundle, body, weights, use_initial="initial" in trained,
                              input_noise=cfg.geometry_input_noise)
+    if stage == "geometry_linear":
+        return GeometryStage(bundle, body, weights, use_initial="initial" in trained,
+                             input_noise=cfg.geometry_input_noise, network=bundle.add_geometry_linear(),
+                             name="geometry_linear")
     if stage == "infiller":
         bundle.infiller.freeze_base(False)
         # Phase 1 trains the base alone; the ControlNet is copied from it before phase 2. Unused trainable
@@ -324,15 +337,24 @@ def train_stage(stage: str, data: TrainingData, bundle: ModelBundle, body: BodyM
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     batch_size = batch_size or DEFAULT_BATCH[stage]
+    # geometry_linear draws the very clips (and input noise) of geometry: the ablation differs in the embedding.
+    stage_seed = seed + 7919 * (STAGES.index(SEED_OF.get(stage, stage)) + 1)
+    if stage == "geometry_linear" and bundle.geometry_linear is None:
+        # A bundle written before the slot existed: add it (before a checkpoint's weights are loaded into it),
+        # with initial weights fixed by the seed.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stage_seed)
+            bundle.add_geometry_linear()
     ckpt_path = checkpoint_path(out, stage)
     payload = _load_checkpoint(ckpt_path, stage) if resume and ckpt_path.is_file() else None
     if resume and payload is None:
         report(f"{stage}: no checkpoint at {ckpt_path}; starting the stage from the beginning")
     if payload is not None:
+        if any(k.startswith("geometry_linear.") for k in payload["bundle"]):
+            bundle.add_geometry_linear()  # the run that wrote the checkpoint held the slot
         bundle.load_state_dict(payload["bundle"])
         bundle.metadata = payload["metadata"]
         steps = payload["total_steps"]
-    stage_seed = seed + 7919 * (STAGES.index(stage) + 1)
     seed_everything(stage_seed + 1000003 * runtime.rank)
     ensure_statistics(bundle, data, stage, cfg.stats_clips, seed, report)
     module = build_stage(stage, bundle, body, cfg, fresh=payload is None)
