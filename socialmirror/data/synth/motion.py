@@ -220,9 +220,15 @@ def orient_hand(g_elbow: np.ndarray, lower0: np.ndarray, axes: tuple[np.ndarray,
     fd0, pn0 = axes
     f = _unit(np.broadcast_to(fingers, (T, 3)).astype(np.float64))
     pm = np.broadcast_to(palm, (T, 3)).astype(np.float64)
-    pm = _unit(pm - np.sum(pm * f, -1, keepdims=True) * f)
+    pm = pm - np.sum(pm * f, -1, keepdims=True) * f
+    flat = np.linalg.norm(pm, axis=-1) < 1e-6  # palm along the fingers: any perpendicular will do
+    if flat.any():
+        pm[flat] = np.cross(f[flat], [0.0, 1.0, 0.0]) + 1e-3 * np.cross(f[flat], [1.0, 0.0, 0.0])
+    pm = _unit(pm)
     target = _frame(f, pm) @ _frame(fd0, _unit(pn0 - (pn0 @ fd0) * fd0)).T  # desired hand global rotation
     Q = np.swapaxes(g_elbow, -1, -2) @ target  # the wrist's local rotation without forearm twist
+    if not np.all(np.isfinite(Q)):
+        raise FloatingPointError("non-finite hand orientation")
     axis = lower0 / np.linalg.norm(lower0)
     rv = _log(Q)
     # swing-twist: the twist angle about the forearm axis
@@ -268,7 +274,7 @@ def pose_person(p: PersonMotion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if reach.approach is not None:
                 # arrive from the side: the offset peaks mid-reach and vanishes (with zero velocity)
                 # at the goal, so a palm closes onto the other palm rather than sliding along it
-                target = target + 2.0 * np.sqrt(w * (1 - w)) * reach.approach
+                target = target + 2.0 * np.sqrt(np.clip(w * (1 - w), 0.0, None)) * reach.approach
             pole = _unit((1 - w) * pole + w * np.broadcast_to(reach.pole, pole.shape))
         r_sh, r_el, _ = two_bone_ik(jt[:, sh], gt[:, J[f"{side}_collar"]], rest[el] - rest[sh],
                                     rest[wr] - rest[el], target, pole)

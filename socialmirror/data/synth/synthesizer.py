@@ -8,6 +8,26 @@ within ``contact_distance`` (closest vertex pair), and a sample is redrawn if on
 joint centres are ``joint_distance`` or more apart, if a scripted contact never happens, or if the
 bodies interpenetrate deeper than ``max_penetration`` anywhere. So every annotated frame touches and
 every other frame of an annotated pair is apart, by construction.
+
+Types and their contacts (person 1's joint, person 2's joint), right-handed draw; a left-handed draw
+(one in four) mirrors the sides:
+
+============== ==================================================================================
+handshake      (right_wrist, right_wrist) while the hands clasp and pump
+high_five      (right_wrist, left_wrist) for the few frames the flat palms meet overhead
+fist_bump      (right_wrist, right_wrist): curled fists meet side to side
+wave           none: both raise a hand and wave, 1.6-3.2 m apart
+point_at       none: person 1 points at person 2, who leans back
+push           (left_wrist, right_collar), (right_wrist, left_collar): palms on the upper chest
+pass_object    (right_wrist, right_wrist): giver's palm up, taker's palm down; the object itself
+               is not modelled, the hands touch while it changes hands
+dance          (left_wrist, right_wrist), (right_wrist, left_wrist): both hands held, swaying
+punch_block    (right_wrist, left_wrist): the fist lands on the raised guarding forearm
+walk_together  none: side by side, same speed, each with their own cadence
+============== ==================================================================================
+
+A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
+Table 1's 19 joints have no hand joint, so a hand's touch is the wrist's.
 """
 from __future__ import annotations
 
@@ -21,7 +41,7 @@ from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.interchange import TwoPersonSequence
 from socialmirror.data.synth import combat, greetings, locomotion, touch
-from socialmirror.data.synth.motion import PersonMotion, pose_person, rot_y
+from socialmirror.data.synth.motion import pose_person, rot_y
 from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth, vertex_normals
 from socialmirror.data.synth.stage import Person, Plan, Retry, Stage
 from socialmirror.data.synth.text import sentences
@@ -133,6 +153,10 @@ class InteractionSynthesizer:
             except Retry as e:
                 reasons.append(f"{act}: {e}")
                 continue
+            except (np.linalg.LinAlgError, FloatingPointError, ValueError) as e:
+                # a degenerate draw (e.g. a hand direction parallel to its palm): draw again
+                reasons.append(f"{act}: numerical failure ({type(e).__name__}: {e})")
+                continue
             self.last_stats.tries = attempt
             self.last_stats.seconds = time.perf_counter() - start
             self.last_stats.extras["retry_reasons"] = reasons
@@ -148,16 +172,6 @@ class InteractionSynthesizer:
     def _region(self, rest: RestBody, posed: _Posed, joint: str, frames: np.ndarray, wide: bool = False) -> np.ndarray:
         idx = (rest.patches if wide else rest.regions)[joint]
         return self.skinner.pose(rest, posed.glob[frames], posed.joints[frames], idx)
-
-    def _region_normals(self, rest: RestBody, posed: _Posed, joint: str, frames: np.ndarray,
-                        wide: bool = False) -> np.ndarray:
-        """Normals of a region's vertices, rotated by their dominant joint (good to a few degrees)."""
-        idx = (rest.patches if wide else rest.regions)[joint]
-        if not hasattr(rest, "_normals"):
-            rest._normals = vertex_normals(rest.vertices, self.skinner.faces)  # type: ignore[attr-defined]
-        dom = self.skinner.idx[idx, 0]
-        dom = np.where(dom >= 24, np.where(dom < 27, J["left_hand"], J["right_hand"]), dom)
-        return np.einsum("tnij,nj->tni", posed.glob[frames][:, dom], rest._normals[idx])  # type: ignore[attr-defined]
 
     def _refine(self, plan: Plan, people: list[Person]) -> list[_Posed]:
         """Move the contact-making hands' targets until the surfaces meet at ``target_gap``."""
@@ -320,22 +334,30 @@ class InteractionSynthesizer:
         cframes = {t for _, _, t0, t1 in contacts for t in range(t0, t1 + 1)}
         pen = self._check_penetration(people, posed, cframes)
         joints = np.stack([posed[0].joints, posed[1].joints], 1)  # (T, 2, 24, 3)
+        if not np.all(np.isfinite(joints)):
+            raise Retry("non-finite joints")
         vertices = None
         if cfg.with_vertices:
             vertices = np.stack([self.skinner.pose(pe.rest, ps.glob, ps.joints) for pe, ps in zip(people, posed)], 1)
+        rotmats = np.stack([posed[0].R, posed[1].R], 1)  # (T, 2, 24, 3, 3) local rotations
         if cfg.world_yaw:
             Rw = rot_y(stage.u(-np.pi, np.pi))
             off = np.array([stage.u(-1, 1), 0.0, stage.u(-1, 1)])
             joints = joints @ Rw.T + off
+            rotmats[:, :, 0] = Rw @ rotmats[:, :, 0]  # the root carries the scene's yaw
             if vertices is not None:
                 vertices = vertices @ Rw.T + off
         side_b = plan.info.get("side_b", plan.side)
-        text = sentences(plan.action, stage.rng, (people[0].pronoun, people[1].pronoun), plan.side, side_b,
-                         plan.info)
+        text = sentences(plan.action, stage.rng, (people[0].pronoun, people[1].pronoun), plan.side, side_b)
         self.last_stats = SampleStats(max_penetration=pen, contact_frames=len(cframes))
         meta = {"shapes": [p.shape.tolist() for p in people], "child": [p.child for p in people],
                 "side": plan.side, "side_b": side_b, "body_model": self.body.name,
-                "max_penetration_m": round(pen, 5)}
+                "max_penetration_m": round(pen, 5),
+                # The exact body-model parameters (local rotations, shape, pelvis position), so training
+                # targets need no IK fit: body.joints(rotmats, shape, transl) reproduces joints3d.
+                "body_params": {"body": self.body.name, "rotmats": np.round(rotmats, 6).tolist(),
+                                "shape": [p.shape.tolist() for p in people],
+                                "transl": np.round(joints[:, :, 0], 6).tolist()}}
         return TwoPersonSequence(
             joints3d=joints.astype(np.float32), joint_names=SMPL24_NAMES, fps=cfg.fps, up=np.array([0.0, 1.0, 0.0]),
             action=plan.action, text=text, contacts=contacts,
@@ -370,26 +392,6 @@ def separation_along(a: np.ndarray, b: np.ndarray, u: np.ndarray, cell: float = 
     if len(ia) == 0:
         return None
     return float((bmin[ib] - amax[ia]).min())
-
-
-def _signed_gap(a: np.ndarray, an: np.ndarray, b: np.ndarray, bn: np.ndarray) -> tuple[float, np.ndarray]:
-    """Signed gap between two surface patches (negative: overlapping by that depth) and the unit
-    direction in which moving patch ``a`` by the gap closes it."""
-    best, best_u = np.inf, np.zeros(3)
-    for p, q, qn, sign in ((a, b, bn, -1.0), (b, a, an, 1.0)):
-        d, i = cKDTree(q).query(p, k=1)
-        diff = p - q[i]
-        s = np.einsum("ni,ni->n", diff, qn[i])
-        signed = np.where((s < 0) & (d < 0.03), s, d)
-        k = int(np.argmin(signed))
-        if signed[k] < best:
-            best = float(signed[k])
-            if best >= 0:
-                u = -diff[k] / max(d[k], 1e-9) if sign < 0 else diff[k] / max(d[k], 1e-9)
-            else:
-                u = sign * qn[i[k]]
-            best_u = u
-    return best, best_u
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

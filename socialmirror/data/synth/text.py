@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 # {h}: the acting hand ("right hand"), {o}: the partner's hand, {p}: his/her, {r}: him/her (self),
-# {q}: him/her (the partner), {s}: which shoulder.
+# {q}: him/her (the partner), {sd}/{osd}: the own/partner's side word ("left").
 # Person 1 templates, person 2 templates.
 TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "handshake": (
@@ -115,36 +115,6 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person keeps pace with others while walking.",
          "a person strolls along beside the other."),
     ),
-    "walk_hand_in_hand": (
-        ("a person walks side by side with others, holding the other's {o} with {p} {h}.",
-         "a person walks hand in hand with others, {p} {h} in the other's {o}.",
-         "a person strolls with the other, their hands joined.",
-         "a person walks forward holding hands with others."),
-        ("a person walks hand in hand with others, holding the other's {o} with {p} {h}.",
-         "a person walks beside the other, {p} {h} holding the other's {o}.",
-         "a person strolls along holding hands with others.",
-         "a person walks next to others with {p} {h} in the other's hand."),
-    ),
-    "pat_shoulder": (
-        ("a person pats others on the {s} shoulder with {p} {h}.",
-         "a person gives the other a friendly pat on the {s} shoulder with {p} {h}.",
-         "a person taps the other's {s} shoulder a few times with {p} {h}.",
-         "a person reaches over and pats others' {s} shoulder with {p} {h}."),
-        ("a person has {p} {s} shoulder patted by others.",
-         "a person stands while the other pats {p} {s} shoulder.",
-         "a person is tapped on the {s} shoulder by others.",
-         "a person receives a friendly pat on {p} {s} shoulder from the other."),
-    ),
-    "hug": (
-        ("a person hugs others, {p} arms around the other's shoulders.",
-         "a person embraces the other, putting {p} hands on the other's upper back.",
-         "a person wraps both arms around others in a hug.",
-         "a person hugs the other closely with both arms over the other's shoulders."),
-        ("a person hugs others back, {p} arms around the other's waist.",
-         "a person embraces the other, {p} hands on the other's lower back.",
-         "a person wraps both arms around the other's waist and is hugged.",
-         "a person returns the hug, holding the other around the waist."),
-    ),
 }
 
 
@@ -153,16 +123,15 @@ def hand_phrase(side: str) -> str:
 
 
 def sentences(action: str, rng: np.random.Generator, pronouns: tuple[str, str], side_a: str | None,
-              side_b: str | None, extra: dict | None = None) -> tuple[str, str]:
+              side_b: str | None) -> tuple[str, str]:
     """Two sentences ("text 1", "text 2") for a sample, drawn from the type's phrasings."""
     ta, tb = TEMPLATES[action]
-    extra = extra or {}
     out = []
     for k, (pool, own, partner) in enumerate(((ta, side_a, side_b), (tb, side_b, side_a))):
         s = pool[int(rng.integers(len(pool)))]
         obj = {"his": "him", "her": "her"}
         fields = {"p": pronouns[k], "h": hand_phrase(own or "right"), "o": hand_phrase(partner or "right"),
                   "sd": own or "right", "osd": partner or "right",
-                  "s": extra.get("shoulder", "left"), "r": obj[pronouns[k]], "q": obj[pronouns[1 - k]]}
+                  "r": obj[pronouns[k]], "q": obj[pronouns[1 - k]]}
         out.append(s.format(**fields))
     return out[0], out[1]

@@ -1,10 +1,8 @@
-"""Touching the other's body: push, pat on the shoulder, passing an object hand to hand, dancing
-holding both hands.
+"""Touching the other's body: push, passing an object hand to hand, dancing holding both hands.
 
 Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-handed draws mirror them):
 - push: (left_wrist, right_collar) and (right_wrist, left_collar): both palms on the other's upper chest
   below the collarbones while the other rocks back;
-- pat_shoulder: (right_wrist, left_shoulder), one contact interval per pat (2-3 pats);
 - pass_object: (right_wrist, right_wrist): the object itself is not modelled; the giver's open hand
   (palm up) and the taker's hand (palm down, from above) touch while it changes hands, and that touch
   is the annotated contact;
@@ -16,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from socialmirror.data.synth.greetings import _look_at_each_other, _torso
-from socialmirror.data.synth.motion import Reach, envelope, min_jerk
+from socialmirror.data.synth.motion import Reach, envelope
 from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other
 
 
@@ -43,49 +41,13 @@ def push(st: Stage) -> Plan:
         theirs = other(side)  # facing each other: my left hand meets the other's right side
         col = jb[:, J[f"{theirs}_collar"]]
         medial = lat * (1.0 if side == "right" else -1.0)  # toward person 1's midline
-        # palms flat on the upper chest, below the collarbones, one on each side
-        tgt = col - f * 0.05 * pe[1].scale + UP * 0.01 * pe[0].scale - medial * 0.04 * pe[1].scale
+        # palms flat on the upper chest, below the collarbones, fingers up and out (clear of the chin)
+        tgt = col - f * 0.05 * pe[1].scale - UP * 0.01 * pe[0].scale - medial * 0.02 * pe[1].scale
         pole = -UP - 0.8 * medial - 0.3 * f
         pa.reaches[side] = Reach(side, tgt, w, pole, contact=(f"{side}_wrist", f"{theirs}_collar"),
-                                 fingers=UP - 0.1 * f, palm=f, approach=-f * 0.05)
+                                 fingers=UP - 0.9 * medial - 0.1 * f, palm=f, approach=-f * 0.05)
         contacts.append((f"{side}_wrist", f"{theirs}_collar"))
     return Plan("push", [pa, pb], contacts, "right", {})
-
-
-def pat_shoulder(st: Stage) -> Plan:
-    side = st.side()
-    theirs = other(side)
-    pe = st.people
-    a, b, ya, yb = st.face_to_face(0.55 * pe[0].arm + 0.2 * pe[1].scale + 0.12 + st.u(-0.02, 0.06), jitter=0.15)
-    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
-    pa.lean[:, 0] += st.u(0.03, 0.08)
-    ja, _ = _torso(pa)
-    jb, _ = _torso(pb)
-    _look_at_each_other(pa, pb, ja, jb)
-    n_pats = int(st.rng.integers(2, 4))
-    period = st.u(0.35, 0.5) * st.fps
-    on0, on1, off0, off1 = st.phases((0.45, 0.7), (n_pats * period / st.fps, n_pats * period / st.fps + 0.1))
-    w = envelope(st.T, on0, on1, off0, off1)
-    t = np.arange(st.T)
-    # each pat: the hand drops onto the shoulder for a few frames, then lifts ~6 cm
-    phase = np.clip((t - on1) / period, 0, n_pats)
-    down = np.zeros(st.T)
-    for k in range(n_pats):
-        c = on1 + (k + 0.5) * period
-        down = np.maximum(down, 1.0 - min_jerk(np.abs(t - c) / (0.45 * period)))
-    down = np.where((t >= on1) & (t <= off0), down, 0.0)
-    del phase
-    f = horizontal(jb[:, J["spine3"]] - ja[:, J["spine3"]])
-    sh = jb[:, J[f"{theirs}_shoulder"]]
-    tgt = sh + UP * 0.07 * pe[1].scale - f * 0.08 * pe[0].scale
-    lift = UP[None] * (0.07 * pe[0].scale * (1.0 - down))[:, None]
-    lat = np.cross(UP, f)
-    medial = lat * (1.0 if side == "right" else -1.0)
-    r = Reach(side, tgt, w, -UP - 0.8 * medial, contact=(f"{side}_wrist", f"{theirs}_shoulder"),
-              fingers=f - 0.5 * UP, palm=-UP, lift=lift, contact_frames=down > 0.98, approach=UP * 0.1)
-    pa.reaches[side] = r
-    return Plan("pat_shoulder", [pa, pb], [(f"{side}_wrist", f"{theirs}_shoulder")], side,
-                {"shoulder": theirs})
 
 
 def pass_object(st: Stage) -> Plan:
@@ -170,3 +132,4 @@ def dance(st: Stage) -> Plan:
     for p in (pa, pb):  # open, flat hands: curled fingertips would meet before the palms
         p.hand_curl = np.stack([-0.55 * w, -0.55 * w], -1)
     return Plan("dance", [pa, pb], contacts, "right", {})
+
