@@ -29,7 +29,9 @@ def push(st: Stage) -> Plan:
     f0 = horizontal(b - a)
     pb.lean[:, 0] -= 0.08 * shove
     pb.root -= f0 * (0.03 * pe[1].scale * shove)[:, None]
-    pa.lean[:, 0] += 0.08 + 0.06 * shove
+    # reaching down to a smaller partner means bending forward more
+    down = max(0.0, (pe[0].rest.height - pe[1].rest.height) / pe[0].rest.height)
+    pa.lean[:, 0] += 0.08 + 0.06 * shove + 0.8 * down * w
     pa.root += f0 * (0.03 * pe[0].scale * w)[:, None]
     ja, _ = _torso(pa)
     jb, _ = _torso(pb)
