@@ -181,6 +181,10 @@ class TrainingData:
         sequences = [q for s in sources for q in s.sequences]
         t0 = time.perf_counter()
         flat = prepare_body_params(sequences, body, runtime.rank, runtime.world_size, runtime.barrier)
+        for seq in sequences:
+            # The parameters now live in `flat`; the copy in meta (large JSON) would be re-serialised and
+            # re-validated every time a clip is cut from the sequence.
+            seq.meta.pop("body_params", None)
         methods = {m: sum(p.method == m for p in flat) for m in ("sequence", "ik")}
         report(f"data {spec}: {len(sequences)} sequences, body parameters from the data {methods['sequence']}, "
                f"IK {methods['ik']} ({time.perf_counter() - t0:.1f} s)")
