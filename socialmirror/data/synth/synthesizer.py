@@ -374,24 +374,28 @@ def separation_along(a: np.ndarray, b: np.ndarray, u: np.ndarray, cell: float = 
     occupy, the gap is b's nearest point minus a's farthest point along ``u``. Unlike a closest-vertex
     distance this stays signed once two surfaces cross, so contact refinement can back out of an
     overlap as well as close a gap."""
-    e1 = np.cross(u, [1.0, 0.0, 0.0])
-    if np.linalg.norm(e1) < 0.1:
-        e1 = np.cross(u, [0.0, 1.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(u, e1)
-    def keys(p):
-        return (np.floor(p @ e1 / cell).astype(np.int64) * 1_000_003 + np.floor(p @ e2 / cell).astype(np.int64))
-    ka, kb = keys(a), keys(b)
-    ua, inv_a = np.unique(ka, return_inverse=True)
-    ub, inv_b = np.unique(kb, return_inverse=True)
-    amax = np.full(len(ua), -np.inf)
-    np.maximum.at(amax, inv_a, a @ u)
-    bmin = np.full(len(ub), np.inf)
-    np.minimum.at(bmin, inv_b, b @ u)
-    _, ia, ib = np.intersect1d(ua, ub, assume_unique=True, return_indices=True)
-    if len(ia) == 0:
+    ux, uy, uz = float(u[0]), float(u[1]), float(u[2])
+    e1 = np.array([0.0, uz, -uy])  # u x (1, 0, 0)
+    if e1 @ e1 < 0.01:
+        e1 = np.array([-uz, 0.0, ux])  # u x (0, 1, 0)
+    e1 /= np.sqrt(e1 @ e1)
+    e2 = np.array([uy * e1[2] - uz * e1[1], uz * e1[0] - ux * e1[2], ux * e1[1] - uy * e1[0]])
+    # integer cell coordinates on one dense grid over both sets (patches span well under a metre)
+    pa = np.floor(np.stack([a @ e1, a @ e2], 1) / cell).astype(np.int64)
+    pb = np.floor(np.stack([b @ e1, b @ e2], 1) / cell).astype(np.int64)
+    lo = np.minimum(pa.min(0), pb.min(0))
+    pa -= lo
+    pb -= lo
+    n1 = int(max(pa[:, 1].max(), pb[:, 1].max())) + 1
+    size = (int(max(pa[:, 0].max(), pb[:, 0].max())) + 1) * n1
+    amax = np.full(size, -np.inf)
+    np.maximum.at(amax, pa[:, 0] * n1 + pa[:, 1], a @ u)
+    bmin = np.full(size, np.inf)
+    np.minimum.at(bmin, pb[:, 0] * n1 + pb[:, 1], b @ u)
+    both = np.isfinite(amax) & np.isfinite(bmin)
+    if not both.any():
         return None
-    return float((bmin[ib] - amax[ia]).min())
+    return float((bmin[both] - amax[both]).min())
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
