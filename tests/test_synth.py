@@ -166,3 +166,32 @@ def test_synth_main_writes_valid_folder(tmp_path):
         validate_npz(f)
         assert read_npz(f).text is not None
     assert synth_main(1, tmp_path, types=["nope"], progress=False) == 2
+
+
+def test_joint_limits_and_body_params(anny_body, samples):
+    """Every rotation stays within the IK module's joint limits (fists curl the fingers up to 1.4 rad)
+    and the stored body-model parameters reproduce joints3d exactly."""
+    from socialmirror.geometry.ik import _MAX_ANGLE
+    for action, seq in samples.items():
+        params = seq.meta["body_params"]
+        R = np.asarray(params["rotmats"])  # (T, 2, 24, 3, 3)
+        angle = np.arccos(np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1, 1)).max(axis=(0, 1))
+        for j, name in enumerate(SMPL24_NAMES[1:], start=1):
+            limit = 1.45 if name.endswith("_hand") else _MAX_ANGLE.get(name, 2.6)
+            assert angle[j] <= limit + 1e-6, (action, name, angle[j])
+        joints = anny_body.joints(torch.tensor(R, dtype=torch.float32),
+                                  torch.tensor(params["shape"], dtype=torch.float32),
+                                  torch.tensor(params["transl"], dtype=torch.float32))
+        assert np.abs(joints.numpy() - seq.joints3d).max() < 1e-3, action
+
+
+def test_walkers_do_not_slide(samples):
+    """Walking: a foot on the floor (its stance) does not move horizontally."""
+    seq = samples["walk_together"]
+    for p in range(2):
+        for name in ("left_ankle", "right_ankle"):
+            a = seq.joint(name)[:, p]
+            stance = a[:, 1] < a[:, 1].min() + 0.002
+            both = stance[1:] & stance[:-1]
+            step = np.linalg.norm(np.diff(a[:, [0, 2]], axis=0), axis=-1)
+            assert both.sum() > 5 and step[both].max() < 0.002, (p, name)
