@@ -102,7 +102,9 @@ def _names(num_joints: int, joint_names: Sequence[str] | None) -> tuple[str, ...
 
 def pelvis_positions(joints: np.ndarray, joint_names: Sequence[str] | None = None) -> np.ndarray:
     """The pelvis of ``joints`` shaped ``(..., J, 3)``: the ``pelvis`` joint where present, otherwise the
-    midpoint of ``left_hip`` and ``right_hip``. Returns ``(..., 3)``."""
+    midpoint of ``left_hip`` and ``right_hip`` (metrics.md). Upper-body-only data (e.g. the Bütepage
+    recordings) has neither: there the lowest torso joint present (spine1, spine2, spine3, then neck) is the
+    alignment root, the project's documented extension. Returns ``(..., 3)``."""
     j = _as_array(joints, "joints")
     if j.ndim < 2 or j.shape[-1] != 3:
         raise ValueError(f"joints must be shaped (..., J, 3); got {j.shape}")
@@ -111,7 +113,11 @@ def pelvis_positions(joints: np.ndarray, joint_names: Sequence[str] | None = Non
         return j[..., names.index("pelvis"), :]
     if "left_hip" in names and "right_hip" in names:
         return 0.5 * (j[..., names.index("left_hip"), :] + j[..., names.index("right_hip"), :])
-    raise ValueError("alignment needs the pelvis or both hips among the joints; got " + ", ".join(names))
+    for torso in ("spine1", "spine2", "spine3", "neck"):
+        if torso in names:
+            return j[..., names.index(torso), :]
+    raise ValueError("alignment needs the pelvis, both hips or a torso joint among the joints; got "
+                     + ", ".join(names))
 
 
 def _mean_dist_mm(a: np.ndarray, b: np.ndarray) -> float:

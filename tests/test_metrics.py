@@ -195,7 +195,7 @@ def test_joint_subset_hips_stand_in_for_the_pelvis():
 
 def test_joint_names_errors():
     _, g = _pair(T=3)
-    with pytest.raises(ValueError, match="pelvis or both hips"):
+    with pytest.raises(ValueError, match="pelvis, both hips or a torso joint"):
         M.mpjpe(g[:, :, [4, 5]], g[:, :, [4, 5]], joint_names=("left_knee", "right_knee"))
     with pytest.raises(ValueError, match="joint_names"):
         M.mpjpe(g[:, :, :5], g[:, :, :5])
@@ -375,3 +375,16 @@ def test_penetration_input_errors():
         M.penetration(va[:, :2], fa, va, fa)
     with pytest.raises(ValueError, match="faces_b"):
         M.penetration(va, fa, va[:10], fa)
+
+
+def test_upper_body_only_aligns_on_the_torso():
+    """Bütepage-like joints (no pelvis, no hips): spine3 is the root; a constant shift gives MPJPE 0 and
+    moving one wrist by 3 cm gives 3 cm / 3 joints = 10 mm."""
+    _, g = _pair(T=4)
+    names = ("spine3", "head", "right_wrist")
+    idx = [SMPL24_NAMES.index(n) for n in names]
+    sub = g[:, :, idx]
+    assert M.mpjpe(sub + 0.4, sub, joint_names=names) == pytest.approx(0.0, abs=1e-9)
+    moved = sub.copy()
+    moved[:, :, 2, 0] += 0.03
+    assert M.mpjpe(moved, sub, joint_names=names) == pytest.approx(10.0, rel=1e-9)
