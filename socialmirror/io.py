@@ -10,13 +10,20 @@ from pathlib import Path
 import numpy as np
 
 
-def _atomic(path: str | os.PathLike, suffix: str, write) -> Path:
+def default_mode() -> int:
+    """0666 less the process umask: the mode a plainly created file gets (mkstemp's is 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str | os.PathLike, write, suffix: str = ".tmp") -> Path:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, fsync it, then rename it into place
+    (the usual 0666-less-umask mode). Nothing is left behind if ``write`` fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
+    os.fchmod(fd, default_mode())  # mkstemp's 0600 would make results unreadable to others
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -31,11 +38,11 @@ def _atomic(path: str | os.PathLike, suffix: str, write) -> Path:
 
 
 def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
-    return _atomic(path, ".npz", lambda f: np.savez_compressed(f, **arrays))
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays), ".npz")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return _atomic(path, ".tmp", lambda f: f.write(text.encode("utf-8")))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
@@ -43,4 +50,4 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    return _atomic(path, ".tmp", lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))

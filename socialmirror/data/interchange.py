@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -417,19 +416,8 @@ def write_npz(seq: TwoPersonSequence, path: str | Path, compress: bool = True) -
         path = path.with_name(path.name + ".npz")
     arrays = seq.to_arrays()
     check_arrays(arrays, where=seq.name or str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from socialmirror.io import atomic_write
+    return atomic_write(path, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrays), ".npz.tmp")
 
 
 def write_folder(seqs: Iterable[TwoPersonSequence], folder: str | Path, compress: bool = True) -> list[Path]:

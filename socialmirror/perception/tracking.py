@@ -129,14 +129,17 @@ class Tracks:
 
     # -- persistence -----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically (it is the perception stage's cache: a half-written file must never be read)."""
+        from socialmirror.io import atomic_savez
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        atomic_savez(
             path, ids=self.ids, keypoints=self.keypoints, world=self.world, boxes=self.boxes, scores=self.scores,
             fps=np.float64(self.fps), image_size=np.asarray(self.image_size, dtype=np.int64),
             keypoint_names=np.asarray(self.keypoint_names), interpolated=self.interpolated,
             meta=np.asarray(json.dumps(self.meta)), format=np.asarray("socialmirror.tracks/1"))
-        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tracks":

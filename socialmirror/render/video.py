@@ -149,8 +149,8 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
         bar.close()
         writer.close()
         writer = None
-        from socialmirror.render.viewer import _umask_mode
-        _umask_mode(tmp)
+        from socialmirror.io import default_mode
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         if writer is not None:

@@ -22,8 +22,6 @@ import base64
 import html
 import json
 import logging
-import os
-import tempfile
 import warnings
 import zlib
 from importlib import resources
@@ -62,13 +60,6 @@ def world_frame(vertices: np.ndarray, up=None) -> tuple[np.ndarray, np.ndarray]:
     centre = sub.mean(axis=(0, 1, 2))
     origin = centre - (centre @ up) * up + ground * up
     return Rw, origin
-
-
-def _umask_mode(path) -> None:
-    """mkstemp makes 0600 files; give the output the usual mode (0666 less the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def _b64(data: bytes) -> str:
@@ -194,15 +185,5 @@ def write_viewer_html(path, vertices, faces, fps: float, joints=None, title: str
                f"to open it; a coarser precision or fewer frames make it smaller")
         warnings.warn(msg, stacklevel=2)
         log.warning(msg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        _umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    from socialmirror.io import atomic_write_bytes
+    return atomic_write_bytes(path, raw)

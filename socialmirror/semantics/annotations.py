@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from socialmirror.body.skeleton import CONTACT_JOINTS
+from socialmirror.io import atomic_write_text
 
 try:  # the project's user-facing error type, when present
     from socialmirror.errors import InputError as _UserError
@@ -214,21 +214,6 @@ def load_user_annotations(path: str | os.PathLike, clips: Iterable[tuple[int, in
     return matched, warnings
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ---- validation helpers ----------------------------------------------------------------------------------

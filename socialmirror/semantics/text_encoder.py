@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
@@ -226,11 +225,8 @@ class CachedTextEncoder:
     def _disk_put(self, key: str, arr: np.ndarray) -> None:
         folder = self.cache_dir / key[:2]
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".npy.tmp", dir=str(folder))
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-            os.replace(tmp, folder / f"{key}.npy")
+            from socialmirror.io import atomic_write
+            atomic_write(folder / f"{key}.npy", lambda fh: np.save(fh, arr, allow_pickle=False), ".npy.tmp")
         except OSError:
             pass  # a cache that cannot be written only costs time
 
