@@ -127,8 +127,11 @@ def select_pair(tracks) -> tuple[tuple[int, int], str | None]:
     from socialmirror.perception.tracking import select_closest_pair
     pair = select_closest_pair(tracks)
     note = None
-    if len(tracks.ids) > 2:
-        note = (f"{len(tracks.ids)} people tracked (ids {', '.join(map(str, tracks.ids.tolist()))}); "
+    # Count people, not fragments: a track seen in under a tenth of the frames is a stray detection.
+    frames_seen = tracks.present.sum(axis=1)
+    people = tracks.ids[frames_seen >= max(3, 0.1 * tracks.present.shape[1])]
+    if len(people) > 2:
+        note = (f"{len(people)} people tracked (ids {', '.join(map(str, people.tolist()))}); "
                 f"reconstructing the closest pair: ids {pair[0]} and {pair[1]}")
     return pair, note
 
