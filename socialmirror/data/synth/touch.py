@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.greetings import _look_at_each_other, _torso
+from socialmirror.data.synth.greetings import _look_at_each_other, _stand_facing, _torso
 from socialmirror.data.synth.motion import Reach, envelope
 from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other
 
@@ -56,13 +56,8 @@ def pass_object(st: Stage) -> Plan:
     side = st.side()
     side_b = st.side()
     pe = st.people
-    a, b, ya, yb = st.face_to_face(0.55 * (pe[0].arm + pe[1].arm) + 0.05 + st.u(-0.03, 0.06), jitter=0.2)
-    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
-    for p in (pa, pb):
-        p.lean[:, 0] += st.u(0.03, 0.1)
-    ja, _ = _torso(pa)
-    jb, _ = _torso(pb)
-    _look_at_each_other(pa, pb, ja, jb)
+    pa, pb, ja, jb = _stand_facing(st, 0.55 * (pe[0].arm + pe[1].arm) + 0.05 + st.u(-0.03, 0.06), jitter=0.2,
+                                   lean_forward=True)
     # the giver reaches first, the taker follows; both hold while the object changes hands
     on0, on1, off0, off1 = st.phases((0.5, 0.8), (0.3, 0.6), start=(0.1, 0.3))
     lag = st.u(0.1, 0.25) * st.fps
