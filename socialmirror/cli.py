@@ -21,8 +21,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from socialmirror.body.base import BodyModelError
     from socialmirror.config import ConfigError
     from socialmirror.errors import InputError
-    from socialmirror.data.clips import DataSpecError
-    from socialmirror.data.interchange import InterchangeError
+    from socialmirror.data.datasets import DataSpecError
+    from socialmirror.data.formats.interchange import InterchangeError
     from socialmirror.inference.estimator import MethodUnavailableError
     from socialmirror.models.bundle import CheckpointError
     from socialmirror.semantics.annotations import AnnotationError
@@ -121,7 +121,7 @@ def cmd_fit(args) -> int:
     import torch
 
     from socialmirror.body import build_body_model
-    from socialmirror.data.clips import sequences_from_spec
+    from socialmirror.data.datasets import sequences_from_spec
     from socialmirror.geometry.ik import IKConfig, fit_joints
 
     torch.set_num_threads(args.threads)
@@ -153,7 +153,7 @@ def cmd_fit(args) -> int:
 
 def cmd_make_sample(args) -> int:
     """Regenerate the embedded demo sample (video + ground truth) from its seed."""
-    from socialmirror.data.demo_sample import make_sample
+    from socialmirror.render.demo_sample import make_sample
     video, gt = make_sample(args.output, seed=args.seed, action=args.action)
     print(f"wrote {video} ({video.stat().st_size / 1e6:.2f} MB) and {gt}")
     return 0

@@ -32,7 +32,7 @@ def score_against_truth(joints: np.ndarray, gt_joints: np.ndarray) -> tuple[dict
 
 def run_demo(out_dir: str | Path = "demo_output", seed: int = 0, **overrides) -> int:
     from socialmirror.api import ReconstructConfig, reconstruct
-    from socialmirror.data.demo_sample import SAMPLE_GT, SAMPLE_VIDEO
+    from socialmirror.render.demo_sample import SAMPLE_GT, SAMPLE_VIDEO
     from socialmirror.metrics import penetration
 
     gt = np.load(SAMPLE_GT)

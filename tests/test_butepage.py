@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from socialmirror.data.butepage import (
+from socialmirror.data.datasets.butepage import (
     ACTIONS, BUTEPAGE_JOINT_NAMES, ButepageError, read_annotations, read_butepage, read_recording,
     read_user_file,
 )
-from socialmirror.data.interchange import joint_distance, left_side_fraction, validate_npz, write_npz
+from socialmirror.data.formats.interchange import joint_distance, left_side_fraction, validate_npz, write_npz
 
 # ------------------------------------------------------------------------------ synthetic, always run
 

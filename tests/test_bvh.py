@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from socialmirror.data.bvh import BvhError, axis_rotation, forward_kinematics, frame_rate, parse_bvh, read_bvh
+from socialmirror.data.formats.bvh import BvhError, axis_rotation, forward_kinematics, frame_rate, parse_bvh, read_bvh
 
 # Root with 6 channels in Z X Y rotation order, a child 2 units up with X Y Z order, an End Site 1 unit
 # along x. Frames: rest; root moved to (1, 2, 3) and turned 90 deg about z; root turned 90 about z then

@@ -7,10 +7,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
-from socialmirror.data.clips import (DataSource, DataSpecError, TwoPersonClipDataset, clip_sequence, contact_map,
-                                     evaluation_items, evaluation_windows, load_data_spec, parse_data_spec,
-                                     split_data_spec, swap_persons, training_windows, window_starts)
-from socialmirror.data.interchange import TwoPersonSequence, write_npz
+from socialmirror.data.clips import (TwoPersonClipDataset, clip_sequence, contact_map, evaluation_items,
+                                     evaluation_windows, swap_persons, training_windows, window_starts)
+from socialmirror.data.datasets import DataSource, DataSpecError, load_data_spec, parse_data_spec, split_data_spec
+from socialmirror.data.formats.interchange import TwoPersonSequence, write_npz
 from socialmirror.data.observation import ObservationConfig, ObservationModel
 
 from _pair_helpers import STANDING

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from socialmirror.body.skeleton import SMPL24_NAMES
-from socialmirror.data.cmu import CMU_JOINT_NAMES, CMU_TO_SMPL, read_cmu_folder, read_cmu_pair
-from socialmirror.data.interchange import joint_distance, read_npz, validate_npz, write_npz
+from socialmirror.data.datasets.cmu import CMU_JOINT_NAMES, CMU_TO_SMPL, read_cmu_folder, read_cmu_pair
+from socialmirror.data.formats.interchange import joint_distance, read_npz, validate_npz, write_npz
 
 pytestmark = pytest.mark.shared_data
 

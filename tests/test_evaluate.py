@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from socialmirror import cli
-from socialmirror.data.interchange import TwoPersonSequence, write_npz
+from socialmirror.data.formats.interchange import TwoPersonSequence, write_npz
 from socialmirror.evaluation.evaluate import score_sequence
 from socialmirror.models.bundle import default_bundle_path
 

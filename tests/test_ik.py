@@ -57,7 +57,7 @@ def test_bad_input(anny_body):
 
 @pytest.mark.slow
 def test_fit_real_cmu_pair(anny_body, shared_data):
-    from socialmirror.data.cmu import read_cmu_folder
+    from socialmirror.data.datasets.cmu import read_cmu_folder
     seq = read_cmu_folder(shared_data / "cmu_18_19", fps=30)[0]
     res = fit_joints(anny_body, seq.joints3d, seq.joint_names, IKConfig(iterations=200))
     # CMU's torso joints sit far from anny's (see the README): a bound, not a figure of merit.

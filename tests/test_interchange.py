@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from socialmirror.body.skeleton import SMPL24_NAMES
-from socialmirror.data import interchange
-from socialmirror.data.interchange import (
+from socialmirror.data.formats import interchange
+from socialmirror.data.formats.interchange import (
     InterchangeError, TwoPersonSequence, check_arrays, joint_distance, left_side_fraction, read_folder,
     read_npz, resample, select_joints, validate_npz, write_folder, write_npz,
 )

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
-from socialmirror.data.interchange import TwoPersonSequence
+from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.observation import (CameraSampler, CameraSpec, ObservationConfig, ObservationModel,
                                            capsule_occlusion, detector_joint_mask, mesh_occlusion, occlusion_rate,
                                            place_camera, to_smpl24_layout)
@@ -219,8 +219,8 @@ def test_config_errors_are_clear():
 
 @pytest.mark.shared_data
 def test_cmu_pair_observes(shared_data):
-    from socialmirror.data.cmu import read_cmu_folder
-    from socialmirror.data.interchange import resample
+    from socialmirror.data.datasets.cmu import read_cmu_folder
+    from socialmirror.data.formats.interchange import resample
     seq = resample(read_cmu_folder(shared_data / "cmu_18_19")[0], 30.0)
     obs = ObservationModel().observe(seq, seed=0)
     assert obs.keypoints2d.shape == (seq.num_frames, 2, 24, 3)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from socialmirror.body.skeleton import SMPL24_NAMES
-from socialmirror.data.interchange import read_npz, write_npz
-from socialmirror.data.paper_common import CameraParams, cameras_from_meta, estimate_up
+from socialmirror.data.formats.interchange import read_npz, write_npz
+from socialmirror.data.datasets.paper_common import CameraParams, cameras_from_meta, estimate_up
 from socialmirror.errors import InputError
 
 # Approximate SMPL rest joints (metres; y up, facing +z, +x = the body's left), pelvis at the origin.
@@ -70,7 +70,7 @@ def _write_hi4d(root, pair="pair19", action="hug19", t=3, seed=0, cameras=True, 
 
 
 def test_hi4d_fixture_loads(tmp_path):
-    from socialmirror.data.hi4d import iter_hi4d, read_hi4d
+    from socialmirror.data.datasets.hi4d import iter_hi4d, read_hi4d
 
     _, joints = _write_hi4d(tmp_path)
     _write_hi4d(tmp_path, pair="pair21", action="highfive21", seed=1, cameras=False, meta=False)
@@ -105,7 +105,7 @@ def test_hi4d_fixture_loads(tmp_path):
 
 
 def test_hi4d_vertices_and_roundtrip(tmp_path):
-    from socialmirror.data.hi4d import read_hi4d_sequence
+    from socialmirror.data.datasets.hi4d import read_hi4d_sequence
 
     d, _ = _write_hi4d(tmp_path)
     s = read_hi4d_sequence(d, with_vertices=True)
@@ -118,7 +118,7 @@ def test_hi4d_vertices_and_roundtrip(tmp_path):
 
 
 def test_hi4d_errors_are_one_line(tmp_path):
-    from socialmirror.data.hi4d import read_hi4d, read_hi4d_sequence
+    from socialmirror.data.datasets.hi4d import read_hi4d, read_hi4d_sequence
 
     with pytest.raises(InputError) as e:
         read_hi4d(tmp_path / "missing")
@@ -139,7 +139,7 @@ def test_hi4d_errors_are_one_line(tmp_path):
 # ------------------------------------------------------------------------------------------- targets
 
 def test_to_anny_targets_on_hi4d(tmp_path, anny_body):
-    from socialmirror.data.hi4d import read_hi4d_sequence
+    from socialmirror.data.datasets.hi4d import read_hi4d_sequence
     from socialmirror.data.targets import build_targets, to_anny_targets
 
     d, _ = _write_hi4d(tmp_path, t=2)
@@ -158,7 +158,7 @@ def test_smpl_targets_with_users_smpl_files(tmp_path):
     from tests.test_body_smpl import _synthetic_smpl
 
     from socialmirror.body import build_body_model
-    from socialmirror.data.hi4d import read_hi4d_sequence
+    from socialmirror.data.datasets.hi4d import read_hi4d_sequence
     from socialmirror.data.targets import build_targets
 
     model_dir = tmp_path / "models"
@@ -182,7 +182,7 @@ def test_smpl_targets_reproduce_published_joints(tmp_path):
     from tests.test_body_smpl import _synthetic_smpl
 
     from socialmirror.body import build_body_model
-    from socialmirror.data.hi4d import read_hi4d_sequence
+    from socialmirror.data.datasets.hi4d import read_hi4d_sequence
     from socialmirror.data.targets import smpl_targets
 
     model_dir = tmp_path / "models"
@@ -246,7 +246,7 @@ def _3dpw_root(tmp_path):
 
 
 def test_3dpw_paper_protocol(tmp_path):
-    from socialmirror.data.threedpw import read_3dpw
+    from socialmirror.data.datasets.threedpw import read_3dpw
 
     root, joints = _3dpw_root(tmp_path)
     train = read_3dpw(root, split="train")
@@ -261,7 +261,7 @@ def test_3dpw_paper_protocol(tmp_path):
 
 
 def test_3dpw_sequence_contents(tmp_path):
-    from socialmirror.data.threedpw import read_3dpw_sequence
+    from socialmirror.data.datasets.threedpw import read_3dpw_sequence
 
     root, joints = _3dpw_root(tmp_path)
     s = read_3dpw_sequence(root / "sequenceFiles" / "train" / "courtyard_shakeHands_00.pkl")
@@ -286,7 +286,7 @@ def test_3dpw_sequence_contents(tmp_path):
 
 
 def test_3dpw_errors(tmp_path):
-    from socialmirror.data.threedpw import read_3dpw
+    from socialmirror.data.datasets.threedpw import read_3dpw
 
     with pytest.raises(InputError, match="no such folder"):
         read_3dpw(tmp_path / "nope")
@@ -358,7 +358,7 @@ def _write_chi3d(subject_dir, action="Hug 1", t=3, seed=0):
 
 
 def test_chi3d_fixture_loads(tmp_path):
-    from socialmirror.data.chi3d import CHI3D_JOINT_NAMES, chi3d_action, read_chi3d
+    from socialmirror.data.datasets.chi3d import CHI3D_JOINT_NAMES, chi3d_action, read_chi3d
 
     smpl_joints, h36m, aa_body = _write_chi3d(tmp_path / "chi3d" / "train" / "s02")
     _write_chi3d(tmp_path / "chi3d" / "train" / "s02", action="HoldingHands 2", seed=1)
@@ -389,7 +389,7 @@ def test_chi3d_fixture_loads(tmp_path):
 
 
 def test_chi3d_errors(tmp_path):
-    from socialmirror.data.chi3d import read_chi3d
+    from socialmirror.data.datasets.chi3d import read_chi3d
 
     with pytest.raises(InputError, match="no such folder"):
         read_chi3d(tmp_path / "nope")
@@ -436,7 +436,7 @@ def _write_harmony4d(take_dir, t=3, seed=0, drop_frame=None, colmap=True):
 
 
 def test_harmony4d_fixture_loads(tmp_path):
-    from socialmirror.data.harmony4d import harmony4d_action, read_harmony4d, read_harmony4d_take
+    from socialmirror.data.datasets.harmony4d import harmony4d_action, read_harmony4d, read_harmony4d_take
 
     joints = _write_harmony4d(tmp_path / "train" / "01_hugging" / "001_hugging")
     _write_harmony4d(tmp_path / "test" / "03_grappling2" / "025_grappling2", seed=1, drop_frame=1, colmap=False)
@@ -466,7 +466,7 @@ def test_harmony4d_fixture_loads(tmp_path):
 
 
 def test_harmony4d_errors(tmp_path):
-    from socialmirror.data.harmony4d import read_harmony4d
+    from socialmirror.data.datasets.harmony4d import read_harmony4d
 
     with pytest.raises(InputError, match="no such folder"):
         read_harmony4d(tmp_path / "nope")
@@ -485,7 +485,7 @@ def test_harmony4d_errors(tmp_path):
 # ----------------------------------------------------------------------------------------- entry point
 
 def test_load_paper_samples_dispatch(tmp_path, anny_body):
-    from socialmirror.data.paper_datasets import load_paper_samples, paper_sequences
+    from socialmirror.data.datasets import load_data_spec, load_paper_samples
     from socialmirror.data.targets import to_anny_targets
 
     _write_hi4d(tmp_path / "hi4d")
@@ -493,7 +493,7 @@ def test_load_paper_samples_dispatch(tmp_path, anny_body):
     _write_chi3d(tmp_path / "chi3d" / "train" / "s02")
     _write_harmony4d(tmp_path / "h4d" / "train" / "01_hugging" / "001_hugging")
     assert [s.dataset for s in load_paper_samples("hi4d", tmp_path / "hi4d")] == ["hi4d"]
-    assert len(paper_sequences("3dpw", root, split="test")) == 1
+    assert len(load_data_spec(f"3dpw.test:{root}", fps=None)) == 1
     chi = load_paper_samples("chi3d", tmp_path, split="train")
     assert len(chi) == 1 and len(load_paper_samples("harmony4d", tmp_path / "h4d")) == 1
     with pytest.raises(InputError, match="unknown paper data set"):

@@ -30,7 +30,7 @@ def _run(capsys, *argv) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def sample_frames(tmp_path_factory):
     """The embedded sample's first 24 frames as a folder of PNGs."""
-    from socialmirror.data.demo_sample import SAMPLE_VIDEO
+    from socialmirror.render.demo_sample import SAMPLE_VIDEO
     folder = tmp_path_factory.mktemp("sample24")
     for i, frame in enumerate(iio.imiter(SAMPLE_VIDEO)):
         if i >= 24:
@@ -150,7 +150,7 @@ def test_short_clip_vlm_unreachable_and_determinism(capsys, tmp_path, sample_fra
 @needs_weights
 def test_person_leaving_and_reentering(tmp_path, sample_frames):
     """Frames 8-13 lose one person (painted over): the same two tracks cover the whole clip."""
-    from socialmirror.data.demo_sample import SAMPLE_GT
+    from socialmirror.render.demo_sample import SAMPLE_GT
     gt = np.load(SAMPLE_GT)
     K, J = gt["intrinsics"], gt["joints_cam"]
     uv = J[..., :2] / J[..., 2:3] * K[[0, 1], [0, 1]] + K[[0, 1], [2, 2]]

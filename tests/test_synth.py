@@ -8,7 +8,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX, SMPL24_NAMES
-from socialmirror.data.interchange import read_npz, validate_npz, write_npz
+from socialmirror.data.formats.interchange import read_npz, validate_npz, write_npz
 from socialmirror.data.synth import INTERACTIONS, InteractionSynthesizer, SynthConfig
 from socialmirror.data.synth.skinning import Skinner, global_transforms, penetration_depth, vertex_normals
 

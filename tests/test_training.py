@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from socialmirror.body.skeleton import SMPL24_NAMES
 from socialmirror.data.clips import TwoPersonClipDataset
-from socialmirror.data.interchange import TwoPersonSequence, write_npz
+from socialmirror.data.formats.interchange import TwoPersonSequence, write_npz
 from socialmirror.models.bundle import ModelBundle, load_bundle, motion_to_joints
 from socialmirror.training.stages import STAGES
 from socialmirror.training.targets import MotionTargetDataset, sequence_body_params
@@ -100,7 +100,7 @@ def cmu_with_text(tmp_path_factory):
     folder = SHARED_DATA / "cmu_18_19"
     if not folder.is_dir():
         pytest.skip(f"shared data not found at {folder}")
-    from socialmirror.data.clips import load_data_spec
+    from socialmirror.data.datasets import load_data_spec
     seq = load_data_spec(f"cmu:{folder}")[0]
     seq = dataclasses.replace(seq, action="handshake", text=(
         "a person walks up to others and shakes their right hand.",

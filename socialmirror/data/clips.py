@@ -1,4 +1,4 @@
-"""Clips of L = 16 frames: window starts, window records, a training dataset that mixes sources, data specs.
+"""Clips of L = 16 frames: window starts, window records, a training dataset that mixes sources.
 
 Every network of the method works on clips of L frames (paper Sec. 1.1). Two ways of cutting a sequence:
 
@@ -13,28 +13,23 @@ Every network of the method works on clips of L frames (paper Sec. 1.1). Two way
 persons (nothing in the data says who is "person 1"). Items are a pure function of (seed, epoch, index), so
 runs are reproducible with any number of DataLoader workers or DDP ranks.
 
-Data specs (the CLI's ``--data``): ``synth:N``, ``cmu:DIR``, ``butepage:DIR``, ``npz:DIR``, each optionally
-followed by ``@WEIGHT``; several separated by commas, e.g. ``synth:2000,cmu:../shared/data/cmu_18_19@0.5``.
+The sources come from data specs (``socialmirror.data.datasets``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS
-from socialmirror.data.interchange import TwoPersonSequence, read_folder, read_npz, resample
+from socialmirror.data.datasets import DataSource
+from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.observation import CameraSampler, Observation, ObservationModel
 
 CLIP_LENGTH = 16
-
-
-class DataSpecError(ValueError):
-    """A ``--data`` spec that cannot be parsed or loaded; the message names the spec at fault."""
 
 
 # --------------------------------------------------------------------------------------------- windows
@@ -140,14 +135,6 @@ def contact_map(contacts: Sequence[tuple[str, str, int, int]] | None, num_frames
 
 
 # --------------------------------------------------------------------------------------------- dataset
-
-class DataSource(NamedTuple):
-    """Sequences drawn together with one weight (unpacks as ``(sequences, weight)``)."""
-
-    sequences: list[TwoPersonSequence]
-    weight: float = 1.0
-    name: str = ""
-
 
 @dataclass(frozen=True)
 class Clip:
@@ -282,113 +269,7 @@ def evaluation_items(seq: TwoPersonSequence, obs: Observation, length: int = CLI
             for w in evaluation_windows(seq.num_frames, length)]
 
 
-# ------------------------------------------------------------------------------------------ data specs
-
-KINDS = ("synth", "cmu", "butepage", "npz", "hi4d", "3dpw", "chi3d", "harmony4d")
-# The paper's data sets take an optional split after a dot: ``3dpw.train:DIR``, ``3dpw.test:DIR``.
-_PAPER_KINDS = ("hi4d", "3dpw", "chi3d", "harmony4d")
-_SYNTH_ENTRY_POINTS = ("synthesize_dataset", "generate_dataset", "synthesize", "generate")
-
-
-def _synth_sequences(n: int, seed: int) -> list[TwoPersonSequence]:
-    """``n`` synthetic interactions from ``socialmirror.data.synth`` (imported only when asked for)."""
-    try:
-        import socialmirror.data.synth as synth
-    except ImportError as e:
-        raise DataSpecError(f"synth:{n}: the synthesizer (socialmirror.data.synth) is not available ({e})") from None
-    for name in _SYNTH_ENTRY_POINTS:
-        fn = getattr(synth, name, None)
-        if callable(fn):
-            return list(fn(n, seed=seed))
-    raise DataSpecError(f"synth:{n}: socialmirror.data.synth has none of {list(_SYNTH_ENTRY_POINTS)} "
-                        f"(expected a function (n, seed=) -> list[TwoPersonSequence])")
-
-
-def load_data_spec(spec: str, fps: float | None = 30.0, seed: int = 0) -> list[TwoPersonSequence]:
-    """The sequences of one ``KIND:ARG`` spec (no weight), resampled to ``fps`` (None keeps each rate)."""
-    kind, sep, arg = spec.strip().partition(":")
-    if not sep or not arg:
-        raise DataSpecError(f"data spec {spec!r}: expected KIND:ARG with KIND one of {list(KINDS)}")
-    if kind == "synth":
-        try:
-            n = int(arg)
-        except ValueError:
-            raise DataSpecError(f"data spec {spec!r}: synth takes a number of sequences, e.g. synth:1000") from None
-        if n < 1:
-            raise DataSpecError(f"data spec {spec!r}: synth needs at least one sequence")
-        seqs = _synth_sequences(n, seed)
-    elif kind in ("cmu", "butepage", "npz"):
-        folder = Path(arg).expanduser()
-        if kind == "npz" and folder.is_file():
-            seqs = [read_npz(folder)]
-        elif not folder.is_dir():
-            raise DataSpecError(f"data spec {spec!r}: no such folder {folder}")
-        elif kind == "cmu":
-            from socialmirror.data.cmu import read_cmu_folder
-            seqs = read_cmu_folder(folder)
-        elif kind == "butepage":
-            from socialmirror.data.butepage import read_butepage
-            seqs = read_butepage(folder)
-        else:
-            seqs = read_folder(folder)
-    elif kind.partition(".")[0] in _PAPER_KINDS:
-        from socialmirror.data.paper_datasets import paper_sequences
-        from socialmirror.errors import InputError
-        base, _, split = kind.partition(".")
-        try:
-            seqs = paper_sequences(base, Path(arg).expanduser(), split=split or None)
-        except InputError as e:
-            raise DataSpecError(f"data spec {spec!r}: {e}") from None
-    else:
-        raise DataSpecError(f"data spec {spec!r}: unknown kind {kind!r} (expected one of {list(KINDS)})")
-    if not seqs:
-        raise DataSpecError(f"data spec {spec!r}: no sequences")
-    if fps is not None:
-        seqs = [q if abs(q.fps - fps) < 1e-6 else resample(q, fps) for q in seqs]
-    return seqs
-
-
-def split_data_spec(spec: str) -> list[tuple[str, float]]:
-    """``"a:X@2,b:Y"`` -> ``[("a:X", 2.0), ("b:Y", 1.0)]``."""
-    out = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        body, at, weight = part.rpartition("@") if "@" in part else (part, "", "")
-        if at:
-            try:
-                w = float(weight)
-            except ValueError:
-                raise DataSpecError(f"data spec {part!r}: weight {weight!r} is not a number") from None
-            if not (w >= 0 and np.isfinite(w)):
-                raise DataSpecError(f"data spec {part!r}: weight must be >= 0")
-        else:
-            body, w = part, 1.0
-        out.append((body, w))
-    if not out:
-        raise DataSpecError(f"empty data spec {spec!r}")
-    return out
-
-
-def parse_data_spec(spec: str | Sequence[str], fps: float | None = 30.0, seed: int = 0) -> list[DataSource]:
-    """Data sources for ``TwoPersonClipDataset`` from one or several specs (``KIND:ARG[@WEIGHT]``, comma-
-    separated or a list). Clips are cut at one frame rate (default 30 fps) so L frames span the same time."""
-    parts = [spec] if isinstance(spec, str) else list(spec)
-    sources = []
-    for k, (body, weight) in enumerate(p for s in parts for p in split_data_spec(s)):
-        sources.append(DataSource(load_data_spec(body, fps=fps, seed=seed + k), weight, body))
-    return sources
-
-
-def sequences_from_spec(spec: str | Sequence[str], fps: float | None = 30.0, seed: int = 0
-                        ) -> list[TwoPersonSequence]:
-    """Every sequence of the specs, weights ignored (evaluation)."""
-    return [q for s in parse_data_spec(spec, fps=fps, seed=seed) for q in s.sequences]
-
-
 __all__ = [
-    "CLIP_LENGTH", "Clip", "DataSource", "DataSpecError", "TwoPersonClipDataset", "Window", "clip_sequence",
-    "contact_map", "evaluation_items", "evaluation_windows", "load_data_spec", "make_item", "parse_data_spec",
-    "sequences_from_spec",
-    "split_data_spec", "swap_persons", "training_windows", "window_starts",
+    "CLIP_LENGTH", "Clip", "TwoPersonClipDataset", "Window", "clip_sequence", "contact_map", "evaluation_items",
+    "evaluation_windows", "make_item", "swap_persons", "training_windows", "window_starts",
 ]

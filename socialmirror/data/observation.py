@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL24_MIRROR, SMPL24_NAMES
-from socialmirror.data.interchange import TwoPersonSequence
+from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.geometry.camera import box_from_points, focal_from_diagonal
 
 # ----------------------------------------------------------------------------------------------- joints

@@ -21,8 +21,8 @@ import torch
 
 from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX
-from socialmirror.data.interchange import TwoPersonSequence
-from socialmirror.data.paper_common import PaperSample, SMPLParams
+from socialmirror.data.formats.interchange import TwoPersonSequence
+from socialmirror.data.datasets.paper_common import PaperSample, SMPLParams
 from socialmirror.geometry.ik import IKConfig, fit_joints
 
 

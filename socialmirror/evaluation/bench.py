@@ -17,7 +17,7 @@ import torch
 
 def bench(input_path: str | None = None, threads: int | None = None, method: str = "socialmirror") -> dict:
     from socialmirror.api import ReconstructConfig, reconstruct
-    from socialmirror.data.demo_sample import SAMPLE_VIDEO
+    from socialmirror.render.demo_sample import SAMPLE_VIDEO
 
     src = Path(input_path) if input_path else SAMPLE_VIDEO
     if threads:

@@ -102,8 +102,8 @@ def score_sequence(pred: np.ndarray, gt: np.ndarray, names, pred_verts=None, fac
 def evaluate(data_specs: list[str], config: EvaluateConfig | None = None) -> dict:
     """Run every method on every sequence of the specs; returns the JSON document of the issue's layout."""
     from socialmirror.body import build_body_model
-    from socialmirror.data.clips import sequences_from_spec
-    from socialmirror.data.interchange import resample
+    from socialmirror.data.datasets import sequences_from_spec
+    from socialmirror.data.formats.interchange import resample
     from socialmirror.data.observation import CameraSampler, ObservationModel
     from socialmirror.inference.estimator import TwoPersonMotionEstimator
     from socialmirror.models.bundle import default_bundle_path, load_bundle

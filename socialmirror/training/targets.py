@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from socialmirror.body.base import BodyModel
 from socialmirror.body.motion import MotionParams, MotionRepresentation
 from socialmirror.data.clips import TwoPersonClipDataset
-from socialmirror.data.interchange import TwoPersonSequence
+from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.geometry.camera import box_from_points, project
 from socialmirror.geometry.ik import IKConfig, fit_joints
 from socialmirror.paths import cache_dir

@@ -43,7 +43,8 @@ from torch.utils.data import DataLoader, Sampler
 from socialmirror.body import build_body_model
 from socialmirror.body.base import BodyModel
 from socialmirror.config import load, to_dict
-from socialmirror.data.clips import DataSource, TwoPersonClipDataset, parse_data_spec
+from socialmirror.data.clips import TwoPersonClipDataset
+from socialmirror.data.datasets import DataSource, parse_data_spec
 from socialmirror.io import atomic_write_bytes
 from socialmirror.models.bundle import CheckpointError, ModelBundle, ModelBundleConfig, load_bundle, save_bundle
 from socialmirror.training.stages import (

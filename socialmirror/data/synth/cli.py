@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from socialmirror.data.interchange import write_npz
+from socialmirror.data.formats.interchange import write_npz
 
 log = logging.getLogger(__name__)
 

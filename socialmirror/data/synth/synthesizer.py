@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 
 from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
-from socialmirror.data.interchange import TwoPersonSequence
+from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.synth import combat, greetings, locomotion, touch
 from socialmirror.data.synth.motion import pose_person, rot_y
 from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth, vertex_normals

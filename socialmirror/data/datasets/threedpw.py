@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.body.skeleton import SMPL24_NAMES
-from socialmirror.data.interchange import InterchangeError, TwoPersonSequence
-from socialmirror.data.paper_common import CameraParams, PaperSample, SMPLParams, estimate_up, require_dir
+from socialmirror.data.formats.interchange import InterchangeError, TwoPersonSequence
+from socialmirror.data.datasets.paper_common import nonempty_samples, CameraParams, PaperSample, SMPLParams, estimate_up, require_dir
 from socialmirror.errors import InputError
 
 THREEDPW_FPS = 30.0
@@ -244,3 +244,14 @@ def iter_3dpw(root: str | Path, split: str = "all", protocol: str = "paper",
 
 def read_3dpw(root: str | Path, split: str = "all", protocol: str = "paper", **kwargs) -> list[PaperSample]:
     return list(iter_3dpw(root, split=split, protocol=protocol, **kwargs))
+
+
+def read_samples(root: str | Path, split: str | None = None, **kwargs) -> list[PaperSample]:
+    """The paper's protocol: ``"train"`` (two-subject courtyard sequences), ``"test"`` (two-subject downtown
+    sequences) or ``None`` (both)."""
+    return nonempty_samples(read_3dpw(root, split=split or "all", **kwargs), "3dpw", root, split)
+
+
+def load_spec(arg: str, split: str | None, seed: int) -> list[TwoPersonSequence]:
+    """``3dpw:DIR``, ``3dpw.train:DIR``, ``3dpw.test:DIR``."""
+    return [s.sequence for s in read_samples(Path(arg).expanduser(), split)]

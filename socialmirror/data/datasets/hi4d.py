@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.body.skeleton import SMPL24_NAMES
-from socialmirror.data.interchange import InterchangeError, TwoPersonSequence
-from socialmirror.data.paper_common import (CameraParams, PaperSample, SMPLParams, estimate_up, require_dir,
+from socialmirror.data.formats.interchange import InterchangeError, TwoPersonSequence
+from socialmirror.data.datasets.paper_common import (nonempty_samples, CameraParams, PaperSample, SMPLParams, estimate_up, require_dir,
                                             strip_number)
 from socialmirror.errors import InputError
 
@@ -193,3 +193,15 @@ def iter_hi4d(root: str | Path, pairs=None, actions=None, **kwargs) -> Iterator[
 
 def read_hi4d(root: str | Path, **kwargs) -> list[PaperSample]:
     return list(iter_hi4d(root, **kwargs))
+
+
+def read_samples(root: str | Path, split: str | None = None, **kwargs) -> list[PaperSample]:
+    """Every Hi4D sample under ``root``; the release has no split folders (filter with ``pairs=`` / ``actions=``)."""
+    if split is not None:
+        raise InputError("Hi4D has no published split folders: select pairs with pairs=[...]")
+    return nonempty_samples(read_hi4d(root, **kwargs), "hi4d", root, split)
+
+
+def load_spec(arg: str, split: str | None, seed: int) -> list[TwoPersonSequence]:
+    """``hi4d:DIR``."""
+    return [s.sequence for s in read_samples(Path(arg).expanduser(), split)]

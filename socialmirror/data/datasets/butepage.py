@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from socialmirror.data.interchange import TwoPersonSequence
+from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.timing import interpolate, uniform_times
 
 ACTION_FOLDERS: dict[str, str] = {"w": "waving", "s": "shaking", "r": "rocket", "p": "parachute"}
@@ -268,3 +268,9 @@ def read_butepage(folder: str | Path, fps: float = DEFAULT_FPS, segments: bool =
     if not sequences:
         raise FileNotFoundError(f"no Buetepage recordings in {folder}")
     return sequences
+
+
+def load_spec(arg: str, split: str | None, seed: int) -> list[TwoPersonSequence]:
+    """``butepage:DIR``: every recording of the data set."""
+    from socialmirror.data.datasets import spec_folder
+    return read_butepage(spec_folder(arg))

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.body.skeleton import SMPL24_NAMES
-from socialmirror.data.interchange import InterchangeError, TwoPersonSequence
-from socialmirror.data.paper_common import (PaperSample, SMPLParams, estimate_up, quaternion_to_matrix,
+from socialmirror.data.formats.interchange import InterchangeError, TwoPersonSequence
+from socialmirror.data.datasets.paper_common import (nonempty_samples, PaperSample, SMPLParams, estimate_up, quaternion_to_matrix,
                                             require_dir, strip_number)
 from socialmirror.errors import InputError
 
@@ -208,3 +208,13 @@ def iter_harmony4d(root: str | Path, split: str | None = None, actions=None, **k
 
 def read_harmony4d(root: str | Path, **kwargs) -> list[PaperSample]:
     return list(iter_harmony4d(root, **kwargs))
+
+
+def read_samples(root: str | Path, split: str | None = None, **kwargs) -> list[PaperSample]:
+    """The release's folders: ``"train"``, ``"test"`` or ``None`` (both)."""
+    return nonempty_samples(read_harmony4d(root, split=split, **kwargs), "harmony4d", root, split)
+
+
+def load_spec(arg: str, split: str | None, seed: int) -> list[TwoPersonSequence]:
+    """``harmony4d[.SPLIT]:DIR``."""
+    return [s.sequence for s in read_samples(Path(arg).expanduser(), split)]

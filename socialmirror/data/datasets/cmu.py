@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.body.skeleton import SMPL24_NAMES
-from socialmirror.data.bvh import BvhMotion, read_bvh
-from socialmirror.data.interchange import TwoPersonSequence, resample
+from socialmirror.data.formats.bvh import BvhMotion, read_bvh
+from socialmirror.data.formats.interchange import TwoPersonSequence, resample
 
 CMU_UNIT_M = 0.0254 / 0.45
 """Metres per CMU length unit (the ASF files' ``length 0.45`` in inches)."""
@@ -163,3 +163,9 @@ def read_cmu_folder(folder: str | Path, fps: float | None = None) -> list[TwoPer
     if not sequences:
         raise FileNotFoundError(f"no two-person CMU trial (pairs {sorted(CMU_PAIRS)}) in {folder}")
     return sequences
+
+
+def load_spec(arg: str, split: str | None, seed: int) -> list[TwoPersonSequence]:
+    """``cmu:DIR``: every known two-person trial in a folder of CMU BVH files."""
+    from socialmirror.data.datasets import spec_folder
+    return read_cmu_folder(spec_folder(arg))

@@ -59,8 +59,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from socialmirror.data.interchange import InterchangeError, TwoPersonSequence
-from socialmirror.data.paper_common import CameraParams, PaperSample, SMPLParams, estimate_up, require_dir
+from socialmirror.data.formats.interchange import InterchangeError, TwoPersonSequence
+from socialmirror.data.datasets.paper_common import nonempty_samples, CameraParams, PaperSample, SMPLParams, estimate_up, require_dir
 from socialmirror.errors import InputError
 
 CHI3D_FPS = 50.0
@@ -226,3 +226,15 @@ def iter_chi3d(root: str | Path, split: str | None = None, actions=None) -> Iter
 
 def read_chi3d(root: str | Path, **kwargs) -> list[PaperSample]:
     return list(iter_chi3d(root, **kwargs))
+
+
+def read_samples(root: str | Path, split: str | None = None, **kwargs) -> list[PaperSample]:
+    """The release's folders: ``"train"``, ``"test"`` or ``None`` (both)."""
+    if split not in (None, "train", "test"):
+        raise InputError(f"CHI3D: unknown split {split!r} (expected train or test)")
+    return nonempty_samples(read_chi3d(root, split=split, **kwargs), "chi3d", root, split)
+
+
+def load_spec(arg: str, split: str | None, seed: int) -> list[TwoPersonSequence]:
+    """``chi3d[.SPLIT]:DIR``."""
+    return [s.sequence for s in read_samples(Path(arg).expanduser(), split)]

@@ -2,7 +2,7 @@
 
 Every loader turns one published recording into a :class:`PaperSample`:
 
-- ``sequence``: a :class:`~socialmirror.data.interchange.TwoPersonSequence` (the training *target*: both
+- ``sequence``: a :class:`~socialmirror.data.formats.interchange.TwoPersonSequence` (the training *target*: both
   persons' joints in metres on SMPL-24 names, in the data set's world frame, with the *action* read from
   the published folder or file name). ``sequence.meta`` holds the cameras as plain JSON
   (``meta["cameras"]``, see :meth:`CameraParams.to_dict`), so a sequence written with ``write_npz`` keeps
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from socialmirror.body.skeleton import NUM_JOINTS
-from socialmirror.data.interchange import TwoPersonSequence
+from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.errors import InputError
 
 # ------------------------------------------------------------------------------------------- cameras
@@ -307,3 +307,11 @@ def strip_number(name: str) -> str:
 
 __all__ = ["CameraParams", "SMPLParams", "PaperSample", "cameras_from_meta", "estimate_up",
            "quaternion_to_matrix", "require_dir", "strip_number"]
+
+
+def nonempty_samples(samples: list[PaperSample], dataset: str, root: str | Path, split: str | None
+                     ) -> list[PaperSample]:
+    """``samples``, or an ``InputError`` saying that ``root`` holds no two-person sequence."""
+    if not samples:
+        raise InputError(f"{dataset}: no two-person sequence under {root}" + (f" in split {split}" if split else ""))
+    return samples
