@@ -1,8 +1,10 @@
 """The ``socialmirror`` command line: a thin layer over the Python API.
 
 Each sub-command is one function here that parses its options and calls into the library; every
-failure a user can cause (a missing file, a bad option, missing SMPL files) ends in one line on stderr and
-a non-zero exit, never a traceback (set SOCIALMIRROR_DEBUG=1 to see one).
+failure a user can cause (a missing file, a bad option, an unknown config key, missing SMPL files) ends in one
+line on stderr and exit code 2, never a traceback (set SOCIALMIRROR_DEBUG=1 to see one). Building the parser
+imports nothing heavy (no torch), so ``socialmirror --help`` answers at once; each sub-command imports what it
+runs.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import sys
 import time
 
 from socialmirror import __version__
+from socialmirror.config import add_config_options
+from socialmirror.training.cli import add_train_arguments  # light: the parser is built without torch
 
 log = logging.getLogger("socialmirror")
 
@@ -47,37 +51,72 @@ def cmd_setup(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------- reconstruct
-def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--annotator", default="offline", help="offline (default) | openai | file:PATH")
-    p.add_argument("--vlm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (key from "
+# Every sub-command with a config resolves it the same way (socialmirror.config.load): the dataclass's
+# defaults, then --config FILE.yaml, then --set KEY=VALUE, then the flags the user gave. So no flag has an
+# argparse default of its own (an unset flag must not override the file); the defaults in the help texts are
+# the dataclasses'.
+def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    """The options of the stages up to the annotations, shared by ``reconstruct`` and ``annotate``
+    (``ReconstructConfig``)."""
+    p.add_argument("input", help="video file (mp4, avi, mov) or folder of frames")
+    g = p.add_argument_group("pipeline options (ReconstructConfig; also --config / --set)")
+    g.add_argument("--annotator", help="offline (default) | openai | file:PATH")
+    g.add_argument("--vlm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (key from "
                    "$OPENAI_API_KEY)")
-    p.add_argument("--vlm-model", help="model name the VLM server serves")
-    p.add_argument("--body", default="anny", help="output body model: anny (default), smpl:DIR, smplx:DIR")
-    p.add_argument("--focal", type=float, help="focal length in pixels (default: the image diagonal)")
-    p.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"))
-    p.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--method", default="socialmirror", help="socialmirror (default), closeint, independent, "
-                   "or an ablation (no-text, no-geometry, no-contact, no-refiner)")
-    p.add_argument("--no-guidance", nargs="+", default=[], metavar="TERM",
-                   choices=["geometry", "contact", "penetration", "reprojection"], help="switch guidance terms off")
-    p.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 30)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--meshes", choices=["obj"], help="also write per-frame meshes")
-    p.add_argument("--no-render", action="store_true", help="skip render.mp4")
-    p.add_argument("--no-viewer", action="store_true", help="skip viewer.html")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--force", action="store_true", help="recompute every stage (ignore the cache in OUTDIR)")
+    g.add_argument("--vlm-model", help="model name the VLM server serves")
+    g.add_argument("--focal", type=float, help="focal length in pixels (default: the image diagonal)")
+    g.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"))
+    g.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
+    g.add_argument("--device", help="cpu (default) or cuda")
+    g.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 30)")
+    g.add_argument("--seed", type=int, help="default 0")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--force", action="store_true", help="recompute every stage (ignore the cache)")
+    add_config_options(g)
+
+
+def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
+    """What only ``reconstruct`` has: the method and the outputs."""
+    g = p.add_argument_group("method and outputs")
+    g.add_argument("--method", help="socialmirror (default), closeint, independent, or an ablation (no-text, "
+                   "no-geometry, no-contact, no-refiner, socialmirror-nofit, socialmirror-linear); tune it with "
+                   "--set method.KEY=V")
+    g.add_argument("--no-guidance", nargs="+", metavar="TERM",
+                   help="switch guidance terms off: geometry, contact, penetration, reprojection "
+                        "(method.guidance.TERM=0)")
+    g.add_argument("--no-fit", dest="fit", action="store_false", default=None,
+                   help="skip the final fit to the image evidence (method.fit.enabled=false)")
+    g.add_argument("--body", help="output body model: anny (default), smpl:DIR, smplx:DIR")
+    g.add_argument("--meshes", choices=["obj"], help="also write per-frame meshes")
+    g.add_argument("--no-render", dest="render", action="store_false", default=None, help="skip render.mp4")
+    g.add_argument("--no-viewer", dest="viewer", action="store_false", default=None, help="skip viewer.html")
+
+
+_PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "focal", "intrinsics", "checkpoint", "device", "fps",
+                   "seed", "threads")
+_RECONSTRUCT_FLAGS = ("body", "meshes", "render", "viewer")
+
+
+def _given(args, names) -> dict:
+    """The flags among ``names`` that the user gave, as config values."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def _reconstruct_config(args):
+    """ReconstructConfig from defaults, --config, --set and the flags of ``reconstruct`` or ``annotate``."""
     from socialmirror.api import ReconstructConfig
-    return ReconstructConfig(
-        annotator=args.annotator, vlm_url=args.vlm_url, vlm_model=args.vlm_model, body=args.body, focal=args.focal,
-        intrinsics=tuple(args.intrinsics) if args.intrinsics else None, checkpoint=args.checkpoint,
-        device=args.device, method=args.method, disable_guidance=tuple(args.no_guidance), fps=args.fps,
-        seed=args.seed, render=not args.no_render, viewer=not args.no_viewer, meshes=args.meshes,
-        threads=args.threads)
+    from socialmirror.config import load
+    flags = _given(args, _PIPELINE_FLAGS + _RECONSTRUCT_FLAGS)
+    method: dict = {}
+    if getattr(args, "method", None):
+        method["name"] = args.method
+    if getattr(args, "no_guidance", None):
+        method["guidance"] = {term: 0.0 for term in args.no_guidance}
+    if getattr(args, "fit", None) is False:
+        method["fit"] = {"enabled": False}
+    if method:
+        flags["method"] = method
+    return load(ReconstructConfig, args.config, args.overrides, flags)
 
 
 def _print_result(res) -> None:
@@ -85,26 +124,29 @@ def _print_result(res) -> None:
           f"into {res.output_dir}")
     for name, path in res.files.items():
         print(f"  {name:12s} {path}")
+    reused = [stage for stage, outcome in res.cache.items() if outcome == "hit"]
+    if reused:
+        print(f"  reused from {res.output_dir / '.cache'}: {', '.join(reused)} (--force recomputes)")
     print(f"  mean reprojection error {res.reprojection_px:.1f} px; time per stage: "
           + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items() if "/" not in k))
 
 
 def cmd_reconstruct(args) -> int:
+    cfg = _reconstruct_config(args)
     from socialmirror.api import reconstruct
-    res = reconstruct(args.input, args.output, _reconstruct_config(args), force=args.force)
+    res = reconstruct(args.input, args.output, cfg, force=args.force)
     _print_result(res)
     return 0
 
 
 def cmd_annotate(args) -> int:
+    cfg = _reconstruct_config(args)
     from socialmirror.api import annotate
-    from socialmirror.api import ReconstructConfig
-    cfg = ReconstructConfig(annotator=args.annotator, vlm_url=args.vlm_url, vlm_model=args.vlm_model,
-                            focal=args.focal, checkpoint=args.checkpoint, fps=args.fps, seed=args.seed)
     ann = annotate(args.input, args.output, cfg, force=args.force)
     sources = sorted({c.source for c in ann.clips})
-    print(f"wrote {args.output}: {len(ann.clips)} clips of 16 frames (sources: {', '.join(sources)}), "
-          f"{sum(len(c.contacts) for c in ann.clips)} contacts")
+    lengths = sorted({c.end - c.start for c in ann.clips})
+    print(f"wrote {args.output}: {len(ann.clips)} clips of {'/'.join(map(str, lengths))} frames (sources: "
+          f"{', '.join(sources)}), {sum(len(c.contacts) for c in ann.clips)} contacts")
     return 0
 
 
@@ -122,7 +164,7 @@ def cmd_fit(args) -> int:
 
     from socialmirror.body import build_body_model
     from socialmirror.data.datasets import sequences_from_spec
-    from socialmirror.geometry.ik import IKConfig, fit_joints
+    from socialmirror.body.ik import IKConfig, fit_joints
 
     torch.set_num_threads(args.threads)
     body = build_body_model(args.body)
@@ -170,12 +212,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from socialmirror.config import load
     from socialmirror.evaluation.evaluate import EvaluateConfig, evaluate, to_markdown, write_report
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    cfg = EvaluateConfig(methods=tuple(args.methods), seed=args.seed, checkpoint=args.checkpoint,
-                         max_sequences=args.max_sequences, pen_stride=args.pen_stride)
+    cfg = load(EvaluateConfig, args.config, args.overrides,
+               _given(args, ("methods", "checkpoint", "seed", "max_sequences", "pen_stride", "threads", "device")))
     doc = evaluate(args.data, cfg)
     write_report(doc, args.json, args.markdown)
     print(to_markdown(doc))
@@ -209,22 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("reconstruct", help="video file or folder of frames -> both people's 3D motion")
-    p.add_argument("input", help="video file (mp4, avi, mov) or folder of frames")
     p.add_argument("-o", "--output", required=True, help="output folder")
+    _add_pipeline_options(p)
     _add_reconstruct_options(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("annotate", help="the VLM Annotator's per-clip sentences and contacts (Table 1 protocol)")
-    p.add_argument("input", help="video file or folder of frames")
     p.add_argument("-o", "--output", required=True, help="annotations .json to write")
-    p.add_argument("--annotator", default="offline", help="offline (default) | openai | file:PATH")
-    p.add_argument("--vlm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--vlm-model", help="model name the VLM server serves")
-    p.add_argument("--focal", type=float)
-    p.add_argument("--checkpoint")
-    p.add_argument("--fps", type=float)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true")
+    _add_pipeline_options(p)
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("demo", help="run the most complete path on the embedded default and report errors")
@@ -241,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train a model stage (or 'all': the recipe of the shipped weights)")
-    from socialmirror.training.cli import add_train_arguments
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
@@ -250,14 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="npz:DIR, cmu:DIR, butepage:DIR, synth:N, hi4d:DIR, 3dpw.test:DIR, ... (repeatable)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--markdown", help="write the tables here")
-    p.add_argument("--methods", nargs="+", default=["independent", "closeint", "socialmirror"],
-                   help="independent closeint socialmirror socialmirror-linear no-text no-geometry no-contact "
-                        "no-refiner")
-    p.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-sequences", type=int, help="evaluate at most this many sequences per data set")
-    p.add_argument("--pen-stride", type=int, default=4, help="penetration on every n-th frame")
-    p.add_argument("--threads", type=int)
+    g = p.add_argument_group("evaluation options (EvaluateConfig; also --config / --set)")
+    g.add_argument("--methods", nargs="+",
+                   help="default: independent closeint socialmirror; also socialmirror-linear no-text no-geometry "
+                        "no-contact no-refiner (--set method.KEY=V adjusts all of them)")
+    g.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
+    g.add_argument("--device", help="cpu (default) or cuda")
+    g.add_argument("--seed", type=int, help="default 0")
+    g.add_argument("--max-sequences", type=int, help="evaluate at most this many sequences per data set")
+    g.add_argument("--pen-stride", type=int, help="penetration on every n-th frame (default 4)")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    add_config_options(g)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="frames per second of every stage on a video (default: the embedded sample)")

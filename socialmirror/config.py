@@ -1,18 +1,24 @@
-"""Typed dataclass configs, overridable from YAML files and ``key=value`` strings (BUDDI-style).
+"""Typed dataclass configs, overridable from YAML files, ``key=value`` strings and command-line flags.
 
-Every configurable part of the project takes a dataclass; defaults live in the dataclass, a YAML file
-can override any subset, and command lines add ``a.b=value`` overrides on top. Values are parsed with
-YAML's scalar rules (``1e-4`` -> float, ``true`` -> bool, ``[1, 2]`` -> list) and checked against the
-field's type, so a typo fails loudly instead of being ignored.
+Every configurable part of the project takes a dataclass, and every sub-command resolves its config the same
+way (``load``): the dataclass's defaults, then an optional YAML file (``--config FILE.yaml``), then
+``--set a.b=value`` overrides, then the sub-command's own flags. Values are parsed with YAML's scalar rules
+(``1e-4`` -> float, ``true`` -> bool, ``[1, 2]`` -> list) and checked against the field's type, so a typo
+fails loudly (``ConfigError``, one line naming the key) instead of being ignored.
+
+Preset families. A dataclass with a ``preset(name)`` classmethod (e.g. ``MethodConfig``) is a family of named
+presets: a field of that type takes a preset name (``method: closeint``) or a mapping whose ``name`` picks the
+preset and whose other keys adjust it (``method: {name: closeint, sampling_steps: 10}``). The layers are merged
+into one mapping before it is applied, so a preset named in any layer (a flag ``--method closeint``) is applied
+first and the adjustments from every layer (``--set method.sampling_steps=10``) land on it.
 """
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
-
-import yaml
 
 C = TypeVar("C")
 
@@ -29,22 +35,35 @@ def _coerce(value: Any, typ: Any, key: str):
     origin = typing.get_origin(typ)
     if typ is Any or typ is None:
         return value
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin in (typing.Union, types.UnionType):  # Optional[X] and X | None alike
         args = typing.get_args(typ)
         if value is None and type(None) in args:
             return None
-        for a in args:
-            if a is type(None):
-                continue
+        candidates = [a for a in args if a is not type(None)]
+        errors = []
+        for a in candidates:
             try:
                 return _coerce(value, a, key)
-            except ConfigError:
-                continue
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:  # an optional value: the one type's own message says more
+            raise errors[0]
         raise ConfigError(f"{key}: {value!r} does not fit {typ}")
+    if isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a single value, got a mapping")
+    if origin is typing.Literal:
+        choices = typing.get_args(typ)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             value = [value]
         args = typing.get_args(typ)
+        if origin is tuple and args and Ellipsis not in args:  # a fixed-length tuple, e.g. (fx, fy, cx, cy)
+            if len(value) != len(args):
+                raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
         inner = args[0] if args else Any
         out = [_coerce(v, inner, key) for v in value]
         return tuple(out) if origin is tuple else out
@@ -54,10 +73,19 @@ def _coerce(value: Any, typ: Any, key: str):
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
     if typ is str and not isinstance(value, str):
+        if isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a single value, got a list")
         return str(value)
     if isinstance(typ, type) and not isinstance(value, typ):
         raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
     return value
+
+
+def _preset(cls: type, name: Any, key: str):
+    try:
+        return cls.preset(str(name))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}".splitlines()[0]) from None
 
 
 def update(cfg: C, values: dict, prefix: str = "") -> C:
@@ -70,39 +98,112 @@ def update(cfg: C, values: dict, prefix: str = "") -> C:
         if key not in names:
             raise ConfigError(f"unknown config key {full!r} (known: {', '.join(sorted(names))})")
         current = getattr(cfg, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+        family = type(current) if dataclasses.is_dataclass(current) and hasattr(type(current), "preset") else None
+        if family is not None and isinstance(value, str):
+            changes[key] = _preset(family, value, f"{full}.name")
+        elif dataclasses.is_dataclass(current) and isinstance(value, dict):
+            if family is not None and "name" in value:
+                value = dict(value)
+                current = _preset(family, value.pop("name"), f"{full}.name")
             changes[key] = update(current, value, prefix=f"{full}.")
+        elif dataclasses.is_dataclass(current):
+            raise ConfigError(f"{full}: expected a mapping of its fields, got {value!r}")
         else:
             changes[key] = _coerce(value, hints.get(key, Any), full)
-    return dataclasses.replace(cfg, **changes)
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a dataclass's own check (__post_init__) of the combination of values
+        where = prefix.rstrip(".") or type(cfg).__name__
+        raise ConfigError(f"{where}: {exc}".splitlines()[0]) from None
+
+
+def differences(cfg, base, prefix: str = "") -> dict:
+    """The nested mapping of the fields where ``cfg`` differs from ``base`` (same dataclass type), such that
+    ``update(base, differences(cfg, base)) == cfg``."""
+    out: dict = {}
+    for f in dataclasses.fields(cfg):
+        a, b = getattr(cfg, f.name), getattr(base, f.name)
+        if dataclasses.is_dataclass(a) and type(a) is type(b):
+            inner = differences(a, b)
+            if inner:
+                out[f.name] = inner
+        elif a != b:
+            out[f.name] = to_dict(a) if dataclasses.is_dataclass(a) else a
+    return out
 
 
 def parse_overrides(pairs: list[str]) -> dict:
     """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}``."""
+    import yaml
     out: dict = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {pair!r} is not key=value")
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"override {pair!r}: the value is not valid YAML") from None
+        merge_into(out, _nested(key.split("."), value))
     return out
 
 
-def load(cls_or_cfg, yaml_path: str | Path | None = None, overrides: list[str] | None = None):
-    """Defaults of the dataclass, then the YAML file, then ``key=value`` overrides."""
+def _nested(parts: list[str], value: Any) -> dict:
+    for p in reversed(parts[1:]):
+        value = {p: value}
+    return {parts[0]: value}
+
+
+def merge_into(base: dict, extra: dict) -> dict:
+    """Deep-merge ``extra`` into ``base`` (``extra`` wins); a preset name merged with a mapping keeps both
+    (``"closeint"`` + ``{"sampling_steps": 10}`` -> ``{"name": "closeint", "sampling_steps": 10}``)."""
+    for key, value in extra.items():
+        old = base.get(key)
+        if isinstance(old, str) and isinstance(value, dict):
+            old = base[key] = {"name": old}
+        if isinstance(old, dict) and isinstance(value, str) and old:
+            value = {"name": value}
+        if isinstance(old, dict) and isinstance(value, dict):
+            merge_into(old, value)
+        else:
+            base[key] = value
+    return base
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A YAML config file as a mapping (ConfigError, one line, when it is unreadable or not a mapping)."""
+    import yaml
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping")
+    return data
+
+
+def load(cls_or_cfg, yaml_path: str | Path | None = None, overrides: list[str] | None = None,
+         flags: dict | None = None):
+    """Defaults of the dataclass, then the YAML file, then ``key=value`` overrides, then ``flags`` (a nested
+    mapping of the command-line flags the user gave), merged into one mapping and applied once."""
     cfg = cls_or_cfg() if isinstance(cls_or_cfg, type) else cls_or_cfg
+    values: dict = {}
     if yaml_path:
-        try:
-            data = yaml.safe_load(Path(yaml_path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {yaml_path}: {exc}".splitlines()[0]) from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"config {yaml_path} must be a mapping")
-        cfg = update(cfg, data)
+        merge_into(values, read_yaml(yaml_path))
     if overrides:
-        cfg = update(cfg, parse_overrides(overrides))
-    return cfg
+        merge_into(values, parse_overrides(list(overrides)))
+    if flags:
+        merge_into(values, flags)
+    return update(cfg, values) if values else cfg
+
+
+def add_config_options(parser) -> None:
+    """``--config FILE.yaml`` and repeatable ``--set KEY=VALUE`` on an argparse (sub-)parser; every sub-command
+    with a config takes them (then ``load(Config, args.config, args.overrides, flags)``)."""
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="YAML file overriding the defaults (examples: socialmirror/configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, e.g. method.sampling_steps=10 (repeatable; after "
+                             "--config, before the other flags)")

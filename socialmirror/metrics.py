@@ -52,7 +52,7 @@ from socialmirror.body.skeleton import SMPL24_NAMES, joint_indices
 
 __all__ = [
     "mpjpe", "pa_mpjpe", "r_mpjpe", "g_mpjpe", "interaction_error", "accel_error", "vertex_error",
-    "penetration", "penetration_sequence", "signed_distance_grid", "pelvis_positions",
+    "penetration", "penetration_depths", "penetration_sequence", "signed_distance_grid", "pelvis_positions",
 ]
 
 GRID_RES = 32
@@ -102,7 +102,7 @@ def _names(num_joints: int, joint_names: Sequence[str] | None) -> tuple[str, ...
 
 def pelvis_positions(joints: np.ndarray, joint_names: Sequence[str] | None = None) -> np.ndarray:
     """The pelvis of ``joints`` shaped ``(..., J, 3)``: the ``pelvis`` joint where present, otherwise the
-    midpoint of ``left_hip`` and ``right_hip`` (metrics.md). Upper-body-only data (e.g. the Bütepage
+    midpoint of ``left_hip`` and ``right_hip`` (docs/metrics.md). Upper-body-only data (e.g. the Bütepage
     recordings) has neither: there the lowest torso joint present (spine1, spine2, spine3, then neck) is the
     alignment root, the project's documented extension. Returns ``(..., 3)``."""
     j = _as_array(joints, "joints")
@@ -472,10 +472,12 @@ def signed_distance_grid(verts, faces, res: int = GRID_RES):
     return sdf, lo, step
 
 
-def _depth_in(verts, faces, others: np.ndarray, res: int) -> np.ndarray:
-    """Penetration depth (>= 0, metres) of each of ``others`` inside the mesh (verts, faces), read from its
-    signed distance grid by trilinear interpolation; 0 outside the grid box. Only the grid samples that
-    the lookups use are computed."""
+def penetration_depths(verts, faces, others, res: int = GRID_RES) -> np.ndarray:
+    """Penetration depth (>= 0, metres) of each point of ``others`` (N, 3) inside the mesh (verts, faces), read
+    from its signed distance grid (``res``^3) by trilinear interpolation; 0 outside the grid box. Only the grid
+    samples that the lookups use are computed. :func:`penetration` is the mean of these over both meshes."""
+    verts, faces = _check_mesh(verts, faces, "a")
+    others = _as_array(others, "others")
     depth = np.zeros(len(others))
     lo, step, axes = _grid_axes(verts, res)
     in_box, i0, t = _corner_indices(others, lo, step, res)
@@ -502,7 +504,7 @@ def penetration(verts_a, faces_a, verts_b, faces_b, *, res: int = GRID_RES) -> f
     vb, fb = _check_mesh(verts_b, faces_b, "b")
     if res < 2:
         raise ValueError(f"res must be at least 2; got {res}")
-    total = _depth_in(va, fa, vb, res).sum() + _depth_in(vb, fb, va, res).sum()
+    total = penetration_depths(va, fa, vb, res).sum() + penetration_depths(vb, fb, va, res).sum()
     return float(1000.0 * total / (len(va) + len(vb)))
 
 

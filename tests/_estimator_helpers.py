@@ -16,6 +16,7 @@ from socialmirror.models.infiller import InfillerConfig
 from socialmirror.models.initial_estimator import InitialEstimatorConfig
 from socialmirror.models.refiner import RefinerConfig
 from socialmirror.models.stgcn import STGCNConfig
+from socialmirror.windows import CLIP_LENGTH
 
 IMAGE_SIZE = (1000, 1000)
 K = intrinsics_matrix(1000.0, *IMAGE_SIZE)
@@ -56,13 +57,15 @@ def make_scene(body, num_frames: int, offset_b=(0.7, 0.0, 0.0), yaw_b: float = -
     return Scene(keypoints.numpy(), boxes.numpy(), K.numpy(), joints.numpy(), x)
 
 
-def tiny_bundle(body, statistics_from: torch.Tensor, seed: int = 0, with_linear: bool = True) -> ModelBundle:
+def tiny_bundle(body, statistics_from: torch.Tensor, seed: int = 0, with_linear: bool = True,
+                clip_len: int = CLIP_LENGTH) -> ModelBundle:
     """A small random bundle whose normalisation and initial-estimator statistics come from motions x (N, D),
     with its zero-initialised heads and ControlNet layers randomised a little so that every stage acts."""
     torch.manual_seed(seed)
     small = dict(dim=32, depth=1, heads=2)
     config = ModelBundleConfig(
         shape_dim=body.shape_dim,
+        clip_len=clip_len,
         initial=InitialEstimatorConfig(**small),
         geometry=GeometryOptimizerConfig(**small, stgcn=STGCNConfig(dim=32, channels=(16,))),
         infiller=InfillerConfig(**small),

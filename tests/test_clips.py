@@ -1,4 +1,4 @@
-"""Clips: window starts (training and evaluation with the tail), padding, the mixing dataset, data specs."""
+"""Clips: sequences cut to windows (padding, contacts), the mixing dataset, data specs."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,11 +7,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
-from socialmirror.data.clips import (TwoPersonClipDataset, clip_sequence, contact_map, evaluation_items,
-                                     evaluation_windows, swap_persons, training_windows, window_starts)
+from socialmirror.data.clips import TwoPersonClipDataset, clip_sequence, contact_map, evaluation_items, swap_persons
 from socialmirror.data.datasets import DataSource, DataSpecError, load_data_spec, parse_data_spec, split_data_spec
 from socialmirror.data.formats.interchange import TwoPersonSequence, write_npz
 from socialmirror.data.observation import ObservationConfig, ObservationModel
+from socialmirror.windows import evaluation_windows
 
 from _pair_helpers import STANDING
 
@@ -24,28 +24,6 @@ def walking_pair(frames: int, names=SMPL24_NAMES, contacts=None, text=None, acti
     b = STANDING[idx][None] + np.array([0.6, 0.0, 0.0]) + 0.05 * np.sin(3 * t) * np.array([0.0, 0.0, 1.0])
     return TwoPersonSequence(joints3d=np.stack([a, b], axis=1), joint_names=tuple(names), fps=fps,
                              up=np.array([0.0, 1.0, 0.0]), contacts=contacts, text=text, action=action, name=name)
-
-
-@pytest.mark.parametrize("frames", [1, 10, 16, 17, 31, 32, 33, 100])
-def test_evaluation_windows_cover_every_frame_exactly_once(frames):
-    windows = evaluation_windows(frames, 16)
-    count = np.zeros(frames, dtype=int)
-    for w in windows:
-        assert w.frames.shape == (16,) and w.frames.max() < frames
-        count[w.frames[w.new]] += 1
-        assert not (w.new & ~w.valid).any()
-    assert (count == 1).all()
-    starts = window_starts(frames, 16, evaluation=True)
-    assert [w.start for w in windows] == starts.tolist()
-    # Non-overlapping except the end-aligned tail.
-    if frames > 16:
-        assert (np.diff(starts)[:-1] == 16).all() and starts[-1] == frames - 16
-
-
-def test_tail_window_overlaps_and_marks_new_frames():
-    windows = evaluation_windows(40, 16)
-    assert [w.start for w in windows] == [0, 16, 24]
-    assert windows[-1].new.tolist() == [False] * 8 + [True] * 8
 
 
 def test_short_sequence_is_padded_with_a_mask():
@@ -61,15 +39,6 @@ def test_short_sequence_is_padded_with_a_mask():
     assert item["valid"].shape == (2, 16)
     assert item["valid"][:, :10].all() and not item["valid"][:, 10:].any()
     assert not item["detected"][:, 10:].any()
-
-
-def test_training_starts_use_every_window():
-    assert window_starts(20, 16, 1).tolist() == [0, 1, 2, 3, 4]
-    assert window_starts(20, 16, 3).tolist() == [0, 3, 4]   # the end is always reached
-    assert window_starts(5, 16).tolist() == [0]
-    assert len(training_windows(100, 16)) == 85
-    with pytest.raises(ValueError):
-        window_starts(0, 16)
 
 
 def test_clip_contacts_are_cut_and_rebased():

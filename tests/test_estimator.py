@@ -53,6 +53,18 @@ def hand_annotations(num_frames: int, confidence: float = 0.9) -> tuple[Annotati
     return Annotations(clips), text
 
 
+def test_the_window_is_the_bundles_clip_length(anny_body, scene40):
+    """The clip length belongs to the trained model: the estimator reads it from the bundle."""
+    reference = make_scene(anny_body, 16, yaw_a=0.0, yaw_b=0.0)
+    short = tiny_bundle(anny_body, reference.x, clip_len=8)
+    estimator = TwoPersonMotionEstimator(short, anny_body, method_config("closeint"))
+    assert estimator.window == 8
+    est = estimator.estimate(scene40.keypoints2d, scene40.boxes, scene40.K, IMAGE_SIZE, progress=False)
+    assert est.joints.shape == (40, 2, 24, 3) and np.isfinite(est.joints).all()
+    with pytest.raises(ValueError, match="stride"):
+        TwoPersonMotionEstimator(tiny_bundle(anny_body, reference.x, clip_len=4), anny_body, "closeint")
+
+
 @pytest.mark.parametrize("num_frames", [10, 16, 40])
 def test_shapes_and_consistency(bundle, anny_body, num_frames, tmp_path):
     scene = make_scene(anny_body, num_frames)

@@ -69,3 +69,16 @@ def test_evaluate_any_folder(tmp_path, anny_body, capsys):
     assert "improvement_over_closeint_percent" in res
     assert doc["per_action"]["npz:data"]["walk_together"]["socialmirror"]["MPJPE"] > 0
     assert doc["protocol"]["seed"] == 0 and "observations" in doc["protocol"]
+
+
+@needs_weights
+def test_method_adjustments_reach_every_method(tmp_path, anny_body):
+    from socialmirror.config import load
+    from socialmirror.evaluation.evaluate import EvaluateConfig, evaluate
+    folder = tmp_path / "data"
+    write_npz(_standing_pair(anny_body, 12, 30.0), folder / "pair.npz")
+    base = evaluate([f"npz:{folder}"], EvaluateConfig(methods=("closeint",), pen_stride=50, progress=False))
+    tuned = evaluate([f"npz:{folder}"], load(EvaluateConfig, None, ["method.sampling_steps=1",
+                                                                  "methods=[closeint]", "pen_stride=50"]))
+    assert base["protocol"]["method_changes"] == {} and tuned["protocol"]["method_changes"] == {"sampling_steps": 1}
+    assert base["results"]["npz:data"]["closeint"] != tuned["results"]["npz:data"]["closeint"]

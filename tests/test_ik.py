@@ -5,7 +5,7 @@ import roma
 import torch
 
 from socialmirror.body.skeleton import JOINT_INDEX as J, SMPL24_NAMES
-from socialmirror.geometry.ik import IKConfig, fit_joints
+from socialmirror.body.ik import IKConfig, fit_joints
 
 
 def _plausible_motion(T=24, P=2, seed=0):

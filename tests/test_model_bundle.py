@@ -11,6 +11,7 @@ from socialmirror.models.bundle import (
     CheckpointError,
     ModelBundle,
     ModelBundleConfig,
+    default_bundle_path,
     load_bundle,
     motion_to_joints,
     save_bundle,
@@ -201,3 +202,25 @@ def test_new_bundle_round_trips_the_linear_slot(tmp_path):
     added = old.add_geometry_linear()
     assert old.add_geometry_linear() is added and old.config.geometry_linear
     assert load_bundle(save_bundle(old, tmp_path / "added.pt")).geometry_linear is not None
+
+
+def test_text_encoder_recorded_and_older_configs_load(tmp_path):
+    """The text encoder is part of the trained model (saved in the bundle); a config stored before it was
+    (no text_encoder, and the retired diffusion.sampling_steps) still loads, as MiniLM."""
+    bundle = ModelBundle(tiny_bundle_config(text_encoder="clip:/weights/ViT-B-32.pt"))
+    path = save_bundle(bundle, tmp_path / "new.pt")
+    assert load_bundle(path).config.text_encoder == "clip:/weights/ViT-B-32.pt"
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["text_encoder"]
+    payload["config"]["diffusion"]["sampling_steps"] = 5
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_bundle(tmp_path / "old.pt")
+    assert old.config.text_encoder == "minilm" and not hasattr(old.config.diffusion, "sampling_steps")
+    assert all(torch.equal(v, old.state_dict()[k]) for k, v in load_bundle(path).state_dict().items())
+
+
+@pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")
+def test_shipped_bundle_loads_unchanged():
+    """The shipped file predates the text_encoder field and holds the retired diffusion.sampling_steps."""
+    stored = torch.load(default_bundle_path(), weights_only=True)["config"]
+    assert load_bundle().config.text_encoder == stored.get("text_encoder", "minilm") == "minilm"

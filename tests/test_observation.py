@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from socialmirror.body.keypoints import NUM_KEYPOINTS, keypoints_to_boxes, smpl24_mapped_mask, to_smpl24
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.observation import (CameraSampler, CameraSpec, ObservationConfig, ObservationModel,
-                                           capsule_occlusion, detector_joint_mask, mesh_occlusion, occlusion_rate,
+                                           capsule_occlusion, mesh_occlusion, occlusion_rate,
                                            place_camera, to_smpl24_layout)
 
 from _pair_helpers import STANDING
@@ -65,7 +66,7 @@ def test_noise_free_observation_reprojects_camera_joints_exactly():
     p = obs.joints_cam.astype(np.float64)
     uv = np.stack([k[0, 0] * p[..., 0] / p[..., 2] + k[0, 2], k[1, 1] * p[..., 1] / p[..., 2] + k[1, 2]], -1)
     given = obs.keypoints2d[..., 2] > 0
-    assert np.array_equal(given, np.broadcast_to(detector_joint_mask(), given.shape))
+    assert np.array_equal(given, np.broadcast_to(smpl24_mapped_mask(), given.shape))
     assert np.allclose(obs.keypoints2d[..., :2][given], uv[given], atol=1e-3)
     # The camera-frame joints are the world joints through the extrinsics.
     e = obs.extrinsics.astype(np.float64)
@@ -78,18 +79,25 @@ def test_output_layout_matches_the_detector():
     """Only the joints MediaPipe's mapping fills can ever be non-zero, whatever the noise."""
     seq = pair_sequence([-0.4, 0, 0], [0.4, 0, 0], frames=30)
     obs = ObservationModel().observe(seq, seed=3)
-    never = ~detector_joint_mask()
+    never = ~smpl24_mapped_mask()
     assert set(np.array(SMPL24_NAMES)[never]) == {"spine1", "spine2", "spine3", "left_collar", "right_collar"}
     assert (obs.keypoints2d[..., never, :] == 0).all()
     assert np.isfinite(obs.keypoints2d).all() and np.isfinite(obs.boxes).all()
     assert ((obs.keypoints2d[..., 2] >= 0) & (obs.keypoints2d[..., 2] <= 1)).all()
 
 
-def test_detector_mask_agrees_with_pose_module():
-    pose = pytest.importorskip("socialmirror.perception.pose")
-    from socialmirror.data import observation
-    fallback = np.array([n in observation._DETECTOR_JOINTS_FALLBACK for n in SMPL24_NAMES])
-    assert np.array_equal(np.asarray(pose.smpl24_mapped_mask(False)), fallback)
+def test_simulated_detections_have_the_run_time_joints_and_boxes():
+    """The simulator gives the joints a real detection gives (a full MediaPipe detection mapped by to_smpl24)
+    and draws its boxes by the rule the run time applies to real detections."""
+    seq = pair_sequence([-0.4, 0, 0], [0.4, 0, 0], frames=12)
+    obs = ObservationModel(ObservationConfig.clean()).observe(seq, CameraSpec(azimuth=15.0))
+    detection = np.concatenate([np.random.default_rng(1).uniform(100, 500, (NUM_KEYPOINTS, 2)),
+                                np.full((NUM_KEYPOINTS, 1), 0.9)], axis=1)
+    detector_gives = to_smpl24(detection)[:, 2] > 0
+    assert np.array_equal((obs.keypoints2d[..., 2] > 0).any(axis=(0, 1)), detector_gives)
+    keypoints, boxes, detected = keypoints_to_boxes(obs.keypoints2d)
+    assert np.array_equal(detected, obs.detected)
+    assert np.allclose(boxes, obs.boxes, atol=1e-3) and np.allclose(keypoints, obs.keypoints2d)
 
 
 def test_same_seed_same_observation_and_other_seed_differs():

@@ -197,7 +197,7 @@ def test_smpl_targets_reproduce_published_joints(tmp_path):
              "global_orient": rng.normal(scale=0.5, size=(2, 3)), "transl": rng.normal(scale=0.5, size=(2, 3))}
         p = {key: v.astype(np.float32) for key, v in p.items()}
         with torch.no_grad():
-            out = body._model(**{key: torch.from_numpy(v) for key, v in p.items()}, pose2rot=True)
+            out = body.smplx_model(**{key: torch.from_numpy(v) for key, v in p.items()}, pose2rot=True)
         np.savez(d / "smpl" / f"{k:06d}.npz", joints_3d=out.joints[:, :24].numpy(), **p)
     s = read_hi4d_sequence(d)
     tg = smpl_targets(s.smpl, body, s.sequence)

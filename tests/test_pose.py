@@ -1,4 +1,4 @@
-"""MediaPipe pose: the cached task bundle, the keypoint mapping, the second pass, and the real two-person clip."""
+"""MediaPipe pose: the cached task bundle, detections, the second pass, and the real two-person clip."""
 from __future__ import annotations
 
 import zipfile
@@ -6,12 +6,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
+from socialmirror.body.keypoints import KEYPOINT_INDEX, box_iou, coco17_to_mediapipe33, keypoints_box
 from socialmirror.paths import cache_dir
 from socialmirror.perception import detect_and_track, pair_crop_boxes, select_closest_pair
-from socialmirror.perception.pose import (KEYPOINT_NAMES, KP, MediaPipePoseDetector, PersonDetection, box_iou,
-                                          coco17_to_mediapipe33, keypoints_box, person_mask, pose_task_bundle,
-                                          same_person, smpl24_mapped_mask, to_smpl24, to_smpl24_points)
+from socialmirror.perception.pose import (MediaPipePoseDetector, PersonDetection, person_mask, pose_task_bundle,
+                                          same_person)
+
+from _keypoint_helpers import standing as _standing
 
 CLIP = "closeint_demo_clip"
 
@@ -38,27 +39,6 @@ def detector(bundle):
     det.close()
 
 
-def _standing(cx, cy=400.0, h=400.0, conf=0.9):
-    """Keypoints of a schematic standing person (33, 3)."""
-    rel = np.zeros((33, 2))
-    for name, (x, y) in {"nose": (0, -0.42), "left_ear": (0.05, -0.43), "right_ear": (-0.05, -0.43),
-                         "left_shoulder": (0.12, -0.3), "right_shoulder": (-0.12, -0.3), "left_elbow": (0.15, -0.12),
-                         "right_elbow": (-0.15, -0.12), "left_wrist": (0.16, 0.02), "right_wrist": (-0.16, 0.02),
-                         "left_hip": (0.08, 0.02), "right_hip": (-0.08, 0.02), "left_knee": (0.08, 0.25),
-                         "right_knee": (-0.08, 0.25), "left_ankle": (0.08, 0.45), "right_ankle": (-0.08, 0.45),
-                         "left_heel": (0.08, 0.48), "right_heel": (-0.08, 0.48), "left_foot_index": (0.1, 0.49),
-                         "right_foot_index": (-0.1, 0.49), "left_index": (0.16, 0.06), "right_index": (-0.16, 0.06),
-                         "left_pinky": (0.17, 0.05), "right_pinky": (-0.17, 0.05)}.items():
-        rel[KP[name]] = (x, y)
-    for face in ("left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-                 "mouth_left", "mouth_right"):
-        rel[KP[face]] = rel[KP["nose"]] + (0.01 if face.startswith("left") or face == "mouth_left" else -0.01, -0.01)
-    for thumb, wrist in (("left_thumb", "left_wrist"), ("right_thumb", "right_wrist")):
-        rel[KP[thumb]] = rel[KP[wrist]] + (0, 0.03)
-    xy = np.array([cx, cy]) + rel * h
-    return np.concatenate([xy, np.full((33, 1), conf)], axis=1)
-
-
 # -- bundle ----------------------------------------------------------------------------------------------------
 
 def test_bundle_is_built_once_and_cached(bundle):
@@ -79,41 +59,9 @@ def test_corrupt_or_missing_bundle_is_rebuilt(tmp_path):
     assert pose_task_bundle(missing).is_file()
 
 
-# -- keypoint layout and mapping --------------------------------------------------------------------------------
-
-def test_keypoint_names_and_smpl24_mapping():
-    assert len(KEYPOINT_NAMES) == 33 and KEYPOINT_NAMES[0] == "nose" and KEYPOINT_NAMES[32] == "right_foot_index"
-    kp = _standing(300)
-    kp[KP["left_hip"], 2] = 0.4
-    j = to_smpl24(kp)
-    assert j.shape == (24, 3)
-    pelvis = j[JOINT_INDEX["pelvis"]]
-    np.testing.assert_allclose(pelvis[:2], kp[[KP["left_hip"], KP["right_hip"]], :2].mean(axis=0))
-    assert pelvis[2] == pytest.approx(0.4)  # a joint is as confident as its weakest source
-    np.testing.assert_allclose(j[JOINT_INDEX["left_wrist"], :2], kp[KP["left_wrist"], :2])
-    np.testing.assert_allclose(j[JOINT_INDEX["head"], :2], kp[[KP["left_ear"], KP["right_ear"]], :2].mean(axis=0))
-    unmapped = [JOINT_INDEX[n] for n in ("spine1", "spine2", "spine3", "left_collar", "right_collar")]
-    assert np.isnan(j[unmapped, :2]).all() and (j[unmapped, 2] == 0).all()
-    assert smpl24_mapped_mask().sum() == 19 and smpl24_mapped_mask(True).all()
-    full = to_smpl24(kp, interpolate_torso=True)
-    assert np.isfinite(full).all()
-    spine = full[[JOINT_INDEX["spine1"], JOINT_INDEX["spine2"], JOINT_INDEX["spine3"]], 1]
-    assert spine[0] > spine[1] > spine[2]  # going up the back (image y grows downwards)
-    # Batched world landmarks (T, 33, 3) in metres map the same way.
-    world = np.random.default_rng(0).normal(size=(5, 33, 3))
-    w24 = to_smpl24_points(world)
-    assert w24.shape == (5, 24, 3)
-    np.testing.assert_allclose(w24[:, JOINT_INDEX["pelvis"]], world[:, [23, 24]].mean(axis=1))
-    assert len(SMPL24_NAMES) == 24
-
-
-def test_coco17_conversion():
+def test_detection_from_coco17_keypoints():
     coco = np.arange(17 * 3, dtype=float).reshape(17, 3)
-    mp33 = coco17_to_mediapipe33(coco)
-    np.testing.assert_array_equal(mp33[KP["left_shoulder"]], coco[5])
-    np.testing.assert_array_equal(mp33[KP["right_ankle"]], coco[16])
-    assert np.isnan(mp33[KP["left_heel"], :2]).all() and mp33[KP["left_heel"], 2] == 0
-    det = PersonDetection.from_keypoints(mp33)
+    det = PersonDetection.from_keypoints(coco17_to_mediapipe33(coco))
     assert np.isfinite(det.box).all() and np.isnan(det.world).all()
 
 
@@ -129,11 +77,12 @@ def test_box_duplicate_test_and_mask():
     mixed[23:, :2] = _standing(420)[23:, :2]
     assert not same_person(a, mixed)
     m = person_mask(a, (800, 1000))
-    assert m[int(a[KP["left_hip"], 1]) - 20, int(a[:, 0].mean())]  # the torso is painted
+    assert m[int(a[KEYPOINT_INDEX["left_hip"], 1]) - 20, int(a[:, 0].mean())]  # the torso is painted
     assert not m[:, 600:].any()
     hidden = a.copy()
-    hidden[[KP["left_elbow"], KP["left_wrist"]], 2] = 0.1  # an arm the model only guesses is not painted
-    elbow_to_wrist = ((a[KP["left_elbow"], :2] + a[KP["left_wrist"], :2]) / 2).astype(int)
+    # an arm the model only guesses is not painted
+    hidden[[KEYPOINT_INDEX["left_elbow"], KEYPOINT_INDEX["left_wrist"]], 2] = 0.1
+    elbow_to_wrist = ((a[KEYPOINT_INDEX["left_elbow"], :2] + a[KEYPOINT_INDEX["left_wrist"], :2]) / 2).astype(int)
     assert m[elbow_to_wrist[1], elbow_to_wrist[0]] and not person_mask(hidden, (800, 1000))[elbow_to_wrist[1],
                                                                                               elbow_to_wrist[0]]
 
@@ -147,7 +96,7 @@ def _det(kp, source="pass1"):
 
 def test_second_pass_recovers_a_person_hidden_behind_a_duplicate(detector, monkeypatch):
     a, b = _standing(300), _standing(520)
-    b[KP["right_wrist"], :2] = a[KP["left_hip"], :2] + (0, -30)  # B's hand touches A's belly
+    b[KEYPOINT_INDEX["right_wrist"], :2] = a[KEYPOINT_INDEX["left_hip"], :2] + (0, -30)  # B's hand touches A's belly
     calls = []
 
     def scripted(frame, source):
@@ -158,37 +107,40 @@ def test_second_pass_recovers_a_person_hidden_behind_a_duplicate(detector, monke
             return [_det(a), _det(a2)]
         return [_det(b, source)]
 
-    monkeypatch.setattr(detector, "_run", scripted)
+    monkeypatch.setattr(detector, "run_landmarker", scripted)
     frame = np.full((800, 1000, 3), 90, dtype=np.uint8)
     people = detector.detect(frame)
     assert len(people) == 2 and len(calls) == 2 and detector.last_passes == 2
     assert same_person(people[0].keypoints, a) and same_person(people[1].keypoints, b)
     # The second call saw A painted over (with the frame's background colour) and B's hand on the paint ...
-    assert (calls[1][int(a[KP["left_hip"], 1]) - 20, 300] == 90).all()
+    assert (calls[1][int(a[KEYPOINT_INDEX["left_hip"], 1]) - 20, 300] == 90).all()
     # ... so that hand keeps its place but loses half its confidence.
-    wrist = people[1].keypoints[KP["right_wrist"]]
-    np.testing.assert_allclose(wrist[:2], b[KP["right_wrist"], :2], atol=1e-3)
+    wrist = people[1].keypoints[KEYPOINT_INDEX["right_wrist"]]
+    np.testing.assert_allclose(wrist[:2], b[KEYPOINT_INDEX["right_wrist"], :2], atol=1e-3)
     assert wrist[2] == pytest.approx(0.45) and people[1].source.endswith("+hidden")
 
 
 def test_second_pass_prefers_unmasked_landmarks_of_a_confirmed_person(detector, monkeypatch):
     a, b = _standing(300), _standing(480)
     b_masked = b.copy()
-    b_masked[KP["right_wrist"], :2] = a[KP["left_hip"], :2]  # guessed on the paint
+    b_masked[KEYPOINT_INDEX["right_wrist"], :2] = a[KEYPOINT_INDEX["left_hip"], :2]  # guessed on the paint
     b_seen = b.copy()
-    b_seen[KP["right_wrist"], :2] = a[KP["left_hip"], :2] + (6, -8)  # seen in the unmasked frame
+    # seen in the unmasked frame
+    b_seen[KEYPOINT_INDEX["right_wrist"], :2] = a[KEYPOINT_INDEX["left_hip"], :2] + (6, -8)
 
     def scripted(frame, source):
         return [_det(a), _det(b_seen)] if source == "pass1" else [_det(b_masked, source)]
 
-    monkeypatch.setattr(detector, "_run", scripted)
+    monkeypatch.setattr(detector, "run_landmarker", scripted)
     people = detector.detect(np.full((800, 1000, 3), 90, dtype=np.uint8))
     assert len(people) == 2 and people[1].source.endswith("+pass1")
-    np.testing.assert_allclose(people[1].keypoints[KP["right_wrist"]], b_seen[KP["right_wrist"]], atol=1e-3)
+    wrist = KEYPOINT_INDEX["right_wrist"]
+    np.testing.assert_allclose(people[1].keypoints[wrist], b_seen[wrist], atol=1e-3)
 
 
 def test_isolated_people_need_no_second_pass(detector, monkeypatch):
-    monkeypatch.setattr(detector, "_run", lambda frame, source: [_det(_standing(200)), _det(_standing(800))])
+    apart = [_det(_standing(200)), _det(_standing(800))]
+    monkeypatch.setattr(detector, "run_landmarker", lambda frame, source: list(apart))
     people = detector.detect(np.zeros((800, 1000, 3), dtype=np.uint8))
     assert len(people) == 2 and detector.last_passes == 1
 
@@ -246,4 +198,4 @@ def test_real_clip_landmarks_are_plausible(shared_data, detector):
         torso = np.linalg.norm(w[:, [11, 12]].mean(axis=1) - w[:, [23, 24]].mean(axis=1), axis=-1)
         assert ((torso > 0.3) & (torso < 0.7)).all()
         # The head is above the hips in the image.
-        assert (k[:, KP["nose"], 1] < k[:, KP["left_hip"], 1]).all()
+        assert (k[:, KEYPOINT_INDEX["nose"], 1] < k[:, KEYPOINT_INDEX["left_hip"], 1]).all()

@@ -13,7 +13,7 @@ import pytest
 
 from _semantics_helpers import handshake
 from socialmirror.semantics.annotations import Contact
-from socialmirror.semantics.annotator import annotate_clips, clip_ranges, parse_source
+from socialmirror.semantics.annotator import annotate_clips, parse_source
 from socialmirror.semantics.client import OpenAICompatibleClient, VLMError
 from socialmirror.semantics.prompt import encode_frames
 
@@ -277,11 +277,3 @@ def test_bad_configuration_is_an_error():
     assert parse_source("file:/tmp/a.json") == ("file", "/tmp/a.json")
     assert OpenAICompatibleClient("http://h:1/v1/", MODEL).url == "http://h:1/v1/chat/completions"
     assert OpenAICompatibleClient("http://h:1/v1/chat/completions", MODEL).url == "http://h:1/v1/chat/completions"
-
-
-def test_clip_ranges():
-    assert clip_ranges(0) == []
-    assert clip_ranges(10) == [(0, 10)]
-    assert clip_ranges(16) == [(0, 16)]
-    assert clip_ranges(40) == [(0, 16), (16, 32), (24, 40)]
-    assert clip_ranges(40, stride=8) == [(0, 16), (8, 24), (16, 32), (24, 40)]

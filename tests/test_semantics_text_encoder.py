@@ -92,9 +92,9 @@ def test_minilm_offline(minilm, tmp_path):
 def test_offline_env_is_restored(monkeypatch):
     import os
 
-    from socialmirror.semantics.text_encoder import _offline_env
+    from socialmirror.semantics.text_encoder import hub_offline
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
-    with _offline_env():
+    with hub_offline():
         assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
     assert "HF_HUB_OFFLINE" not in os.environ and os.environ["TRANSFORMERS_OFFLINE"] == "0"

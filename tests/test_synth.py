@@ -90,7 +90,7 @@ def test_contacts_touch_exactly_on_annotated_frames(synth, samples, action):
 def test_no_interpenetration(synth, samples, action):
     """Deepest penetration on the closest frames stays under 1 cm (exact signed-distance check on the
     closest frame, the fast vertex test on several)."""
-    from socialmirror.metrics import _depth_in
+    from socialmirror.metrics import penetration_depths
     seq = samples[action]
     faces = seq.faces
     gap = np.linalg.norm(seq.joints3d[:, 0, :, None] - seq.joints3d[:, 1, None], axis=-1).min((1, 2))
@@ -100,7 +100,7 @@ def test_no_interpenetration(synth, samples, action):
         assert penetration_depth(va, vertex_normals(va, faces), vb, vertex_normals(vb, faces)) <= 0.01
     t = frames[0]
     va, vb = seq.vertices[t, 0].astype(np.float64), seq.vertices[t, 1].astype(np.float64)
-    assert max(_depth_in(va, faces, vb, 64).max(), _depth_in(vb, faces, va, 64).max()) <= 0.01
+    assert max(penetration_depths(va, faces, vb, 64).max(), penetration_depths(vb, faces, va, 64).max()) <= 0.01
 
 
 @pytest.mark.parametrize("action", STANDING_TYPES)
@@ -171,13 +171,13 @@ def test_synth_main_writes_valid_folder(tmp_path):
 def test_joint_limits_and_body_params(anny_body, samples):
     """Every rotation stays within the IK module's joint limits (fists curl the fingers up to 1.4 rad)
     and the stored body-model parameters reproduce joints3d exactly."""
-    from socialmirror.geometry.ik import _MAX_ANGLE
+    from socialmirror.body.ik import MAX_JOINT_ANGLE
     for action, seq in samples.items():
         params = seq.meta["body_params"]
         R = np.asarray(params["rotmats"])  # (T, 2, 24, 3, 3)
         angle = np.arccos(np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1, 1)).max(axis=(0, 1))
         for j, name in enumerate(SMPL24_NAMES[1:], start=1):
-            limit = 1.45 if name.endswith("_hand") else _MAX_ANGLE.get(name, 2.6)
+            limit = 1.45 if name.endswith("_hand") else MAX_JOINT_ANGLE.get(name, 2.6)
             assert angle[j] <= limit + 1e-6, (action, name, angle[j])
         joints = anny_body.joints(torch.tensor(R, dtype=torch.float32),
                                   torch.tensor(params["shape"], dtype=torch.float32),

@@ -5,9 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
+from socialmirror.body.keypoints import KEYPOINT_INDEX, NUM_KEYPOINTS
 from socialmirror.errors import InputError
 from socialmirror.perception import detect_and_track
-from socialmirror.perception.pose import KP, NUM_KEYPOINTS, PersonDetection, PoseDetector
+from socialmirror.perception.pose import PersonDetection, PoseDetector
 from socialmirror.perception.tracking import (Tracks, appearance_distance, pair_crop_boxes, pair_distances,
                                               select_closest_pair, track)
 
@@ -24,7 +25,7 @@ _TEMPLATE = {
     "left_heel": (0.08, 0.48), "right_heel": (-0.08, 0.48), "left_foot_index": (0.1, 0.49),
     "right_foot_index": (-0.1, 0.49),
 }
-_REL = np.array([_TEMPLATE[n] for n in sorted(_TEMPLATE, key=lambda n: KP[n])])
+_REL = np.array([_TEMPLATE[n] for n in sorted(_TEMPLATE, key=lambda n: KEYPOINT_INDEX[n])])
 W, H = 1000, 600
 
 

@@ -15,7 +15,7 @@ from socialmirror.body.skeleton import SMPL24_NAMES
 from socialmirror.data.clips import TwoPersonClipDataset
 from socialmirror.data.formats.interchange import TwoPersonSequence, write_npz
 from socialmirror.models.bundle import ModelBundle, load_bundle, motion_to_joints
-from socialmirror.training.stages import STAGES
+from socialmirror.training import STAGES
 from socialmirror.training.targets import MotionTargetDataset, sequence_body_params
 from socialmirror.training.trainer import (
     Runtime,
@@ -86,7 +86,7 @@ def test_ik_targets_are_cached(anny_body, tmp_path, monkeypatch):
     monkeypatch.setenv("SOCIALMIRROR_CACHE", str(tmp_path))
     seq = known_sequence(anny_body, frames=8)
     seq = dataclasses.replace(seq, meta={})  # joints only: fitted
-    from socialmirror.geometry.ik import IKConfig
+    from socialmirror.body.ik import IKConfig
     first = sequence_body_params(seq, anny_body, ik=IKConfig(iterations=30))
     assert first.method == "ik" and len(list((tmp_path / "targets").glob("*.npz"))) == 1
     again = sequence_body_params(seq, anny_body, ik=IKConfig(iterations=30))
@@ -152,18 +152,18 @@ def test_resume_continues_from_the_checkpoint(training_data, anny_body, tmp_path
     train_stage("initial", training_data, reference, anny_body, run, out=tmp_path / "a.pt", **common)
 
     import socialmirror.training.trainer as trainer
-    save = trainer._save_checkpoint
+    save = trainer.save_checkpoint
 
     def save_then_stop(path, bundle, optimizer, scheduler, step, *args):
         save(path, bundle, optimizer, scheduler, step, *args)
         if step == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_stop)
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
         train_stage("initial", training_data, ModelBundle(run.model), anny_body, run, out=tmp_path / "b.pt", **common)
-    monkeypatch.setattr(trainer, "_save_checkpoint", save)
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
     assert torch.load(checkpoint_path(tmp_path / "b.pt", "initial"), weights_only=False)["step"] == 4
     messages = []
     resumed = ModelBundle(run.model)

@@ -1,7 +1,14 @@
-"""Body models behind one interface (``BodyModel``), built from a spec string.
+"""Body models behind one interface (``BodyModel``), built from a spec string, and what is defined on the body.
 
 ``build_body_model("anny")`` (default, ships with the project) or ``build_body_model("smpl:DIR")`` /
 ``"smplx:DIR"`` with the user's licensed model files.
+
+- ``skeleton``: the SMPL-24 names, tree and graph every part of the project speaks;
+- ``kinematics``: forward kinematics over that tree; ``motion``: the motion representation x (rotations,
+  shape, crop camera);
+- ``keypoints``: image keypoint formats (MediaPipe-33, COCO-17) mapped onto the skeleton, and person boxes;
+- ``ik``: fitting a body model to 3D joints (inverse kinematics);
+- ``base`` / ``anny_model`` / ``smpl_model``: the interface and its backends.
 """
 from __future__ import annotations
 

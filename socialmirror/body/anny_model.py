@@ -65,25 +65,26 @@ class AnnyBodyModel(BodyModel):
 
     def __init__(self, cache_dir=None):
         super().__init__()
-        self._anny = build_anny(cache_dir)
-        for p in self._anny.parameters():
+        self.anny = build_anny(cache_dir)  # the raw anny model (its bones, skinning weights, blend shapes)
+        for p in self.anny.parameters():
             p.requires_grad_(False)
-        labels = list(self._anny.bone_labels)
-        if tuple(self._anny.phenotype_labels) != PHENOTYPES:
-            raise BodyModelError(f"unexpected anny phenotypes {self._anny.phenotype_labels}")
+        labels = list(self.anny.bone_labels)
+        if tuple(self.anny.phenotype_labels) != PHENOTYPES:
+            raise BodyModelError(f"unexpected anny phenotypes {self.anny.phenotype_labels}")
         self._num_bones = len(labels)
         joint_bones = [labels.index(SMPL24_TO_ANNY_BONE[n]) for n in SMPL24_NAMES]
-        # Which SMPL-24 rotation drives which anny bone (the hands drive four finger roots each).
+        # Which SMPL-24 rotation drives which anny bone (the hands drive four finger roots each): the rotation
+        # of joint driver_joints[k] is applied to anny bone driven_bones[k].
         src, dst = [], []
         for j, name in enumerate(SMPL24_NAMES):
             for bone in _HAND_BONES.get(name, (SMPL24_TO_ANNY_BONE[name],)):
                 src.append(j)
                 dst.append(labels.index(bone))
         self.register_buffer("_joint_bones", torch.tensor(joint_bones), persistent=False)
-        self.register_buffer("_rot_src", torch.tensor(src), persistent=False)
-        self.register_buffer("_rot_dst", torch.tensor(dst), persistent=False)
+        self.register_buffer("driver_joints", torch.tensor(src), persistent=False)
+        self.register_buffer("driven_bones", torch.tensor(dst), persistent=False)
         self.register_buffer("_C", ANNY_TO_BODY.clone(), persistent=False)
-        self.register_buffer("_faces", self._anny.get_triangular_faces().long(), persistent=False)
+        self.register_buffer("_faces", self.anny.get_triangular_faces().long(), persistent=False)
         self._pelvis_bone = labels.index("pelvis")
 
     @property
@@ -92,23 +93,25 @@ class AnnyBodyModel(BodyModel):
 
     @property
     def num_vertices(self) -> int:
-        return int(self._anny.template_vertices.shape[0])
+        return int(self.anny.template_vertices.shape[0])
 
     def default_shape(self, *batch: int) -> torch.Tensor:
         return torch.full((*batch, self.shape_dim), 0.5, device=self.device)
 
     def _blend_coeffs(self, shape: torch.Tensor) -> torch.Tensor:
-        _, phen, local, facial = self._anny.get_tensor_inputs(None, shape, None, None)
-        return self._anny._get_phenotype_blendshape_coefficients(phen, local, facial)
+        _, phen, local, facial = self.anny.get_tensor_inputs(None, shape, None, None)
+        return self.anny._get_phenotype_blendshape_coefficients(phen, local, facial)
 
-    def _rest_bone_heads(self, shape: torch.Tensor) -> torch.Tensor:
-        rest = self._anny.get_rest_model(self._blend_coeffs(shape))
-        return rest["rest_bone_heads"]  # (B, bones, 3), anny axes
+    def rest_bone_heads(self, shape: torch.Tensor) -> torch.Tensor:
+        """Rest positions (B, bones, 3) of the heads of all of anny's bones (``anny.bone_labels`` order) for
+        shapes (B, 6), in anny's axes and origin (``ANNY_TO_BODY`` rotates them into the body frame)."""
+        rest = self.anny.get_rest_model(self._blend_coeffs(shape))
+        return rest["rest_bone_heads"]
 
     def rest_joints(self, shape: torch.Tensor | None = None) -> torch.Tensor:
         batch = () if shape is None else shape.shape[:-1]
         shape = self.default_shape(1) if shape is None else shape.reshape(-1, self.shape_dim)
-        heads = self._rest_bone_heads(shape.float())
+        heads = self.rest_bone_heads(shape.float())
         joints = heads[:, self._joint_bones] - heads[:, self._pelvis_bone: self._pelvis_bone + 1]
         return (joints @ self._C.T).reshape(*batch, NUM_JOINTS, 3)
 
@@ -117,8 +120,8 @@ class AnnyBodyModel(BodyModel):
         C = self._C
         r_anny = C.T @ rotmats @ C  # the same rotation, written in anny's axes
         delta = torch.eye(4, device=rotmats.device).repeat(b, self._num_bones, 1, 1)
-        delta[:, self._rot_dst, :3, :3] = r_anny[:, self._rot_src]
-        out = self._anny(pose_parameters=delta, phenotype_kwargs=shape)
+        delta[:, self.driven_bones, :3, :3] = r_anny[:, self.driver_joints]
+        out = self.anny(pose_parameters=delta, phenotype_kwargs=shape)
         # The pelvis is the centre of the global rotation, so its posed head is its rest position.
         pelvis = out["bone_poses"][:, self._pelvis_bone: self._pelvis_bone + 1, :3, 3]
         verts = (out["vertices"] - pelvis) @ C.T

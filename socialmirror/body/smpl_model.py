@@ -114,16 +114,18 @@ class SMPLBodyModel(BodyModel):
         struct = _Struct(**data)
         common = dict(data_struct=struct, num_betas=num_betas, create_betas=False,
                       create_global_orient=False, create_body_pose=False, create_transl=False)
+        # The smplx package's model (its own forward with axis-angle inputs; this class poses it with the
+        # project's rotation matrices).
         if kind == "smpl":
-            self._model = smplx.SMPL(model_path=str(path), **common)
+            self.smplx_model = smplx.SMPL(model_path=str(path), **common)
             self._hand_idx = (22, 23)
         else:
-            self._model = smplx.SMPLX(model_path=str(path), use_pca=False, create_left_hand_pose=False,
+            self.smplx_model = smplx.SMPLX(model_path=str(path), use_pca=False, create_left_hand_pose=False,
                                       create_right_hand_pose=False, create_jaw_pose=False,
                                       create_leye_pose=False, create_reye_pose=False,
                                       create_expression=False, **common)
             self._hand_idx = (28, 43)  # left_middle1, right_middle1
-        for p in self._model.parameters():
+        for p in self.smplx_model.parameters():
             p.requires_grad_(False)
         self.register_buffer("_faces", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)),
                              persistent=False)
@@ -135,7 +137,7 @@ class SMPLBodyModel(BodyModel):
 
     @property
     def num_vertices(self) -> int:
-        return int(self._model.v_template.shape[0])
+        return int(self.smplx_model.v_template.shape[0])
 
     def _forward_flat(self, rotmats, shape):
         b = rotmats.shape[0]
@@ -147,7 +149,7 @@ class SMPLBodyModel(BodyModel):
             kw.update(body_pose=rotmats[:, 1:22], left_hand_pose=eye.expand(b, 15, 3, 3),
                       right_hand_pose=eye.expand(b, 15, 3, 3), jaw_pose=eye[:, :1], leye_pose=eye[:, :1],
                       reye_pose=eye[:, :1], expression=torch.zeros(b, 10, device=rotmats.device))
-        out = self._model(**kw)
+        out = self.smplx_model(**kw)
         joints = out.joints
         if self.kind == "smplx":
             joints = torch.cat([joints[:, :22], joints[:, list(self._hand_idx)]], dim=1)
@@ -163,6 +165,6 @@ class SMPLBodyModel(BodyModel):
         return smpl_transl + j0
 
     def _rest_pelvis(self, betas: torch.Tensor) -> torch.Tensor:
-        m = self._model
+        m = self.smplx_model
         v = m.v_template + torch.einsum("...l,vcl->...vc", betas.float(), m.shapedirs)
         return torch.einsum("v,...vc->...c", m.J_regressor[0], v)

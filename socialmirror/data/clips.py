@@ -1,12 +1,10 @@
-"""Clips of L = 16 frames: window starts, window records, a training dataset that mixes sources.
+"""Clips of L frames cut from two-person sequences, and a training dataset that mixes sources.
 
-Every network of the method works on clips of L frames (paper Sec. 1.1). Two ways of cutting a sequence:
-
-* training: every window (stride 1), so each frame is seen in every position of the clip;
-* evaluation: non-overlapping windows, and when L does not divide T a last window aligned to the end of the
-  sequence that overlaps the previous one. Its ``new`` mask says which of its frames no earlier window
-  covered, so every frame is evaluated exactly once and no frame is thrown away. Sequences shorter than L
-  give one window padded by repeating the last frame (padding frames have ``valid`` False).
+Where the windows lie (every window for training, non-overlapping ones with an end-aligned tail for
+evaluation) is ``socialmirror.windows``; this module cuts a sequence to a window (``clip_sequence``: frames,
+contacts re-based to the window) and turns a window and its simulated observation into the tensors the
+networks train and are evaluated on (``make_item``, ``evaluation_items``). Padding frames of a sequence
+shorter than L repeat its last frame and have ``valid`` False.
 
 ``TwoPersonClipDataset`` draws a source by weight, a window uniformly within that source, a random camera
 (``CameraSampler``) and a simulated detector observation (``ObservationModel``), and randomly swaps the two
@@ -28,75 +26,10 @@ from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS
 from socialmirror.data.datasets import DataSource
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.observation import CameraSampler, Observation, ObservationModel
-
-CLIP_LENGTH = 16
-
-
-# --------------------------------------------------------------------------------------------- windows
-
-def window_starts(num_frames: int, length: int = CLIP_LENGTH, stride: int = 1, evaluation: bool = False
-                  ) -> np.ndarray:
-    """First frames of the windows of ``length`` over a sequence of ``num_frames``.
-
-    Training (``evaluation=False``): every ``stride``-th start, plus a last start aligned to the end when the
-    stride skips it. Evaluation: starts 0, L, 2L, ... and, when L does not divide T, a final start T - L
-    (overlapping the previous window; see ``evaluation_windows`` for which of its frames are new). A sequence
-    shorter than L has one window at 0 (padded).
-    """
-    if num_frames < 1:
-        raise ValueError(f"a sequence needs at least one frame, got {num_frames}")
-    if length < 1 or stride < 1:
-        raise ValueError(f"window length and stride must be >= 1, got length={length} stride={stride}")
-    if num_frames <= length:
-        return np.zeros(1, dtype=np.int64)
-    step = length if evaluation else stride
-    starts = list(range(0, num_frames - length + 1, step))
-    if starts[-1] != num_frames - length:
-        starts.append(num_frames - length)
-    return np.asarray(starts, dtype=np.int64)
+from socialmirror.windows import CLIP_LENGTH, Window, evaluation_windows, window_starts
 
 
-@dataclass(frozen=True)
-class Window:
-    """One window of a sequence: frames ``start .. start + length - 1`` (clamped to the last frame).
-
-    ``valid`` (length,) marks real frames (False for padding past the end of a short sequence); ``new``
-    (length,) marks the frames this window is the first to cover (evaluation: score only these).
-    """
-
-    start: int
-    length: int
-    num_frames: int
-    valid: np.ndarray
-    new: np.ndarray
-
-    @property
-    def frames(self) -> np.ndarray:
-        """(length,) frame indices into the sequence; padding repeats the last frame."""
-        return np.minimum(self.start + np.arange(self.length), self.num_frames - 1)
-
-
-def evaluation_windows(num_frames: int, length: int = CLIP_LENGTH) -> list[Window]:
-    """Non-overlapping windows plus an end-aligned tail; the ``new`` masks cover every frame exactly once."""
-    windows = []
-    covered_until = 0  # frames [0, covered_until) already belong to an earlier window
-    for start in window_starts(num_frames, length, evaluation=True).tolist():
-        frames = start + np.arange(length)
-        valid = frames < num_frames
-        new = valid & (frames >= covered_until)
-        covered_until = int(min(num_frames, start + length))
-        windows.append(Window(int(start), int(length), int(num_frames), valid, new))
-    return windows
-
-
-def training_windows(num_frames: int, length: int = CLIP_LENGTH, stride: int = 1) -> list[Window]:
-    """Every training window (``new`` is all the window's valid frames)."""
-    out = []
-    for start in window_starts(num_frames, length, stride).tolist():
-        valid = start + np.arange(length) < num_frames
-        out.append(Window(int(start), int(length), int(num_frames), valid, valid.copy()))
-    return out
-
+# --------------------------------------------------------------------------------------------- clips
 
 def clip_sequence(seq: TwoPersonSequence, window: Window) -> TwoPersonSequence:
     """The window's frames as a sequence of exactly ``window.length`` frames (padding repeats the last frame);
@@ -269,7 +202,5 @@ def evaluation_items(seq: TwoPersonSequence, obs: Observation, length: int = CLI
             for w in evaluation_windows(seq.num_frames, length)]
 
 
-__all__ = [
-    "CLIP_LENGTH", "Clip", "TwoPersonClipDataset", "Window", "clip_sequence", "contact_map", "evaluation_items",
-    "evaluation_windows", "make_item", "swap_persons", "training_windows", "window_starts",
-]
+__all__ = ["Clip", "TwoPersonClipDataset", "clip_sequence", "contact_map", "evaluation_items", "make_item",
+           "swap_persons"]

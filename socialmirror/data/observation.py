@@ -3,14 +3,15 @@
 Training the networks needs (2D keypoints, 3D target) pairs, and evaluating on joint-only mocap (CMU,
 Bütepage, interchange files) needs 2D input the method can run on. Both come from here: a camera is placed
 around the pair, the 3D joints are projected, and the clean projection is degraded the way a real detector
-(MediaPipe, ``socialmirror.perception.pose``) degrades it. Everything is driven by one seeded numpy
+(MediaPipe, ``socialmirror.perception``) degrades it. Everything is driven by one seeded numpy
 generator, so an observation is a pure function of (sequence, camera, config, seed).
 
 Layout of the output (the contract downstream models rely on): keypoints in SMPL-24 order, (24, 3) =
 (u, v, confidence) per person and frame, with confidence 0 (and u = v = 0, so tensors stay finite) for every
 joint the detector does not give. The set of joints that *can* be non-zero is exactly the set the MediaPipe
-mapping fills (``detector_joint_mask``): spine1-3 and the collars never are, so a model trained on simulated
-observations sees at training time the same holes it sees at test time.
+mapping fills (``socialmirror.body.keypoints.smpl24_mapped_mask``): spine1-3 and the collars never are, so a
+model trained on simulated observations sees at training time the same holes it sees at test time. Boxes come
+from the keypoints by the rule the run time uses (``socialmirror.body.keypoints.keypoints_to_boxes``).
 
 Camera placement (``CameraSpec``, ``place_camera``): the camera looks at the centre of the pair's joints.
 ``azimuth`` is measured around the world's up axis from the side view: at azimuth 0 the camera looks
@@ -49,33 +50,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL24_MIRROR, SMPL24_NAMES
+from socialmirror.body.keypoints import keypoints_to_boxes, smpl24_mapped_mask
+from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL24_MIRROR
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.geometry.camera import box_from_points, focal_from_diagonal
 
 # ----------------------------------------------------------------------------------------------- joints
-
-# The SMPL-24 joints MediaPipe's 33 landmarks are mapped onto (perception.pose.SMPL24_FROM_MEDIAPIPE);
-# used only when that module cannot be imported, and checked against it in the tests.
-_DETECTOR_JOINTS_FALLBACK: frozenset[str] = frozenset({
-    "pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
-    "right_foot", "neck", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
-    "right_wrist", "left_hand", "right_hand",
-})
-
-
-def detector_joint_mask() -> np.ndarray:
-    """(24,) bool: the SMPL-24 joints the run-time detector gives (MediaPipe mapping, no torso interpolation).
-
-    Taken from ``socialmirror.perception.pose`` so that the two can never disagree; the fallback copy is only
-    for installs where that module cannot be imported (it needs OpenCV).
-    """
-    try:
-        from socialmirror.perception.pose import smpl24_mapped_mask
-        return np.asarray(smpl24_mapped_mask(interpolate_torso=False), dtype=bool)
-    except ImportError:
-        return np.array([n in _DETECTOR_JOINTS_FALLBACK for n in SMPL24_NAMES])
-
 
 def to_smpl24_layout(seq: TwoPersonSequence) -> tuple[np.ndarray, np.ndarray]:
     """The sequence's joints as (T, 2, 24, 3) in SMPL-24 order (NaN where absent) and the (24,) presence mask."""
@@ -503,46 +483,12 @@ def _missed_frames(rng: np.random.Generator, t: int, rate: float, burst: float) 
     return out
 
 
-def _fill_boxes(boxes: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Boxes (T, 3) over frames where ``ok`` is False: linear interpolation between detected frames, held at the
-    ends; zeros when no frame is detected. (The tracker does the same over gaps at run time.)"""
-    out = boxes.copy()
-    idx = np.flatnonzero(ok)
-    if idx.size == 0:
-        return np.zeros_like(boxes)
-    frames = np.arange(boxes.shape[0])
-    for k in range(boxes.shape[1]):
-        out[:, k] = np.interp(frames, idx, boxes[idx, k])
-    return out
-
-
-def keypoints_to_boxes(keypoints2d: np.ndarray, min_joints: int = 4, box_scale: float = 1.2
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Detection boxes exactly as the models were trained to see them, for simulated AND real detections.
-
-    keypoints2d (T, 2, 24, 3) with confidence (0 = not given) -> (keypoints with undetected person-frames
-    zeroed, CLIFF boxes (T, 2, 3) from the given keypoints and interpolated over undetected frames,
-    detected (T, 2)). A person-frame counts as detected with at least ``min_joints`` given joints."""
-    kp = np.array(keypoints2d, dtype=np.float64, copy=True)
-    kp[~np.isfinite(kp).all(-1)] = 0.0
-    given = kp[..., 2] > 0.0
-    detected = (given.sum(-1) >= min_joints) & given.any(-1)
-    kp[~detected] = 0.0
-    given &= detected[..., None]
-    boxes = np.zeros(kp.shape[:2] + (3,))
-    for p in range(kp.shape[1]):
-        b = box_from_points(torch.from_numpy(kp[:, p, :, :2]), torch.from_numpy(given[:, p]),
-                            scale=box_scale).numpy()
-        boxes[:, p] = _fill_boxes(b, detected[:, p])
-    return kp, boxes, detected
-
-
 class ObservationModel:
     """Seeded simulator of a 2D pose detector looking at a two-person sequence; see the module docstring."""
 
     def __init__(self, config: ObservationConfig | None = None):
         self.config = config or ObservationConfig()
-        self.detector_mask = detector_joint_mask()
+        self.detector_mask = smpl24_mapped_mask()  # the joints a detection gives
         self._noise_scale = np.ones(NUM_JOINTS)
         for name, s in self.config.joint_noise.items():
             self._noise_scale[JOINT_INDEX[name]] = float(s)
@@ -669,6 +615,6 @@ def occlusion_rate(obs: Observation) -> float:
 
 __all__: Sequence[str] = (
     "BODY_CAPSULES", "Camera", "CameraSampler", "CameraSpec", "Observation", "ObservationConfig",
-    "ObservationModel", "capsule_occlusion", "detector_joint_mask", "mesh_occlusion", "observe",
+    "ObservationModel", "capsule_occlusion", "mesh_occlusion", "observe",
     "occlusion_rate", "place_camera", "to_smpl24_layout",
 )

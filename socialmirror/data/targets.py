@@ -7,7 +7,7 @@ trained to predict:
   (``build_body_model("smpl:DIR")`` with the user's licensed files). Exact: the rebuilt joints are the
   published ones. SMPL's ``transl`` is converted to the project's pelvis translation.
 - :func:`to_anny_targets`: the default anny body fitted to the published joints with inverse kinematics
-  (``socialmirror.geometry.ik.fit_joints``), for users without SMPL files (and for joint-only data).
+  (``socialmirror.body.ik.fit_joints``), for users without SMPL files (and for joint-only data).
 
 :func:`build_targets` picks: published parameters when the body is the model they were fitted with,
 inverse kinematics otherwise.
@@ -23,7 +23,7 @@ from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.datasets.paper_common import PaperSample, SMPLParams
-from socialmirror.geometry.ik import IKConfig, fit_joints
+from socialmirror.body.ik import IKConfig, fit_joints
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Guidance terms for the infiller's sampling (design.md step 6): losses on the predicted x0 that
+"""Guidance terms for the infiller's sampling (docs/architecture.md, step 6): losses on the predicted x0 that
 `DDIMSampler.guide` descends with a few gradient steps.
 
 Every term reads the motion through a `MotionDecoder` that the caller puts in `GuidanceContext.extras`

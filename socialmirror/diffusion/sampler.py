@@ -82,6 +82,8 @@ X0Hook = Callable[[Tensor, GuidanceContext], Tensor]
 
 @dataclass
 class SamplerConfig:
+    # The project's one default of the sampling steps (the paper's 5 DDIM steps); the methods take it
+    # (``MethodConfig.sampling_steps``, the setting users change: ``--set method.sampling_steps=N``).
     num_steps: int = 5
     eta: float = 0.0  # 0: deterministic DDIM; 1: DDPM-like ancestral noise (beta_tilde)
     timestep_spacing: TimestepSpacing = "trailing"

@@ -1,8 +1,9 @@
 """`socialmirror bench`: frames per second of every stage, on a video or the embedded sample.
 
 Runs the real pipeline (`socialmirror.api.reconstruct`) from scratch in a temporary folder and reads the
-stage timings it records; reports the machine's cores and thread settings beside them, since the numbers
-mean nothing without them.
+stage timings it records (one per stage of `socialmirror.pipeline`: tracks, pair, draft, annotations, text,
+estimate, outputs; `3d/*` the estimate's sub-stages); reports the machine's cores and thread settings beside
+them, since the numbers mean nothing without them.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def bench(input_path: str | None = None, threads: int | None = None, method: str
     stages = {k: v for k, v in res.timings.items()}
     three_d = sum(v for k, v in stages.items() if k.startswith("3d/"))
     if three_d == 0.0:
-        three_d = stages.get("estimate_3d", 0.0) + stages.get("draft_3d", 0.0)
+        three_d = stages.get("estimate", 0.0) + stages.get("draft", 0.0)
     fps = {k: round(frames / v, 1) if v > 0 else None for k, v in stages.items()}
     return {
         "input": str(src), "frames": frames, "image_size": list(res.image_size),

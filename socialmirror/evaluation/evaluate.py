@@ -1,4 +1,4 @@
-"""`socialmirror evaluate`: every method, the same observations, every metric of metrics.md.
+"""`socialmirror evaluate`: every method, the same observations, every metric of docs/metrics.md.
 
 Protocol (recorded in the output's ``protocol``):
 - Each sequence is resampled to the models' rate (30 fps) and seen through the observation model (a
@@ -12,6 +12,9 @@ Protocol (recorded in the output's ``protocol``):
   interior frames of each window.
 - Text and contacts for the methods that use them come from the offline annotator run on the method's own
   semantics-free draft (what `reconstruct` does with no VLM); the ground truth's sentences are never shown.
+  The observation enters the pipeline's stages (``socialmirror.pipeline``) where a video's pair would: the
+  methods run through the same draft -> annotate -> encode_text -> estimate as ``reconstruct``, sharing one
+  draft and one set of annotations per sequence (an in-memory stage cache).
 """
 from __future__ import annotations
 
@@ -25,22 +28,56 @@ import torch
 
 from socialmirror import metrics
 from socialmirror.body.skeleton import joint_indices
+from socialmirror.config import ConfigError, differences, update
+from socialmirror.inference.methods import METHOD_PRESETS, MethodConfig, method_config
+from socialmirror.windows import CLIP_LENGTH, evaluation_windows
 
 log = logging.getLogger(__name__)
 MODEL_FPS = 30.0
-CLIP = 16
 METRICS = ("MPJPE", "PA-MPJPE", "R-MPJPE", "G-MPJPE", "Int", "Pen", "Accel", "VPE")
+
+
+def _default_method() -> MethodConfig:
+    return method_config("socialmirror")
 
 
 @dataclass
 class EvaluateConfig:
+    """What ``evaluate`` takes (``socialmirror evaluate``, and the keys of its ``--config`` files and ``--set``
+    overrides)."""
+
     methods: tuple[str, ...] = ("independent", "closeint", "socialmirror")
+    # Adjustments applied to every method evaluated: what is changed here relative to the `socialmirror`
+    # preset (e.g. method.sampling_steps=10, method.guidance_iterations=2) is changed in each of `methods`.
+    method: MethodConfig = field(default_factory=_default_method)
     seed: int = 0
     checkpoint: str | None = None
+    text_encoder: str | None = None  # None: the one the bundle's text ControlNet was trained on
     pen_stride: int = 4  # penetration on every n-th frame (the grid SDF costs ~0.2 s a frame)
     device: str = "cpu"
+    threads: int | None = None  # torch CPU threads
     progress: bool = True
     max_sequences: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.method, str):
+            self.method = method_config(self.method)
+        if self.method.name != "socialmirror":
+            raise ConfigError("method.name: evaluate runs the presets of `methods`; `method` only adjusts them "
+                              "(method.KEY=VALUE)")
+        for name in self.methods:
+            if name not in METHOD_PRESETS:
+                raise ConfigError(f"methods: unknown method {name!r}; presets: {', '.join(METHOD_PRESETS)}")
+        if self.pen_stride < 1:
+            raise ConfigError(f"pen_stride: must be at least 1, got {self.pen_stride}")
+
+    def method_changes(self) -> dict:
+        """The adjustments of ``method`` (nested mapping; empty when none)."""
+        return differences(self.method, method_config(self.method.name))
+
+    def method_config(self, name: str) -> MethodConfig:
+        """The preset ``name`` with this evaluation's adjustments."""
+        return update(method_config(name), self.method_changes(), prefix="method.")
 
 
 @dataclass
@@ -72,10 +109,9 @@ def _interp_time(x: np.ndarray, src_t: np.ndarray, dst_t: np.ndarray) -> np.ndar
 def score_sequence(pred: np.ndarray, gt: np.ndarray, names, pred_verts=None, faces=None, gt_verts=None,
                    pen_stride: int = 4) -> _Accumulator:
     """Windowed metrics of one sequence; pred/gt (T, 2, J, 3) at the same frames, camera frame, metres."""
-    from socialmirror.data.clips import evaluation_windows
     acc = _Accumulator()
     T = gt.shape[0]
-    for w in evaluation_windows(T, CLIP):
+    for w in evaluation_windows(T, CLIP_LENGTH):
         frames = w.frames[w.valid]
         new = w.frames[w.new]
         if len(new) == 0:
@@ -101,21 +137,17 @@ def score_sequence(pred: np.ndarray, gt: np.ndarray, names, pred_verts=None, fac
 
 def evaluate(data_specs: list[str], config: EvaluateConfig | None = None) -> dict:
     """Run every method on every sequence of the specs; returns the JSON document of the issue's layout."""
-    from socialmirror.body import build_body_model
+    from socialmirror import pipeline
     from socialmirror.data.datasets import sequences_from_spec
     from socialmirror.data.formats.interchange import resample
     from socialmirror.data.observation import CameraSampler, ObservationModel
-    from socialmirror.inference.estimator import TwoPersonMotionEstimator
-    from socialmirror.models.bundle import default_bundle_path, load_bundle
-    from socialmirror.semantics.annotator import annotate_clips
-    from socialmirror.semantics.text_encoder import get_text_encoder
 
     cfg = config or EvaluateConfig()
-    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else default_bundle_path()
-    bundle = load_bundle(checkpoint, map_location=cfg.device)
-    body = build_body_model("anny", device=cfg.device)
-    faces = body.faces.cpu().numpy()
-    encoder = get_text_encoder("minilm")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    models = pipeline.load_models(cfg.checkpoint, cfg.device)
+    methods = {name: cfg.method_config(name) for name in cfg.methods}
+    faces = models.body.faces.cpu().numpy()
     observer = ObservationModel()
     results, per_action, timing = {}, {}, {}
     for spec in data_specs:
@@ -134,33 +166,27 @@ def evaluate(data_specs: list[str], config: EvaluateConfig | None = None) -> dic
             gt = camera.to_camera(seq.joints3d).astype(np.float32)
             gt_verts = None if seq.vertices is None else camera.to_camera(seq.vertices).astype(np.float32)
             t30, t_own = np.arange(seq30.num_frames) / MODEL_FPS, np.arange(seq.num_frames) / seq.fps
-            draft = None
-            for method in _ordered(cfg.methods):
+            observation = pipeline.PairObservation(
+                obs.keypoints2d, obs.boxes, obs.intrinsics, tuple(obs.image_size), MODEL_FPS, np.arange(2),
+                up=tuple(camera.R @ np.asarray(seq30.up, dtype=np.float64)))  # world up, camera frame
+            cache = pipeline.StageCache(None)  # this sequence's draft and annotations, shared by its methods
+
+            def semantics(observation=observation, cache=cache):
+                return pipeline.semantic_inputs(models, observation, cache, seed=cfg.seed,
+                                                text_encoder=cfg.text_encoder, progress=False)
+            for name, method in methods.items():
                 t0 = time.perf_counter()
-                est_kw = {}
-                estimator = TwoPersonMotionEstimator(bundle, body, method=method, device=cfg.device, seed=cfg.seed)
-                if estimator.uses_text or estimator.uses_contacts:
-                    if draft is None:
-                        draft = TwoPersonMotionEstimator(bundle, body, method="closeint", device=cfg.device,
-                                                         seed=cfg.seed).estimate(
-                            obs.keypoints2d, obs.boxes, obs.intrinsics, obs.image_size, progress=False)
-                    up_cam = tuple(camera.R @ np.asarray(seq30.up, dtype=np.float64))  # world up, camera frame
-                    ann = annotate_clips("offline", joints3d=draft.joints, up=up_cam, seed=cfg.seed)
-                    sentences = [s for c in ann.clips for s in c.text]
-                    est_kw = dict(annotations=ann,
-                                  text_embeddings=encoder.encode(sentences).reshape(len(ann.clips), 2, -1))
-                est = estimator.estimate(obs.keypoints2d, obs.boxes, obs.intrinsics, obs.image_size, progress=False,
-                                         **est_kw)
-                timing.setdefault(method, []).append((time.perf_counter() - t0, seq30.num_frames))
-                pred30 = est.joints
-                pred = _interp_time(pred30, t30, t_own)[:, :, joint_indices(names)]
+                est = pipeline.estimate(models, observation, method, cache, seed=cfg.seed, semantics=semantics,
+                                        progress=False)
+                timing.setdefault(name, []).append((time.perf_counter() - t0, seq30.num_frames))
+                pred = _interp_time(est.joints, t30, t_own)[:, :, joint_indices(names)]
                 with torch.no_grad():
-                    verts30 = est.vertices(body)
+                    verts30 = est.vertices(models.body)
                 pverts = _interp_time(verts30, t30, t_own) if seq.fps != MODEL_FPS else verts30
                 acc = score_sequence(pred, gt, names, pverts, faces, gt_verts, cfg.pen_stride)
-                accs[method].merge(acc)
+                accs[name].merge(acc)
                 if seq.action:
-                    act_accs.setdefault(seq.action, {}).setdefault(method, _Accumulator()).merge(acc)
+                    act_accs.setdefault(seq.action, {}).setdefault(name, _Accumulator()).merge(acc)
             log.info("%s: %d/%d sequences", dataset, k + 1, len(sequences))
         results[dataset] = {m: a.means() for m, a in accs.items()}
         if "socialmirror" in accs and "closeint" in accs:
@@ -173,18 +199,14 @@ def evaluate(data_specs: list[str], config: EvaluateConfig | None = None) -> dic
     protocol = {
         "observations": "simulated: socialmirror.data.observation.ObservationModel (default noise), one "
                         "CameraSampler camera per sequence", "seed": cfg.seed, "model_fps": MODEL_FPS,
-        "windows": f"non-overlapping {CLIP}-frame windows, end-aligned tail scoring only its new frames",
+        "windows": f"non-overlapping {CLIP_LENGTH}-frame windows, end-aligned tail scoring only its new frames",
         "joints": "the ground truth's joints, by SMPL-24 name", "units": "mm (Accel: mm/frame^2)",
         "semantics": "offline annotator on the method's semantics-free draft; ground-truth text never used",
-        "checkpoint": str(checkpoint), "methods": list(cfg.methods), "data": list(data_specs),
+        "checkpoint": str(models.checkpoint), "methods": list(cfg.methods), "method_changes": cfg.method_changes(),
+        "text_encoder": cfg.text_encoder or models.text_encoder, "data": list(data_specs),
         "pen_frame_stride": cfg.pen_stride, "frames_per_second": fps,
     }
     return {"protocol": protocol, "results": results, "per_action": per_action}
-
-
-def _ordered(methods):
-    # closeint first: its output doubles as the draft the semantic methods annotate.
-    return sorted(methods, key=lambda m: (m != "closeint", list(methods).index(m)))
 
 
 def to_markdown(doc: dict) -> str:

@@ -1,1 +1,1 @@
-"""Geometry: rotation conversions, cameras and projection, inverse-kinematics fitting."""
+"""Geometry: rotation conversions, cameras and projection (CLIFF crop camera, boxes)."""

@@ -1,12 +1,14 @@
-"""The 3D estimator (design.md steps 4-7): 2D keypoints and boxes of two people -> their 3D motion.
+"""The 3D estimator (docs/architecture.md, steps 4-8): 2D keypoints and boxes of two people -> their 3D
+motion.
 
 `TwoPersonMotionEstimator(bundle, body, method, device, seed).estimate(keypoints2d, boxes, K, image_size,
 annotations, text_embeddings)` runs, for a method preset (`socialmirror.inference.methods`):
 
-1. windows: the sequence is cut into windows of L = 16 frames, `stride` (8) apart, the last one aligned to
-   the end (`window_starts`); a sequence shorter than L is padded to L with frames marked missing (keypoint
-   confidence 0, boxes repeated from the edge) and cropped back at the end. Windows go through the networks
-   in batches of `batch_windows`, so memory does not grow with the sequence length.
+1. windows: the sequence is cut into windows of L frames (the bundle's `clip_len`, 16), `stride` (8) apart,
+   the last one aligned to the end (`socialmirror.windows.window_starts`); a sequence shorter than L is
+   padded to L with frames marked missing (keypoint confidence 0, boxes repeated from the edge) and cropped
+   back at the end. Windows go through the networks in batches of `batch_windows`, so memory does not grow
+   with the sequence length.
 2. per window: F_img (`observation_features`), the Initial Estimator's x_init (raw units), its joints
    (`motion_to_joints`), the Geometry Optimizer's joints (when geometry guidance is on), then DDIM sampling
    of the infiller (5 steps) from x_T ~ N(x_init, sigma^2), seeded per window, with the enabled guidance
@@ -17,7 +19,11 @@ annotations, text_embeddings)` runs, for a method preset (`socialmirror.inferenc
 4. the Temporal Motion Refiner runs over the whole sequence (in overlapping chunks of `refine_chunk` frames,
    blended the same way, so memory stays bounded on long videos);
 5. decoding: rotations, one shape per person (the mean over its observed frames), pelvis translations and
-   joints in the camera frame.
+   joints in the camera frame;
+6. the fit to the evidence (`socialmirror.inference.fit`, when the method's `fit.enabled`): the whole
+   sequence and both people made to agree with the confident keypoints inside the image and MediaPipe's 3D,
+   kept close to the networks' motion, with the annotated contacts, no interpenetration, smoothness and
+   joint limits. ``x`` stays the networks' motion vectors (before the fit).
 
 NaN guard: after every stage the person-frames with a non-finite value fall back to the previous stage's
 output (initial estimate <- the training mean motion; Geometry Optimizer <- initial joints; infiller <-
@@ -49,12 +55,13 @@ from socialmirror.diffusion.guidance import (
     PenetrationGuidance,
     ReprojectionGuidance,
 )
-from socialmirror.diffusion.sampler import DDIMSampler, GuidanceTerm, SamplerConfig
+from socialmirror.diffusion.sampler import DDIMSampler, GuidanceTerm
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
+from socialmirror.inference.fit import FitEvidence, contact_rows, fit_to_evidence
 from socialmirror.inference.methods import METHOD_PRESETS, GuidanceWeights, MethodConfig, method_config
 from socialmirror.models.bundle import ModelBundle, motion_to_joints
-from socialmirror.models.refiner import join_windows, window_starts
 from socialmirror.semantics.annotations import Annotations, ClipAnnotation
+from socialmirror.windows import join_windows, window_starts
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,7 @@ class MotionEstimate:
     shape: np.ndarray  # (2, S) per person, the mean over its observed frames
     transl: np.ndarray  # (T, 2, 3) pelvis
     joints: np.ndarray  # (T, 2, 24, 3)
-    x: np.ndarray  # (T, 2, D) the final motion vectors, raw units
+    x: np.ndarray  # (T, 2, D) the networks' final motion vectors, raw units (before the fit to the evidence)
     initial_joints: np.ndarray  # (T, 2, 24, 3) the Initial Estimator's joints (windows joined)
     geometry_joints: np.ndarray | None = None  # (T, 2, 24, 3) the Geometry Optimizer's, when it ran
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
@@ -233,17 +240,14 @@ class TwoPersonMotionEstimator:
             raise ValueError(f"the bundle's motions have {bundle.config.shape_dim} shape values, the body model "
                              f"{body.name!r} has {body.shape_dim}")
         self.representation: MotionRepresentation = bundle.representation
-        self.window = config.window
-        if self.window > bundle.config.clip_len:
-            raise ValueError(f"window {self.window} exceeds the bundle's clip length {bundle.config.clip_len}")
+        self.window = bundle.config.clip_len  # L: the clip length the bundle's networks were trained on
+        if config.stride > self.window:
+            raise ValueError(f"stride {config.stride} exceeds the bundle's clip length {self.window}")
         self.weights: GuidanceWeights = config.guidance
         self.fallback_motion = self._fallback_motion()
         self.geometry_network = self._geometry_network() if self.weights.geometry != 0 else None
         self.denoiser = self._denoiser()
-        self.sampler = DDIMSampler(bundle.diffusion(), SamplerConfig(
-            num_steps=config.sampling_steps, eta=config.eta, guidance_step_size=config.guidance_step_size,
-            guidance_iterations=config.guidance_iterations,
-            guidance_max_grad_norm=config.guidance_max_grad_norm))
+        self.sampler = DDIMSampler(bundle.diffusion(), config.sampler_config())
         self.guidance_terms: list[GuidanceTerm] = [
             term for term in (
                 GeometryGuidance(self.weights.geometry, name="geometry"),
@@ -369,12 +373,16 @@ class TwoPersonMotionEstimator:
     @torch.no_grad()
     def estimate(self, keypoints2d, boxes, K, image_size: tuple[int, int] | None = None,
                  annotations: Annotations | Sequence[ClipAnnotation] | None = None,
-                 text_embeddings: Tensor | np.ndarray | None = None, progress: bool = True) -> MotionEstimate:
+                 text_embeddings: Tensor | np.ndarray | None = None, progress: bool = True,
+                 world_joints: np.ndarray | None = None, world_confidence: np.ndarray | None = None
+                 ) -> MotionEstimate:
         """keypoints2d (T, 2, 24, 3) u, v, confidence (0 = missing); boxes (T, 2, 3) CLIFF (bx, by, b);
-        K (3, 3); image_size (width, height), informational; annotations: the clips (text, contacts,
-        confidence) in video frames, with text_embeddings (num_clips, 2, E) the sentence embeddings of
-        their two sentences in the same order."""
-        timings = {k: 0.0 for k in ("initial", "geometry", "infiller", "join", "refiner", "decode")}
+        K (3, 3); image_size (width, height), the image the keypoints lie in (the fit leaves joints outside
+        it to the priors); annotations: the clips (text, contacts, confidence) in video frames, with
+        text_embeddings (num_clips, 2, E) the sentence embeddings of their two sentences in the same order;
+        world_joints (T, 2, 24, 3) / world_confidence (T, 2, 24): MediaPipe's root-relative 3D mapped onto
+        SMPL-24 (NaN where unknown), the 3D evidence of the fit."""
+        timings = {k: 0.0 for k in ("initial", "geometry", "infiller", "join", "refiner", "decode", "fit")}
         warnings: list[str] = []
         clock = time.perf_counter()
         obs = self._observations(keypoints2d, boxes, K)
@@ -440,6 +448,12 @@ class TwoPersonMotionEstimator:
         t0 = time.perf_counter()
         result = self._decode(bundle.denormalize(final_seq), x_init_seq, obs, warnings)
         timings["decode"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        if self.config.fit.enabled and image_size is not None:
+            result = self._fit(result, keypoints2d, K, image_size, annotations, world_joints, world_confidence,
+                               warnings)
+        timings["fit"] += time.perf_counter() - t0
         timings["total"] = time.perf_counter() - clock
 
         T = obs.num_frames
@@ -485,6 +499,23 @@ class TwoPersonMotionEstimator:
                 extras["geometry_joints"] = geometry_joints
         x0 = self.sampler.sample(denoise, x_init_n, x_T=x_T, guidance=self.guidance_terms, extras=extras)
         return _fallback("motion infiller", x0, x_init_n, 1, warnings)
+
+    def _fit(self, result: dict, keypoints2d, K, image_size, annotations, world_joints, world_confidence,
+             warnings: list[str]) -> dict:
+        """The fit to the evidence over the whole sequence (`socialmirror.inference.fit`); the decoded motion
+        stays where the fit fails (a warning says so)."""
+        kp = np.asarray(keypoints2d, dtype=np.float32)
+        clips = annotations.clips if isinstance(annotations, Annotations) else list(annotations or [])
+        evidence = FitEvidence(kp, np.asarray(K, dtype=np.float32), tuple(int(v) for v in image_size),
+                               world_joints, world_confidence,
+                               contact_rows(Annotations(clips) if clips else None, kp.shape[0]))
+        fitted, report = fit_to_evidence(self.body, result["rotmats"], result["transl"], result["shape"],
+                                         evidence, self.config.fit)
+        if not np.isfinite(fitted.joints).all():
+            warnings.append("the fit to the evidence gave non-finite joints; kept the networks' motion")
+            return result
+        pose6d = matrix_to_6d(torch.as_tensor(fitted.rotmats)).numpy()
+        return dict(result, rotmats=fitted.rotmats, pose6d=pose6d, transl=fitted.transl, joints=fitted.joints)
 
     def _refine(self, motion: Tensor, mask: Tensor) -> Tensor:
         """The refiner over (2, T, D) in overlapping chunks (bounded memory), blended like the windows."""

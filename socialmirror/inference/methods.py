@@ -3,15 +3,19 @@
 Every preset is a `MethodConfig`; all of them run through the same code (`TwoPersonMotionEstimator`) on the
 same bundle, so a comparison between them isolates what the preset switches.
 
-    preset                 denoiser      text  geometry  contact  penetration  reprojection  refiner
-    independent            independent   -     -         -        -            -             -
-    closeint               two-branch    -     -         -        -            on            -
-    socialmirror           two-branch    on    on        on       on           on            on
+    preset                 denoiser      text  geometry  contact  penetration  reprojection  refiner  fit
+    independent            independent   -     -         -        -            -             -        -
+    closeint               two-branch    -     -         -        -            on            -        -
+    socialmirror           two-branch    on    on        on       on           on            on       on
     socialmirror-linear    as socialmirror, Geometry Optimizer with the Linear embedding (paper Table 2)
-    no-text / no-geometry / no-contact / no-refiner   socialmirror with that one part off
+    no-text / no-geometry / no-contact / no-refiner / socialmirror-nofit   socialmirror with that one part off
 
-`independent` (design.md): each person alone, no cross-attention, no guidance; it uses the bundle's separately
-trained `independent` denoiser (and, as cross-attention would join the two persons there, no refiner either).
+`fit` is the fit to the evidence after the refiner (`socialmirror.inference.fit`): the baselines end at the
+networks' output, as the paper's comparison does.
+
+`independent` (docs/architecture.md): each person alone, no cross-attention, no guidance; it uses the bundle's
+separately trained `independent` denoiser (and, as cross-attention would join the two persons there, no refiner
+either).
 `closeint`: the two-branch diffusion model without text and without geometric guidance; it keeps the 2D
 reprojection guidance, which is what keeps a sample on the image. Text is confidence-weighted in
 `socialmirror`: the ControlNet's contribution is scaled by the annotation's confidence (`text_weight`).
@@ -32,6 +36,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
+
+from socialmirror.diffusion.sampler import SamplerConfig
+from socialmirror.inference.fit import EvidenceFitConfig
 
 GUIDANCE_TERMS: tuple[str, ...] = ("geometry", "contact", "penetration", "reprojection")
 
@@ -67,32 +74,54 @@ class MethodConfig:
     geometry_embedding: Literal["stgcn", "linear"] = "stgcn"  # which Geometry Optimizer guides
     guidance: GuidanceWeights = field(default_factory=GuidanceWeights)
     refiner: bool = True
-    # Sampling.
-    sampling_steps: int = 5
-    eta: float = 0.0  # 0: deterministic DDIM after the seeded start
-    guidance_step_size: float = 1.0
+    # The fit to the evidence after the refiner (2D keypoints, MediaPipe's 3D, contacts, no interpenetration).
+    fit: EvidenceFitConfig = field(default_factory=EvidenceFitConfig)
+    # Sampling: what `sampler_config` hands the DDIM sampler. The defaults are the sampler's own (5 DDIM steps,
+    # deterministic), except the guidance iterations: the method takes 4 gradient steps on x0 per sampling step.
+    sampling_steps: int = SamplerConfig.num_steps
+    eta: float = SamplerConfig.eta  # 0: deterministic DDIM after the seeded start
+    guidance_step_size: float = SamplerConfig.guidance_step_size
     guidance_iterations: int = 4  # gradient steps on x0 per sampling step
-    guidance_max_grad_norm: float | None = None
+    guidance_max_grad_norm: float | None = SamplerConfig.guidance_max_grad_norm
     # How x_T ~ N(x_init, sigma^2) is drawn: "shared" uses one noise draw for both persons of a window, so
     # exchanging the two persons' inputs exchanges the outputs exactly (the model is symmetric, and so is
     # its start); "independent" draws each person's noise separately; "none" starts at x_init itself.
     initial_noise: Literal["shared", "independent", "none"] = "shared"
     contact_radius: float = 0.08  # metres
-    # Windows.
-    window: int = 16  # L, the clip length the networks were trained on
-    stride: int = 8  # windows overlap by window - stride frames, blended by join_windows
+    # Windows. Their length is not the method's: it is the clip length the bundle was trained on (its
+    # `clip_len`, 16), which the estimator reads from the bundle.
+    stride: int = 8  # windows overlap by clip_len - stride frames, blended by join_windows
     batch_windows: int = 16  # windows per network call (bounds memory on long sequences)
     refine_chunk: int = 256  # the refiner runs over chunks of this many frames ...
     refine_overlap: int = 32  # ... overlapping by this many (its receptive field is ~20 frames)
 
     def __post_init__(self):
-        if not 1 <= self.stride <= self.window:
-            raise ValueError("stride must be in [1, window]")
+        if self.stride < 1:
+            raise ValueError("stride must be at least 1 (and at most the bundle's clip length)")
         if self.refine_overlap >= self.refine_chunk:
             raise ValueError("refine_overlap must be smaller than refine_chunk")
+        if self.sampling_steps < 1:
+            raise ValueError("sampling_steps must be at least 1")
+        if self.guidance_iterations < 0:
+            raise ValueError("guidance_iterations must not be negative")
+
+    @classmethod
+    def preset(cls, name: str) -> "MethodConfig":
+        """The preset of that name (the table above); makes a `MethodConfig` field of a config take a preset
+        name, with adjustments (see `socialmirror.config`)."""
+        return method_config(name)
 
     def without_guidance(self, *names: str) -> "MethodConfig":
         return dataclasses.replace(self, guidance=self.guidance.without(*names))
+
+    def sampler_config(self) -> SamplerConfig:
+        """The DDIM sampler's settings for this method."""
+        return SamplerConfig(num_steps=self.sampling_steps, eta=self.eta, guidance_step_size=self.guidance_step_size,
+                             guidance_iterations=self.guidance_iterations,
+                             guidance_max_grad_norm=self.guidance_max_grad_norm)
+
+
+NO_FIT = EvidenceFitConfig(enabled=False)
 
 
 def _presets() -> dict[str, MethodConfig]:
@@ -100,15 +129,18 @@ def _presets() -> dict[str, MethodConfig]:
     r = dataclasses.replace
     return {
         "independent": MethodConfig(name="independent", denoiser="independent", text=False,
-                                    guidance=NO_GUIDANCE, refiner=False),
-        "closeint": MethodConfig(name="closeint", text=False, refiner=False,
+                                    guidance=NO_GUIDANCE, refiner=False, fit=NO_FIT),
+        "closeint": MethodConfig(name="closeint", text=False, refiner=False, fit=NO_FIT,
                                  guidance=GuidanceWeights().without("geometry", "contact", "penetration")),
         "socialmirror": full,
         "socialmirror-linear": r(full, name="socialmirror-linear", geometry_embedding="linear"),
         "no-text": r(full, name="no-text", text=False),
         "no-geometry": r(full, name="no-geometry", guidance=full.guidance.without("geometry")),
-        "no-contact": r(full, name="no-contact", guidance=full.guidance.without("contact")),
+        # Without the annotated contacts anywhere: neither the guidance nor the fit closes them.
+        "no-contact": r(full, name="no-contact", guidance=full.guidance.without("contact"),
+                        fit=r(full.fit, contact_weight=0.0)),
         "no-refiner": r(full, name="no-refiner", refiner=False),
+        "socialmirror-nofit": r(full, name="socialmirror-nofit", fit=NO_FIT),
     }
 
 

@@ -28,6 +28,7 @@ stored config's flag says): an older file without it loads, with the slot ``None
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import pickle
@@ -52,6 +53,7 @@ from socialmirror.models.infiller import InfillerConfig, SemanticMotionInfiller
 from socialmirror.models.initial_estimator import InitialEstimator, InitialEstimatorConfig
 from socialmirror.models.refiner import RefinerConfig, TemporalMotionRefiner
 from socialmirror.paths import ASSETS_DIR
+from socialmirror.windows import CLIP_LENGTH
 
 BUNDLE_FORMAT = "socialmirror.bundle"
 BUNDLE_VERSION = 1
@@ -63,15 +65,24 @@ class CheckpointError(InputError):
 
 @dataclass
 class DiffusionConfig:
+    """The diffusion the infiller was trained with. How many steps sampling takes is not part of it: that is an
+    inference-time choice of the method (``MethodConfig.sampling_steps``)."""
+
     num_train_timesteps: int = 100
     beta_schedule: Literal["cosine", "linear"] = "cosine"
-    sampling_steps: int = 5
+
+
+# Keys that configs stored by earlier versions hold and this version no longer has, with where they went.
+# They are dropped on loading, so those bundles load unchanged.
+RETIRED_CONFIG_KEYS: tuple[tuple[str, ...], ...] = (
+    ("diffusion", "sampling_steps"),  # now MethodConfig.sampling_steps (socialmirror.inference.methods)
+)
 
 
 @dataclass
 class ModelBundleConfig:
     body: str = "anny"  # body model kind the motions are in: anny | smpl | smplx
-    clip_len: int = 16  # L
+    clip_len: int = CLIP_LENGTH  # L
     shape_dim: int = 6  # anny's phenotypes (SMPL: 10 betas)
     image_embedding_dim: int = 0  # width of optional image features appended to F_img (0: keypoints only)
     initial: InitialEstimatorConfig = field(default_factory=InitialEstimatorConfig)
@@ -79,6 +90,9 @@ class ModelBundleConfig:
     infiller: InfillerConfig = field(default_factory=InfillerConfig)
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    # The frozen sentence encoder the text ControlNet was trained on (``get_text_encoder`` spec): part of the
+    # trained model, so inference reads it from here. Bundles stored before the field existed used MiniLM.
+    text_encoder: str = "minilm"
     independent_baseline: bool = True  # also hold the `independent` baseline's denoiser
     # Also hold the Linear-embedding Geometry Optimizer (Table 2's ablation). Off for a bare ModelBundle (and
     # for configs stored before the slot existed); the trainer's default config turns it on.
@@ -165,8 +179,8 @@ class ModelBundle(nn.Module):
                                             sigma=self.sigma.detach().cpu())
 
     def sampler(self, config: SamplerConfig | None = None) -> DDIMSampler:
-        config = config or SamplerConfig(num_steps=self.config.diffusion.sampling_steps)
-        return DDIMSampler(self.diffusion(), config)
+        """A DDIM sampler of this bundle's diffusion (default: the sampler's default settings)."""
+        return DDIMSampler(self.diffusion(), config or SamplerConfig())
 
     # -- observations -------------------------------------------------------------------------------------
     def observation_features(self, keypoints2d: Tensor, boxes: Tensor, K: Tensor,
@@ -247,6 +261,20 @@ def _check_state(bundle: ModelBundle, state: dict[str, Tensor], path: Path) -> N
         raise CheckpointError(f"checkpoint {path} does not match its model: {'; '.join(problems)}")
 
 
+def _without_retired_keys(stored: Any) -> Any:
+    """A stored config (a nested dict) without the keys of RETIRED_CONFIG_KEYS."""
+    if not isinstance(stored, dict):
+        return stored
+    out = copy.deepcopy(stored)
+    for *parents, last in RETIRED_CONFIG_KEYS:
+        node = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
 def load_bundle(path: str | Path | None = None, map_location: str | torch.device = "cpu",
                 config: ModelBundleConfig | None = None) -> ModelBundle:
     """Load a bundle (default: the shipped weights). With ``config``, the checkpoint must have been trained
@@ -267,7 +295,7 @@ def load_bundle(path: str | Path | None = None, map_location: str | torch.device
         raise CheckpointError(f"checkpoint {path} has bundle version {payload.get('version')!r}; this code reads "
                               f"version {BUNDLE_VERSION}")
     try:
-        stored = update(ModelBundleConfig(), payload["config"]).resolved()
+        stored = update(ModelBundleConfig(), _without_retired_keys(payload["config"])).resolved()
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} has an incompatible config: {_first_line(exc)}") from None
     state = payload.get("state_dict")

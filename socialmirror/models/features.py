@@ -1,7 +1,7 @@
 """F_img: the per-person, per-frame observation feature every network is conditioned on (pipeline step 4).
 
 CloseInt conditions on HMR2.0's image features; no such backbone runs offline, so the observation itself
-stands in (design.md, step 4):
+stands in (docs/architecture.md, step 4; docs/offline-stack.md):
 
     F_img = [ keypoints normalised to the person's box: ((u - bx) / b, (v - by) / b, conf) x 24   (72)
               CLIFF bbox information: ((bx - cx) / f, (by - cy) / f, b / f)                       (3) ]

@@ -4,14 +4,12 @@
 the region the annotator sees. The stage's record (and cache) is ``Tracks``.
 """
 from socialmirror.perception.pipeline import detect_and_track
-from socialmirror.perception.pose import (KEYPOINT_NAMES, MediaPipePoseDetector, PersonDetection, PoseDetector,
-                                          coco17_to_mediapipe33, pose_task_bundle, to_smpl24, to_smpl24_points)
+from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector, pose_task_bundle
 from socialmirror.perception.tracking import (TrackerConfig, Tracks, crop_frame, pair_crop_boxes,
                                               select_closest_pair, track)
 from socialmirror.perception.video import open_video
 
 __all__ = [
-    "KEYPOINT_NAMES", "MediaPipePoseDetector", "PersonDetection", "PoseDetector", "TrackerConfig", "Tracks",
-    "coco17_to_mediapipe33", "crop_frame", "detect_and_track", "open_video", "pair_crop_boxes",
-    "pose_task_bundle", "select_closest_pair", "to_smpl24", "to_smpl24_points", "track",
+    "MediaPipePoseDetector", "PersonDetection", "PoseDetector", "TrackerConfig", "Tracks", "crop_frame",
+    "detect_and_track", "open_video", "pair_crop_boxes", "pose_task_bundle", "select_closest_pair", "track",
 ]

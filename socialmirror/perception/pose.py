@@ -1,9 +1,10 @@
-"""Multi-person 2D/3D pose: the detector interface, MediaPipe's PoseLandmarker, and the keypoint layout.
+"""Multi-person 2D/3D pose: the detector interface and MediaPipe's PoseLandmarker.
 
-Keypoints
----------
-The project's 2D keypoint set is MediaPipe's 33 pose landmarks in MediaPipe's order (``KEYPOINT_NAMES``); "left"
-and "right" are the person's own sides. A detection holds, per person:
+Detections
+----------
+Keypoints are MediaPipe's 33 pose landmarks in MediaPipe's order (``socialmirror.body.keypoints``, which also
+maps them onto the SMPL-24 joints: ``to_smpl24``); "left" and "right" are the person's own sides. A detection
+holds, per person:
 
 * ``keypoints`` (33, 3): x, y in pixels of the full frame, and a confidence in [0, 1] (MediaPipe's landmark
   visibility). Landmarks a detector does not produce are NaN with confidence 0.
@@ -12,10 +13,6 @@ and "right" are the person's own sides. A detection holds, per person:
 * ``box`` (4,): x0, y0, x1, y1 in pixels around the body (landmarks padded, the head extended upwards).
 * ``score``: the detection's confidence (for MediaPipe: the mean landmark visibility, as the Tasks API reports
   no per-pose score).
-
-``to_smpl24`` maps the 33 landmarks onto the SMPL-24 joints where a correspondence exists (``SMPL24_FROM_MEDIAPIPE``
-documents each one). Joints without one (spine1-3, the collars) are NaN with confidence 0 unless asked to be
-interpolated along the torso.
 
 Plugging in another detector
 ----------------------------
@@ -30,8 +27,9 @@ Any class deriving from ``PoseDetector`` works wherever a detector is taken (``d
         def close(self):
             self.session = None
 
-``detect`` returns one ``PersonDetection`` per person, keypoints in the 33-landmark layout (``coco17_to_mediapipe33``
-converts the common COCO-17 layout; landmarks the model lacks stay NaN/0). ``PersonDetection.from_keypoints``
+``detect`` returns one ``PersonDetection`` per person, keypoints in the 33-landmark layout
+(``socialmirror.body.keypoints.coco17_to_mediapipe33`` converts the common COCO-17 layout; landmarks the model
+lacks stay NaN/0). ``PersonDetection.from_keypoints``
 derives the box and score when the model does not give them.
 
 MediaPipe
@@ -63,146 +61,9 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from socialmirror.body.keypoints import (BODY_KEYPOINTS, KEYPOINT_EDGES, KEYPOINT_NAMES, NUM_KEYPOINTS,
+                                         TORSO_KEYPOINTS, body_scale, box_iou, keypoints_box)
 from socialmirror.paths import cache_dir
-
-# --------------------------------------------------------------------------------------------------------------
-# Keypoint layout
-# --------------------------------------------------------------------------------------------------------------
-
-KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)
-NUM_KEYPOINTS = len(KEYPOINT_NAMES)
-KP = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
-
-# The body keypoints that decide whether two detections are one person (face details and fingers left out).
-BODY_KEYPOINTS = tuple(KP[n] for n in (
-    "nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"))
-TORSO_KEYPOINTS = tuple(KP[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
-
-# Bones of the 33-landmark skeleton (for drawing and for painting a person out of the frame).
-SKELETON_EDGES: tuple[tuple[int, int], ...] = (
-    (11, 12), (11, 23), (12, 24), (23, 24),                      # torso
-    (11, 13), (13, 15), (15, 17), (15, 19), (15, 21), (17, 19),  # left arm and hand
-    (12, 14), (14, 16), (16, 18), (16, 20), (16, 22), (18, 20),  # right arm and hand
-    (23, 25), (25, 27), (27, 29), (27, 31), (29, 31),            # left leg and foot
-    (24, 26), (26, 28), (28, 30), (28, 32), (30, 32),            # right leg and foot
-    (0, 7), (0, 8), (7, 8),                                      # head
-)
-
-# SMPL-24 joint <- weighted MediaPipe landmarks. Approximations (documented choices):
-#   pelvis      midpoint of the hips (MediaPipe's world origin is the same point)
-#   hips        MediaPipe's hip landmarks sit a little lower/outer than SMPL's hip joint centres
-#   feet        SMPL's foot joint lies at the ball of the foot: 1/3 heel + 2/3 toe tip (foot_index)
-#   neck        midpoint of the shoulders (SMPL's neck joint is a few cm higher)
-#   head        midpoint of the ears (the centre of the skull, as SMPL's head joint)
-#   hands       midpoint of the index and pinky knuckles
-SMPL24_FROM_MEDIAPIPE: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
-    "pelvis": (("left_hip", "right_hip"), (0.5, 0.5)),
-    "left_hip": (("left_hip",), (1.0,)),
-    "right_hip": (("right_hip",), (1.0,)),
-    "left_knee": (("left_knee",), (1.0,)),
-    "right_knee": (("right_knee",), (1.0,)),
-    "left_ankle": (("left_ankle",), (1.0,)),
-    "right_ankle": (("right_ankle",), (1.0,)),
-    "left_foot": (("left_heel", "left_foot_index"), (1 / 3, 2 / 3)),
-    "right_foot": (("right_heel", "right_foot_index"), (1 / 3, 2 / 3)),
-    "neck": (("left_shoulder", "right_shoulder"), (0.5, 0.5)),
-    "head": (("left_ear", "right_ear"), (0.5, 0.5)),
-    "left_shoulder": (("left_shoulder",), (1.0,)),
-    "right_shoulder": (("right_shoulder",), (1.0,)),
-    "left_elbow": (("left_elbow",), (1.0,)),
-    "right_elbow": (("right_elbow",), (1.0,)),
-    "left_wrist": (("left_wrist",), (1.0,)),
-    "right_wrist": (("right_wrist",), (1.0,)),
-    "left_hand": (("left_index", "left_pinky"), (0.5, 0.5)),
-    "right_hand": (("right_index", "right_pinky"), (0.5, 0.5)),
-}
-# Joints with no MediaPipe counterpart, optionally interpolated: spine joints along pelvis -> neck at these
-# fractions (SMPL's rest pose), collars halfway between the neck and the shoulder.
-_SPINE_FRACTIONS = {"spine1": 0.2, "spine2": 0.45, "spine3": 0.7}
-
-COCO17_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-    "right_ankle",
-)
-
-
-def to_smpl24(keypoints: np.ndarray, interpolate_torso: bool = False) -> np.ndarray:
-    """Map (..., 33, 3) keypoints (x, y, confidence) onto (..., 24, 3) SMPL-24 joints.
-
-    A joint's position is the weighted mean of its source landmarks (``SMPL24_FROM_MEDIAPIPE``), its confidence
-    the smallest of theirs. Joints without a counterpart are NaN with confidence 0 unless ``interpolate_torso``
-    (then the torso's smallest confidence). For coordinates without confidence, e.g. the (..., 33, 3) world
-    landmarks in metres, use ``to_smpl24_points``.
-    """
-
-    from socialmirror.body.skeleton import SMPL24_NAMES
-
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    if keypoints.shape[-2] != NUM_KEYPOINTS or keypoints.shape[-1] != 3:
-        raise ValueError(f"expected (..., 33, 3) keypoints (x, y, confidence), got {keypoints.shape}")
-    xy = to_smpl24_points(keypoints[..., :2], interpolate_torso=interpolate_torso)
-    conf = np.zeros(keypoints.shape[:-2] + (len(SMPL24_NAMES),))
-    for j, name in enumerate(SMPL24_NAMES):
-        if name in SMPL24_FROM_MEDIAPIPE:
-            src = [KP[s] for s in SMPL24_FROM_MEDIAPIPE[name][0]]
-            conf[..., j] = np.nan_to_num(keypoints[..., src, 2]).min(axis=-1)
-    if interpolate_torso:
-        for j, name in enumerate(SMPL24_NAMES):
-            if name in _SPINE_FRACTIONS or name.endswith("_collar"):
-                conf[..., j] = np.nan_to_num(keypoints[..., list(TORSO_KEYPOINTS), 2]).min(axis=-1)
-    conf[~np.isfinite(xy).all(axis=-1)] = 0.0
-    return np.concatenate([xy, conf[..., None]], axis=-1)
-
-
-def to_smpl24_points(points: np.ndarray, interpolate_torso: bool = False) -> np.ndarray:
-    """Map (..., 33, D) coordinates (2D pixels or 3D world landmarks) onto (..., 24, D) SMPL-24 joints."""
-    from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
-
-    points = np.asarray(points, dtype=np.float64)
-    if points.shape[-2] != NUM_KEYPOINTS:
-        raise ValueError(f"expected (..., 33, D) points, got {points.shape}")
-    out = np.full(points.shape[:-2] + (len(SMPL24_NAMES), points.shape[-1]), np.nan)
-    for name, (sources, weights) in SMPL24_FROM_MEDIAPIPE.items():
-        idx = [KP[s] for s in sources]
-        out[..., JOINT_INDEX[name], :] = np.tensordot(np.asarray(weights), points[..., idx, :], axes=([0], [-2]))
-    if interpolate_torso:
-        pelvis, neck = out[..., JOINT_INDEX["pelvis"], :], out[..., JOINT_INDEX["neck"], :]
-        for name, f in _SPINE_FRACTIONS.items():
-            out[..., JOINT_INDEX[name], :] = pelvis + f * (neck - pelvis)
-        for side in ("left", "right"):
-            out[..., JOINT_INDEX[f"{side}_collar"], :] = 0.5 * (neck + out[..., JOINT_INDEX[f"{side}_shoulder"], :])
-    return out
-
-
-def smpl24_mapped_mask(interpolate_torso: bool = False) -> np.ndarray:
-    """(24,) bool: which SMPL-24 joints ``to_smpl24`` fills."""
-    from socialmirror.body.skeleton import SMPL24_NAMES
-
-    return np.array([n in SMPL24_FROM_MEDIAPIPE or (interpolate_torso and (n in _SPINE_FRACTIONS or
-                                                                            n.endswith("_collar")))
-                     for n in SMPL24_NAMES])
-
-
-def coco17_to_mediapipe33(keypoints: np.ndarray) -> np.ndarray:
-    """(..., 17, C) COCO-17 keypoints -> (..., 33, C) in this layout; landmarks COCO lacks are NaN (confidence 0)."""
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    if keypoints.shape[-2] != 17:
-        raise ValueError(f"expected (..., 17, C) COCO keypoints, got {keypoints.shape}")
-    out = np.full(keypoints.shape[:-2] + (NUM_KEYPOINTS, keypoints.shape[-1]), np.nan)
-    if keypoints.shape[-1] == 3:
-        out[..., 2] = 0.0
-    for i, name in enumerate(COCO17_NAMES):
-        out[..., KP[name], :] = keypoints[..., i, :]
-    return out
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Detection record and the detector interface
@@ -238,58 +99,6 @@ class PersonDetection:
             present = np.isfinite(keypoints[:, :2]).all(axis=1)
             score = float(conf[present].mean()) if present.any() else 0.0
         return cls(keypoints, world, keypoints_box(keypoints, image_size=image_size), score, source=source)
-
-
-def keypoints_box(keypoints: np.ndarray, image_size: tuple[int, int] | None = None,
-                  min_confidence: float = 0.0, pad: float = 0.03, head_pad: float = 0.05) -> np.ndarray:
-    """Box (x0, y0, x1, y1) around a person's landmarks.
-
-    Landmarks mark joint centres, not the body's outline: the box is padded by ``pad`` of its height on every
-    side and its top by ``head_pad`` more (landmarks stop at the eyes/ears). Clipped to ``image_size`` (w, h)
-    when given. Landmarks below ``min_confidence`` are left out (all are kept if that leaves fewer than 3).
-    """
-    kp = np.asarray(keypoints, dtype=np.float64)
-    ok = np.isfinite(kp[:, :2]).all(axis=1)
-    if kp.shape[1] > 2 and min_confidence > 0:
-        strong = ok & (np.nan_to_num(kp[:, 2]) >= min_confidence)
-        if strong.sum() >= 3:
-            ok = strong
-    if not ok.any():
-        return np.full(4, np.nan, dtype=np.float32)
-    x0, y0 = kp[ok, 0].min(), kp[ok, 1].min()
-    x1, y1 = kp[ok, 0].max(), kp[ok, 1].max()
-    h = max(y1 - y0, x1 - x0, 1.0)
-    box = np.array([x0 - pad * h, y0 - (pad + head_pad) * h, x1 + pad * h, y1 + pad * h])
-    if image_size is not None:
-        w_img, h_img = image_size
-        box[[0, 2]] = box[[0, 2]].clip(0, w_img)
-        box[[1, 3]] = box[[1, 3]].clip(0, h_img)
-    return box.astype(np.float32)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes (0 when either is invalid)."""
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return 0.0
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-def body_scale(keypoints: np.ndarray) -> float:
-    """A person's size in pixels: the larger of torso length and 1/3 of the body keypoints' extent."""
-    kp = np.asarray(keypoints, dtype=np.float64)
-    sh = np.nanmean(kp[[11, 12], :2], axis=0)
-    hp = np.nanmean(kp[[23, 24], :2], axis=0)
-    torso = float(np.linalg.norm(sh - hp)) if np.isfinite(sh).all() and np.isfinite(hp).all() else 0.0
-    body = kp[list(BODY_KEYPOINTS), :2]
-    body = body[np.isfinite(body).all(axis=1)]
-    extent = float(np.ptp(body, axis=0).max()) / 3.0 if len(body) >= 2 else 0.0
-    return max(torso, extent, 1.0)
 
 
 def same_person(a: np.ndarray, b: np.ndarray, threshold: float = 0.15) -> bool:
@@ -429,7 +238,7 @@ def person_mask(keypoints: np.ndarray, shape: tuple[int, int], min_visibility: f
         poly = np.round(pts[[11, 12, 24, 23]]).astype(np.int32)
         cv2.fillPoly(mask, [poly], 1)
         cv2.polylines(mask, [poly], True, 1, thickness=max(1, int(0.3 * scale)))
-    for a, b in SKELETON_EDGES:
+    for a, b in KEYPOINT_EDGES:
         if ok[a] and ok[b] and vis[a] and vis[b]:
             leg = a >= 23
             hand = a in (15, 16, 17, 18) or b in (17, 18, 19, 20, 21, 22)
@@ -520,7 +329,9 @@ class MediaPipePoseDetector(PoseDetector):
         self.last_passes = 0  # landmarker calls the last frame cost
 
     # -- one landmarker call -------------------------------------------------------------------------------
-    def _run(self, frame_rgb: np.ndarray, source: str) -> list[PersonDetection]:
+    def run_landmarker(self, frame_rgb: np.ndarray, source: str) -> list[PersonDetection]:
+        """One call of MediaPipe's landmarker on a frame (or a painted-over copy): its people in its order,
+        tagged with ``source`` (the pass). ``detect`` combines several calls."""
         import mediapipe as mp
 
         if self._landmarker is None:
@@ -556,7 +367,7 @@ class MediaPipePoseDetector(PoseDetector):
         if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame_rgb.dtype} {frame_rgb.shape}")
         h, w = frame_rgb.shape[:2]
-        candidates = self._dedupe(self._run(frame_rgb, "pass1"))
+        candidates = self._dedupe(self.run_landmarker(frame_rgb, "pass1"))
         self.last_passes = 1
         if not self.second_pass or len(candidates) == 0:
             return candidates[: self.num_poses]
@@ -578,7 +389,7 @@ class MediaPipePoseDetector(PoseDetector):
             masked = frame_rgb.copy()
             masked[painted] = fill
             self.last_passes += 1
-            new = [c for c in self._run(masked, f"pass{extra + 2}")
+            new = [c for c in self.run_landmarker(masked, f"pass{extra + 2}")
                    if not any(same_person(c.keypoints, k.keypoints) for k in people)
                    and not self._mostly_painted(c.keypoints, painted)]
             if not new:
@@ -659,7 +470,7 @@ def draw_detections(frame_rgb: np.ndarray, people: Sequence[PersonDetection | np
         kp = p.keypoints if isinstance(p, PersonDetection) else np.asarray(p)
         colour = _COLOURS[i % len(_COLOURS)]
         ok = np.isfinite(kp[:, :2]).all(axis=1) & (np.nan_to_num(kp[:, 2]) >= min_confidence)
-        for a, b in SKELETON_EDGES:
+        for a, b in KEYPOINT_EDGES:
             if ok[a] and ok[b]:
                 cv2.line(out, tuple(int(v) for v in kp[a, :2]), tuple(int(v) for v in kp[b, :2]), colour, lw)
         box = p.box if isinstance(p, PersonDetection) else keypoints_box(kp)

@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from socialmirror.body.keypoints import BODY_KEYPOINTS, KEYPOINT_NAMES, NUM_KEYPOINTS, body_scale, box_iou
 from socialmirror.errors import InputError
-from socialmirror.perception.pose import (BODY_KEYPOINTS, KEYPOINT_NAMES, NUM_KEYPOINTS, PersonDetection, body_scale,
-                                          box_iou)
+from socialmirror.perception.pose import PersonDetection
 
 # --------------------------------------------------------------------------------------------------------------
 # The record
@@ -103,6 +103,11 @@ class Tracks:
         """(T, 2, 33, 3) keypoints of two tracks (the layout of ``result.npz``'s ``keypoints2d``)."""
         idx = [self.index(i) for i in pair]
         return np.ascontiguousarray(self.keypoints[idx].transpose(1, 0, 2, 3))
+
+    def pair_world(self, pair: Sequence[int]) -> np.ndarray:
+        """(T, 2, 33, 3) world landmarks of two tracks (metres, hip-centred; NaN where not seen)."""
+        idx = [self.index(i) for i in pair]
+        return np.ascontiguousarray(self.world[idx].transpose(1, 0, 2, 3))
 
     def fill_gaps(self, max_gap: int = 10) -> "Tracks":
         """A copy where holes of at most ``max_gap`` frames inside a track are linearly interpolated

@@ -41,7 +41,9 @@ def person_color(i: int) -> tuple[int, int, int]:
     return PERSON_COLORS[i % len(PERSON_COLORS)]
 
 
-def _as_numpy(x, dtype=np.float64) -> np.ndarray:
+def as_numpy(x, dtype=np.float64) -> np.ndarray:
+    """A numpy array of ``dtype`` from an array, a nested sequence or a torch tensor (on any device): what every
+    drawing function accepts."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
@@ -198,9 +200,9 @@ def draw_meshes(image: np.ndarray, meshes, faces, K, colors=None, alpha: float =
     with intrinsics K, z-buffered against each other (and ``background_depth``). Returns a new image."""
     image = np.asarray(image)
     H, W = image.shape[:2]
-    faces = _as_numpy(faces, np.int64)
-    meshes = [_as_numpy(m) for m in meshes]
-    K = _as_numpy(K)
+    faces = as_numpy(faces, np.int64)
+    meshes = [as_numpy(m) for m in meshes]
+    K = as_numpy(K)
     if not meshes:
         return image.copy()
     colors = colors or [person_color(i) for i in range(len(meshes))]
@@ -226,10 +228,10 @@ def draw_skeleton(image: np.ndarray, joints_cam, K, colors=None, radius: int = 3
                   parents=SMPL24_PARENTS) -> np.ndarray:
     """Bones and joints of each person (list of (24, 3) camera-frame joints), projected with K."""
     out = np.ascontiguousarray(image.copy())
-    K = _as_numpy(K)
+    K = as_numpy(K)
     colors = colors or list(SKELETON_COLORS)
     for i, j in enumerate(joints_cam):
-        j = _as_numpy(j)
+        j = as_numpy(j)
         if not np.isfinite(j).all() or (j[:, 2] <= 1e-2).any():
             continue
         uv = np.stack([j[:, 0] / j[:, 2] * K[0, 0] + K[0, 2], j[:, 1] / j[:, 2] * K[1, 1] + K[1, 2]], 1)
@@ -268,7 +270,7 @@ def estimate_up(vertices, default=(0.0, -1.0, 0.0), max_angle_deg: float = 35.0)
     """
     default = np.asarray(default, dtype=np.float64)
     default = default / np.linalg.norm(default)
-    v = _as_numpy(vertices)
+    v = as_numpy(vertices)
     v = v.reshape(-1, v.shape[-2], 3)
     v = v[np.isfinite(v).all(axis=(1, 2))]
     if len(v) > 64:
@@ -291,7 +293,7 @@ def estimate_up(vertices, default=(0.0, -1.0, 0.0), max_angle_deg: float = 35.0)
     return up
 
 
-def _fill_missing(v: np.ndarray) -> np.ndarray:
+def fill_missing_frames(v: np.ndarray) -> np.ndarray:
     """(T, P, V, 3) with the person-frames that have non-finite vertices replaced by that person's
     nearest complete frame (for placing cameras and ground planes, never for drawing)."""
     ok = np.isfinite(v).all(axis=(2, 3))  # (T, P)
@@ -349,14 +351,14 @@ class SideCamera:
         original camera's side, turned ``yaw_deg`` about the up axis (so depth errors show), far enough
         for every frame's bodies to fit in the image.
         """
-        v = _as_numpy(vertices)
+        v = as_numpy(vertices)
         if v.ndim == 3:
             v = v[None]
-        v = _fill_missing(v)
+        v = fill_missing_frames(v)
         T, P = v.shape[:2]
         if T > 200:
             v = v[np.linspace(0, T - 1, 200).round().astype(int)]
-        up = estimate_up(v) if up is None else _as_numpy(up) / np.linalg.norm(_as_numpy(up))
+        up = estimate_up(v) if up is None else as_numpy(up) / np.linalg.norm(as_numpy(up))
         heights = v @ up  # (T, P, V)
         per_frame_low = heights.min(axis=(1, 2))
         ground = float(np.percentile(per_frame_low, 5))
@@ -459,9 +461,9 @@ def render_side_view(meshes, faces, camera: SideCamera, joints=None, background=
     """The bodies (list of (V, 3) reconstruction camera-frame vertices) seen by the side camera on its
     checker ground. ``background`` = ``camera.ground_image()`` may be passed to reuse it across frames."""
     img, depth = background if background is not None else camera.ground_image()
-    side = [camera.to_cam(_as_numpy(m)) for m in meshes]
+    side = [camera.to_cam(as_numpy(m)) for m in meshes]
     out = draw_meshes(img, side, faces, camera.K, alpha=1.0, background_depth=depth,
                       light_dir=(0.3, -0.6, -1.0))
     if joints is not None:
-        out = draw_skeleton(out, [camera.to_cam(_as_numpy(j)) for j in joints], camera.K)
+        out = draw_skeleton(out, [camera.to_cam(as_numpy(j)) for j in joints], camera.K)
     return out

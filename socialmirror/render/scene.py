@@ -1,6 +1,6 @@
 """Rendered two-person scenes that a pose detector accepts as people: the embedded demo sample.
 
-Bare grey meshes are not people to MediaPipe; clothed ones in a room are (offline-stack.md: anny bodies
+Bare grey meshes are not people to MediaPipe; clothed ones in a room are (docs/offline-stack.md: anny bodies
 with clothing colours, skin, hair, a checker floor, a wall and two lights were detected in 12 of 12 frames).
 Each body vertex gets a material from the bone it lies closest to in the rest pose (skin, hair, shirt,
 trousers, shoes), each face the material of its first vertex; the floor is a checker board and the wall a

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from socialmirror.render.mesh_renderer import SideCamera, _as_numpy, render_camera_view, render_side_view
+from socialmirror.render.mesh_renderer import SideCamera, as_numpy, render_camera_view, render_side_view
 
 FrameSource = Iterable[np.ndarray] | Callable[[int], np.ndarray] | None
 
@@ -63,15 +63,15 @@ def render_frame(frame: np.ndarray | None, vertices, faces, K, side_camera: Side
     optional skeleton overlay. The side view (same size as the frame) uses ``side_camera``, fitted to this
     frame's bodies when not given (pass one fitted to the whole sequence for a steady view).
     """
-    vertices = _as_numpy(vertices)
-    faces = _as_numpy(faces, np.int64)
-    K = _as_numpy(K)
+    vertices = as_numpy(vertices)
+    faces = as_numpy(faces, np.int64)
+    K = as_numpy(K)
     if frame is None:
         if image_size is None:
             raise ValueError("without a frame, image_size=(H, W) is needed")
         frame = np.full((*image_size, 3), 40, dtype=np.uint8)
     frame = _to_rgb_uint8(frame)
-    joints_list = None if joints is None else list(_as_numpy(joints))
+    joints_list = None if joints is None else list(as_numpy(joints))
     cam_view = render_camera_view(frame, list(vertices), faces, K, alpha=alpha, joints=joints_list,
                                   draw_mesh=draw_mesh)
     if label:
@@ -102,12 +102,12 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
     import imageio_ffmpeg
 
     path = Path(path)
-    vertices = _as_numpy(vertices, np.float32)
+    vertices = as_numpy(vertices, np.float32)
     if vertices.ndim != 4:
         raise ValueError(f"vertices must be (T, P, V, 3), got {vertices.shape}")
-    faces = _as_numpy(faces, np.int64)
-    K = _as_numpy(K)
-    joints = None if joints is None else _as_numpy(joints)
+    faces = as_numpy(faces, np.int64)
+    K = as_numpy(K)
+    joints = None if joints is None else as_numpy(joints)
     T = len(vertices)
     if T == 0:
         raise ValueError("no frames to render")

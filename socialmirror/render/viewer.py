@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.body.skeleton import SMPL24_PARENTS
-from socialmirror.render.mesh_renderer import PERSON_COLORS, _as_numpy, _fill_missing, estimate_up
+from socialmirror.render.mesh_renderer import PERSON_COLORS, as_numpy, estimate_up, fill_missing_frames
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +76,15 @@ def _pack_int16(q: np.ndarray, compress: bool) -> str:
 def encode_animation(vertices, faces, fps: float, joints=None, up=None, precision: float = 1e-3,
                      compress: bool = True, colors=None) -> dict:
     """The page's data object (JSON-serialisable) for vertices (T, P, V, 3) camera frame."""
-    v = _as_numpy(vertices, np.float64)
+    v = as_numpy(vertices, np.float64)
     if v.ndim == 3:
         v = v[None]
     if v.ndim != 4 or v.shape[-1] != 3:
         raise ValueError(f"vertices must be (T, P, V, 3), got {v.shape}")
     T, P, V, _ = v.shape
-    faces = _as_numpy(faces, np.int64)
+    faces = as_numpy(faces, np.int64)
     missing = ~np.isfinite(v).all(axis=(2, 3))  # (T, P): a person not reconstructed in a frame
-    filled = _fill_missing(v)
+    filled = fill_missing_frames(v)
     Rw, origin = world_frame(filled, up)
     w = (filled - origin) @ Rw.T
     if missing.any():
@@ -108,7 +108,7 @@ def encode_animation(vertices, faces, fps: float, joints=None, up=None, precisio
     fb = faces.astype("<u4" if V > 65535 else "<u2").tobytes()
     data["faces"]["data"] = _b64(zlib.compress(fb, 6) if compress else fb)
     if joints is not None:
-        j = _as_numpy(joints, np.float64)
+        j = as_numpy(joints, np.float64)
         if j.ndim == 3:
             j = j[None]
         jw = (j - origin) @ Rw.T

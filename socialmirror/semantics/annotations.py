@@ -38,7 +38,6 @@ except ImportError:  # pragma: no cover - errors.py is another engineer's file
 
 SCHEMA_VERSION = 1
 SOURCES: tuple[str, ...] = ("openai", "offline", "file")
-CLIP_LEN = 16
 
 
 class AnnotationError(_UserError):

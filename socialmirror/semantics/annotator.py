@@ -1,7 +1,7 @@
 """Per-clip semantic annotation: the VLM (OpenAI-compatible), the offline annotator, or a user's file.
 
 ``annotate_clips(source, clips=..., frames=..., joints3d=...)`` returns ``Annotations`` with one
-``ClipAnnotation`` per clip ``[start, end)`` (by default 16-frame clips from ``clip_ranges``):
+``ClipAnnotation`` per clip ``[start, end)`` (by default L-frame clips from ``socialmirror.windows.clip_ranges``):
 
 * ``"openai"``: the clip's crop frames and the Table 1 prompt go to the server (``client`` or
   ``vlm_url``/``vlm_model``); the reply is parsed (``parser.parse_reply``). A failed request (after the
@@ -32,37 +32,12 @@ from socialmirror.semantics.offline import OfflineAnnotator, OfflineConfig, cont
     resolve_person_order
 from socialmirror.semantics.parser import parse_reply
 from socialmirror.semantics.prompt import encode_frames
+from socialmirror.windows import CLIP_LENGTH, clip_ranges
 
 log = logging.getLogger(__name__)
 
-CLIP_LEN = 16
 UNKNOWN_CONFIDENCE = 0.5
 NEUTRAL_TEXT = ("a person stands near others.", "a person stands near others.")
-
-
-def clip_ranges(num_frames: int, clip_len: int = CLIP_LEN, stride: int | None = None) -> list[tuple[int, int]]:
-    """``[start, end)`` clips covering ``num_frames``: every ``stride`` (default ``clip_len``) frames, the last
-    clip moved back to end at ``num_frames`` (overlapping its neighbour) so all clips are ``clip_len`` long;
-    a video shorter than ``clip_len`` is one shorter clip."""
-    n, L = int(num_frames), int(clip_len)
-    if L <= 0:
-        raise ValueError(f"clip_len must be positive, got {clip_len}")
-    if n <= 0:
-        return []
-    if n <= L:
-        return [(0, n)]
-    step = L if stride is None else int(stride)
-    if step <= 0:
-        raise ValueError(f"stride must be positive, got {stride}")
-    out = []
-    s = 0
-    while s + L < n:
-        out.append((s, s + L))
-        s += step
-    last = (n - L, n)
-    if not out or out[-1] != last:
-        out.append(last)
-    return out
 
 
 def parse_source(source: str) -> tuple[str, str | None]:
@@ -79,7 +54,7 @@ def annotate_clips(source: str = "offline", *, clips: Sequence[tuple[int, int]] 
                    num_frames: int | None = None, frames: Any = None, joints3d: Any = None,
                    up: Sequence[float] = (0.0, -1.0, 0.0), client: OpenAICompatibleClient | None = None,
                    vlm_url: str | None = None, vlm_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                   timeout: float = 120.0, max_retries: int = 2, clip_len: int = CLIP_LEN, seed: int = 0,
+                   timeout: float = 120.0, max_retries: int = 2, clip_len: int = CLIP_LENGTH, seed: int = 0,
                    offline_config: OfflineConfig = OfflineConfig(), encode_kw: dict | None = None,
                    max_consecutive_failures: int = 2) -> Annotations:
     """Annotate every clip; see the module docstring.

@@ -1,6 +1,6 @@
 """A strict parser for the VLM Annotator's reply (supplementary Table 1), and for an equivalent JSON form.
 
-``parse_reply(text, clip_len=16)`` never raises, whatever ``text`` is: problems become ``warnings`` and a reply
+``parse_reply(text, clip_len=L)`` never raises, whatever ``text`` is: problems become ``warnings`` and a reply
 that does not give both sentences comes back with ``ok=False`` (the annotator then falls back to the offline
 annotator). "Strict" means nothing is guessed: contacts must name joints of the 19-joint list (after the
 normalisation below) and carry frame numbers; everything that cannot be read is dropped with a warning.
@@ -44,6 +44,7 @@ from typing import Any, Iterable, Sequence
 
 from socialmirror.body.skeleton import CONTACT_JOINTS
 from socialmirror.semantics.annotations import Contact
+from socialmirror.windows import CLIP_LENGTH
 
 MAX_REPLY_CHARS = 60_000
 MAX_SENTENCE_CHARS = 600
@@ -556,7 +557,7 @@ _TRANSLATE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d
                             "\r": "\n", "\t": " "})
 
 
-def parse_reply(text: Any, clip_len: int = 16, joints: Sequence[str] = CONTACT_JOINTS) -> ParsedReply:
+def parse_reply(text: Any, clip_len: int = CLIP_LENGTH, joints: Sequence[str] = CONTACT_JOINTS) -> ParsedReply:
     """Parse a VLM reply (paper format or JSON form). Never raises; see the module docstring."""
     try:
         r = _parse_reply(text, clip_len, joints)
@@ -578,7 +579,7 @@ def _parse_reply(text: Any, clip_len: int, joints: Sequence[str]) -> ParsedReply
     try:
         clip_len = int(clip_len)
     except (TypeError, ValueError):
-        clip_len = 16
+        clip_len = CLIP_LENGTH
     clip_len = max(clip_len, 1)
     if len(text) > MAX_REPLY_CHARS:
         pre.append(f"reply of {len(text)} characters truncated to {MAX_REPLY_CHARS}")

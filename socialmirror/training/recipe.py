@@ -7,17 +7,16 @@ Stages run in dependency order (the initial estimator feeds the Geometry Optimiz
 initial distribution and sigma; the ControlNet copies the trained base; the refiner learns on the infiller's
 samples). Each gets a fixed share of the budget; with ``--minutes`` a stage's step count is what fits in its
 share at the step time measured on three probe steps, so the same command scales to the machine it runs on.
-Without ``--resume`` the recipe starts from new networks, whatever OUT holds; with it, stages the bundle
-records as finished are skipped and the interrupted one continues from its checkpoint. The time to build the training targets (IK fits of sequences that do not carry body
-parameters, cached on disk) comes on top of the budget.
+The trainer runs the recipe (``socialmirror.training.trainer.train_recipe``): without ``--resume`` it starts
+from new networks, whatever OUT holds; with it, stages the bundle records as finished are skipped and the
+interrupted one continues from its checkpoint. The time to build the training targets (IK fits of sequences
+that do not carry body parameters, cached on disk) comes on top of the budget.
+
+This module is the plan only (which stages, in which order, with which share): it imports nothing of the
+trainer, so the trainer can read it.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
-
-from socialmirror.body.base import BodyModel
-from socialmirror.models.bundle import ModelBundle
 
 # Share of the budget per stage, in training order. The infiller (the method's core) gets the most; the
 # initial estimator is next because every later stage starts from its output. ``geometry_linear`` (Table 2's
@@ -49,18 +48,3 @@ def stage_budgets(minutes: float | None = None, steps: int | None = None,
         else:
             out[s] = (None, minutes * 60.0 * share)
     return out
-
-
-def run_recipe(data, bundle: ModelBundle, body: BodyModel, run, out: Path, runtime, minutes: float | None = None,
-               steps: int | None = None, resume: bool = False, seed: int = 0,
-               report: Callable[[str], None] = print) -> None:
-    from socialmirror.training.trainer import train_stage
-    optional = {"independent": bundle.independent is not None,
-                "geometry_linear": run.model.geometry_linear or bundle.geometry_linear is not None}
-    stages = tuple(s for s in STAGE_SHARES if optional.get(s, True))
-    for stage, (stage_steps, seconds) in stage_budgets(minutes, steps, stages).items():
-        if resume and stage in bundle.metadata.get("stages", {}):
-            report(f"{stage}: already trained; skipped")
-            continue
-        train_stage(stage, data, bundle, body, run, stage_steps, out, runtime, resume=resume, seed=seed,
-                    seconds=seconds, report=report)

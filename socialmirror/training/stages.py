@@ -1,4 +1,5 @@
-"""The training stages and their losses (design.md "Training"; supplementary Sec. 1.1-1.2).
+"""The training stages and their losses (docs/architecture.md, "Data and training"; supplementary
+Sec. 1.1-1.2).
 
 Each stage is an ``nn.Module`` whose ``forward(batch)`` returns a dict of named loss terms and their
 weighted sum ``"loss"``; the trainer wraps it in DDP and steps the stage's ``trainable_parameters()``. The
@@ -41,12 +42,9 @@ from socialmirror.geometry.camera import project
 from socialmirror.models.bundle import ModelBundle, motion_to_joints
 from socialmirror.models.features import broadcast_intrinsics
 from socialmirror.models.infiller import SemanticMotionInfiller
-from socialmirror.models.refiner import join_windows
+from socialmirror.windows import join_windows
 
-# ``geometry_linear`` trains after ``geometry`` in the recipe (recipe.STAGE_SHARES gives the order); it comes
-# last here because a stage's random seed follows its place in this tuple and the others' must not move.
-STAGES = ("initial", "geometry", "infiller", "independent", "text", "refiner", "geometry_linear")
-# Refiner inputs: two windows of this many frames, overlapping, that cover the 16-frame clip.
+# Refiner inputs: two windows of this many frames, overlapping, that cover the training clip.
 REFINER_WINDOW = 12
 
 

@@ -38,7 +38,7 @@ from socialmirror.body.motion import MotionParams, MotionRepresentation
 from socialmirror.data.clips import TwoPersonClipDataset
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.geometry.camera import box_from_points, project
-from socialmirror.geometry.ik import IKConfig, fit_joints
+from socialmirror.body.ik import IKConfig, fit_joints
 from socialmirror.paths import cache_dir
 
 log = logging.getLogger(__name__)

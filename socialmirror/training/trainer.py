@@ -2,7 +2,7 @@
 
 Optimisation (supplementary Sec. 1.1): AdamW, learning rate 1e-4, and the paper's CyclicLRWithRestarts
 (restart_period 10, t_mult 2, cosine policy) as ``CosineAnnealingWarmRestarts(T_0=10, T_mult=2)`` stepped
-with fractional epochs after every batch, which gives the same learning rates (offline-stack.md).
+with fractional epochs after every batch, which gives the same learning rates (docs/offline-stack.md).
 
 What an "epoch" is. The training clips are random draws (random window, camera, detector noise and person
 swap for every item; ``TwoPersonClipDataset``), so there is no natural pass over the data. An epoch is
@@ -47,8 +47,9 @@ from socialmirror.data.clips import TwoPersonClipDataset
 from socialmirror.data.datasets import DataSource, parse_data_spec
 from socialmirror.io import atomic_write_bytes
 from socialmirror.models.bundle import CheckpointError, ModelBundle, ModelBundleConfig, load_bundle, save_bundle
+from socialmirror.training import STAGES
+from socialmirror.training.recipe import STAGE_SHARES, stage_budgets
 from socialmirror.training.stages import (
-    STAGES,
     DiffusionStage,
     GeometryStage,
     InitialStage,
@@ -78,11 +79,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 200
     log_every: int = 10
-    threads: int = 1  # torch threads per process (offline-stack.md: 1 holds up when cores are shared)
+    threads: int = 1  # torch threads per process (docs/offline-stack.md: 1 holds up when cores are shared)
     workers: int = 0  # DataLoader worker processes
     stats_clips: int = 256  # clips drawn to compute the normalisation statistics and sigma
     geometry_input_noise: float = 0.05  # metres; geometry stage without a trained initial estimator
-    text_encoder: str = "minilm"
     weights: LossWeights = field(default_factory=LossWeights)
 
 
@@ -271,7 +271,7 @@ def build_stage(stage: str, bundle: ModelBundle, body: BodyModel, cfg: TrainConf
         bundle.infiller.freeze_base(True)
         _set_trainable(bundle.infiller.controlnet_parameters(), True)
         from socialmirror.semantics.text_encoder import get_text_encoder
-        encoder = get_text_encoder(cfg.text_encoder)
+        encoder = get_text_encoder(bundle.config.text_encoder)  # recorded in the bundle: inference reads it there
         return DiffusionStage(bundle, body, weights, bundle.infiller, "text", text_encoder=encoder.encode)
     if stage == "refiner":
         return RefinerStage(bundle, body, weights)
@@ -287,8 +287,10 @@ def checkpoint_path(out: str | Path, stage: str) -> Path:
     return Path(f"{out}.train") / f"{stage}.pt"
 
 
-def _save_checkpoint(path: Path, bundle: ModelBundle, optimizer, scheduler, step: int, total_steps: int,
-                     run: TrainRunConfig, stage: str) -> None:
+def save_checkpoint(path: Path, bundle: ModelBundle, optimizer, scheduler, step: int, total_steps: int,
+                    run: TrainRunConfig, stage: str) -> None:
+    """The resumable state of a stage after ``step`` steps (full-precision weights, optimiser, scheduler, RNG)
+    written atomically to ``path`` (``checkpoint_path``); ``--resume`` continues from it."""
     payload = {"format": CHECKPOINT_FORMAT, "stage": stage, "step": step, "total_steps": total_steps,
                "config": to_dict(run), "bundle_config": to_dict(bundle.config), "metadata": bundle.metadata,
                "bundle": bundle.state_dict(), "optimizer": optimizer.state_dict(),
@@ -415,7 +417,7 @@ def train_stage(stage: str, data: TrainingData, bundle: ModelBundle, body: BodyM
                                      lr=f"{lr:.2e}")
         if runtime.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps):
             bundle.metadata.setdefault("loss_history", {})[stage] = [round(v, 6) for v in history]
-            _save_checkpoint(ckpt_path, bundle, optimizer, scheduler, step + 1, steps, run, stage)
+            save_checkpoint(ckpt_path, bundle, optimizer, scheduler, step + 1, steps, run, stage)
     if progress is not None:
         progress.close()
     seconds_per_step = (time.perf_counter() - t_start) / max(1, timed_steps)
@@ -462,12 +464,28 @@ def _steps_for_budget(model, params, data, bundle, batch_size, seed, seconds, ru
     return max(10, int(seconds / per_step))
 
 
+def train_recipe(data: TrainingData, bundle: ModelBundle, body: BodyModel, run: TrainRunConfig, out: Path,
+                 runtime: Runtime, minutes: float | None = None, steps: int | None = None, resume: bool = False,
+                 seed: int = 0, report: Callable[[str], None] = print) -> None:
+    """Every stage of the recipe (``socialmirror.training.recipe``) in order, each on its share of the budget;
+    the optional slots (``independent``, ``geometry_linear``) only when the bundle or the config has them.
+    With ``resume``, stages the bundle records as finished are skipped."""
+    optional = {"independent": bundle.independent is not None,
+                "geometry_linear": run.model.geometry_linear or bundle.geometry_linear is not None}
+    stages = tuple(s for s in STAGE_SHARES if optional.get(s, True))
+    for stage, (stage_steps, seconds) in stage_budgets(minutes, steps, stages).items():
+        if resume and stage in bundle.metadata.get("stages", {}):
+            report(f"{stage}: already trained; skipped")
+            continue
+        train_stage(stage, data, bundle, body, run, stage_steps, out, runtime, resume=resume, seed=seed,
+                    seconds=seconds, report=report)
+
+
 def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume: bool = False,
                batch_size: int | None = None, seed: int = 0, overrides: Sequence[str] = (),
                config_path: str | Path | None = None, threads: int | None = None,
                minutes: float | None = None, report: Callable[[str], None] = print) -> int:
     """Train ``stage`` (one of STAGES, or ``all`` for the recipe) on the data spec; returns an exit code."""
-    from socialmirror.training.recipe import run_recipe
     run = load_run_config(config_path, overrides)
     if threads:
         run = dataclasses.replace(run, train=dataclasses.replace(run.train, threads=threads))
@@ -481,8 +499,8 @@ def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume
     # The recipe trains from scratch (or resumes itself); a single stage continues the bundle at OUT.
     bundle = ModelBundle(run.model) if stage == "all" and not resume else open_bundle(out, run, overrides)
     if stage == "all":
-        run_recipe(training_data, bundle, body, run, out, runtime, minutes=minutes, steps=steps, resume=resume,
-                   seed=seed, report=say)
+        train_recipe(training_data, bundle, body, run, out, runtime, minutes=minutes, steps=steps, resume=resume,
+                     seed=seed, report=say)
     else:
         seconds = None if steps is not None else (minutes or 0) * 60.0 or None
         train_stage(stage, training_data, bundle, body, run, steps, out, runtime, resume=resume,
@@ -493,4 +511,5 @@ def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume
 
 
 __all__ = ["DEFAULT_BATCH", "StageResult", "StepBatchSampler", "TrainConfig", "TrainRunConfig", "TrainingData",
-           "checkpoint_path", "ensure_statistics", "init_runtime", "train_main", "train_stage"]
+           "checkpoint_path", "ensure_statistics", "init_runtime", "save_checkpoint", "train_main", "train_recipe",
+           "train_stage"]

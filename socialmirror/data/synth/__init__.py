@@ -1,4 +1,4 @@
-"""Synthetic two-person interactions with the body model (design.md, "Data": the synthesizer).
+"""Synthetic two-person interactions with the body model (docs/architecture.md, "Data and training").
 
 ``InteractionSynthesizer(body, SynthConfig()).sample(rng)`` returns one interchange
 ``TwoPersonSequence`` with the action label, the annotator-format contacts measured on the final

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.greetings import _look_at_each_other, _torso
 from socialmirror.data.synth.motion import Reach, envelope
-from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other
+from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, look_at_each_other, other
 
 
 def punch_block(st: Stage) -> Plan:
@@ -35,9 +34,9 @@ def punch_block(st: Stage) -> Plan:
     pa.lean[:, 0] += 0.1 * wp
     pa.lean[:, 1] += (-0.25 if side == "right" else 0.25) * wp  # the shoulder turns into the punch
     pb.lean[:, 0] -= 0.05 * wg
-    ja, _ = _torso(pa)
-    jb, _ = _torso(pb)
-    _look_at_each_other(pa, pb, ja, jb)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    look_at_each_other(pa, pb, ja, jb)
     f = horizontal(jb[:, J["spine3"]] - ja[:, J["spine3"]])  # attacker -> defender
     lat = np.cross(UP, f)  # person 1's left = person 2's right
     gsign = 1.0 if guard == "left" else -1.0  # person 2's left is -lat

@@ -11,36 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from socialmirror.data.synth.motion import Reach, envelope, facing_dir
-from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other
-
-
-def _torso(p):
-    return p.fk(p.local_rotations_torso())
-
-
-def _look_at_each_other(pa, pb, ja, jb) -> None:
-    pa.look_at = jb[:, J["head"]]
-    pb.look_at = ja[:, J["head"]]
+from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other, stand_facing
 
 
 def _meeting(st: Stage) -> float:
     """Pelvis-to-pelvis distance for two people meeting hands in between, elbows bent."""
     pa, pb = st.people
     return 0.55 * (pa.arm + pb.arm) + 0.03 * (pa.scale + pb.scale) + st.u(-0.03, 0.06)
-
-
-def _stand_facing(st: Stage, distance: float, jitter: float, lean_forward: bool = False):
-    """Both people standing ``distance`` apart, facing each other (with ``jitter``), optionally leaning
-    slightly forward, looking at each other's head. Returns (person a, person b, a's torso joints, b's)."""
-    a, b, ya, yb = st.face_to_face(distance, jitter=jitter)
-    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
-    if lean_forward:
-        for p in (pa, pb):
-            p.lean[:, 0] += st.u(0.03, 0.1)
-    ja, _ = _torso(pa)
-    jb, _ = _torso(pb)
-    _look_at_each_other(pa, pb, ja, jb)
-    return pa, pb, ja, jb
 
 
 def _hand_meet(st: Stage, action: str, height: str, hold: tuple[float, float], gap: float,
@@ -50,7 +27,7 @@ def _hand_meet(st: Stage, action: str, height: str, hold: tuple[float, float], g
     side = st.side()
     side_b = side if same_side else other(side)
     pe = st.people
-    pa, pb, ja, jb = _stand_facing(st, _meeting(st), jitter=0.2, lean_forward=True)
+    pa, pb, ja, jb = stand_facing(st, _meeting(st), jitter=0.2, lean_forward=True)
     on0, on1, off0, off1 = st.phases((0.45, 0.8), hold)
     w = envelope(st.T, on0, on1, off0, off1)
     f = horizontal(jb[:, J["pelvis"]] - ja[:, J["pelvis"]])  # person 1 toward person 2
@@ -138,7 +115,7 @@ def _raise_hand(st: Stage, p, j, side: str, on: tuple[float, float, float, float
 def wave(st: Stage) -> Plan:
     side = st.side()
     side_b = st.side()
-    pa, pb, ja, jb = _stand_facing(st, st.u(1.6, 3.2), jitter=0.3)
+    pa, pb, ja, jb = stand_facing(st, st.u(1.6, 3.2), jitter=0.3)
     on = st.phases((0.5, 0.8), (1.0, 2.0), start=(0.05, 0.3))
     delay = st.u(0.1, 0.5) * st.fps
     on_b = tuple(min(x + delay, st.T - 1.0) for x in on[:2]) + on[2:]
@@ -149,7 +126,7 @@ def wave(st: Stage) -> Plan:
 
 def point_at(st: Stage) -> Plan:
     side = st.side()
-    pa, pb, ja, jb = _stand_facing(st, st.u(1.5, 3.0), jitter=0.35)
+    pa, pb, ja, jb = stand_facing(st, st.u(1.5, 3.0), jitter=0.35)
     on = st.phases((0.4, 0.7), (0.8, 1.8), start=(0.05, 0.3))
     _raise_hand(st, pa, ja, side, on, 0.0, point_to=jb[:, J["spine3"]])
     # the other person notices: leans back a little and tilts the head

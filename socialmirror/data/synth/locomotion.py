@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from socialmirror.body.skeleton import JOINT_INDEX
-from socialmirror.data.synth.greetings import _torso
 from socialmirror.data.synth.motion import PersonMotion, facing_dir, min_jerk
 from socialmirror.data.synth.stage import UP, Plan, Stage
 
@@ -72,8 +71,8 @@ def walk_together(st: Stage) -> Plan:
     start = -facing_dir(yaw) * speed * st.T / st.fps / 2
     pa = _gait(st, 0, start - lat * side * gap / 2, yaw, speed)
     pb = _gait(st, 1, start + lat * side * gap / 2 + facing_dir(yaw) * st.u(-0.1, 0.1), yaw, speed)
-    ja, _ = _torso(pa)
-    jb, _ = _torso(pb)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
     # glance at each other now and then, otherwise look ahead
     glance = np.clip(np.sin(2 * np.pi * st.u(0.2, 0.4) * np.arange(st.T) / st.fps + st.u(0, 6)), 0, 1)[:, None]
     ahead = facing_dir(yaw)[None] * 3.0

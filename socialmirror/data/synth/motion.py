@@ -2,7 +2,7 @@
 
 Everything here works on numpy arrays batched over frames (T, ...), in the body-model conventions of
 ``socialmirror.body.base`` (y up, a body faces +z, +x is its left; local rotations in world-aligned rest
-frames). Arms and legs are posed analytically rather than with the optimiser of ``geometry.ik``: a
+frames). Arms and legs are posed analytically rather than with the optimiser of ``body.ik``: a
 two-bone solve is exact (the wrist lands on its target to the micrometre, which is what makes scripted
 contacts touch) and costs microseconds per frame, and choosing the elbow/knee from a pole direction
 keeps them on their hinge's natural side (elbows down and out, knees forward), i.e. within joint limits.
@@ -183,6 +183,11 @@ class PersonMotion:
     def fk(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         j, g = forward_kinematics(torch.as_tensor(self.rest_joints), torch.as_tensor(R))
         return j.numpy() + self.root[:, None], g.numpy()
+
+    def torso_fk(self) -> tuple[np.ndarray, np.ndarray]:
+        """World joints (T, 24, 3) and global rotations with only the pelvis and spine posed: where the torso
+        is before the arms move (scripts aim the partner's reaches at it and turn heads toward it)."""
+        return self.fk(self.local_rotations_torso())
 
 
 def idle_wrist_target(joints: np.ndarray, glob: np.ndarray, side: str, rest: np.ndarray,

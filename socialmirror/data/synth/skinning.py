@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from socialmirror.body.anny_model import ANNY_TO_BODY, AnnyBodyModel
 from socialmirror.body.base import BodyModel
 from socialmirror.body.kinematics import forward_kinematics
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS
@@ -42,12 +43,12 @@ _EXTRA_PARENT_JOINT = tuple(JOINT_INDEX["left_hand" if b.endswith("_l") else "ri
 def _joint_weights(body: BodyModel) -> tuple[np.ndarray, np.ndarray]:
     """Per-vertex (V, K) transform indices (24 SMPL joints + the finger roots) and weights, summed from
     the backend's bone weights."""
-    anny = getattr(body, "_anny", None)
-    if anny is None:
+    if not isinstance(body, AnnyBodyModel):
         raise NotImplementedError("fast skinning is implemented for the anny backend only")
+    anny = body.anny
     parents = list(anny.bone_parents)
-    src = body._rot_src.tolist()
-    dst = body._rot_dst.tolist()
+    src = body.driver_joints.tolist()
+    dst = body.driven_bones.tolist()
     labels = list(anny.bone_labels)
     driver = {d: s for s, d in zip(src, dst)}
     for k, name in enumerate(_EXTRA_BONES):
@@ -82,6 +83,7 @@ class RestBody:
     regions: dict[str, np.ndarray]  # contact joint name -> vertex indices
     hand_axes: dict[str, tuple[np.ndarray, np.ndarray]] = None  # side -> (finger dir, palm normal), rest
     patches: dict[str, np.ndarray] = None  # joint -> wider vertex set that contact refinement keeps apart
+    normals: np.ndarray = None  # (V, 3) rest vertex normals (posed by the vertices' dominant transform)
 
 
 class Skinner:
@@ -100,10 +102,10 @@ class Skinner:
         with torch.no_grad():
             s = torch.as_tensor(shape, dtype=torch.float32)[None]
             out = self.body(torch.eye(3).expand(1, NUM_JOINTS, 3, 3), s)
-            heads = self.body._rest_bone_heads(s)[0]
-            labels = list(self.body._anny.bone_labels)
+            heads = self.body.rest_bone_heads(s)[0].cpu()
+            labels = list(self.body.anny.bone_labels)
             pelvis = heads[labels.index("pelvis")]
-            extra = ((heads[[labels.index(b) for b in _EXTRA_BONES]] - pelvis) @ self.body._C.T).double().numpy()
+            extra = ((heads[[labels.index(b) for b in _EXTRA_BONES]] - pelvis) @ ANNY_TO_BODY.T).double().numpy()
         v = out.vertices[0].double().numpy()
         j = out.joints[0].double().numpy()
         height = float(v[:, 1].max() - v[:, 1].min())
@@ -122,7 +124,8 @@ class Skinner:
                 m |= np.isin(self.idx[:, 0], [JOINT_INDEX[name], JOINT_INDEX[f"{side}_hand"], *extra_k])
             patches[name] = np.nonzero(m)[0]
         return RestBody(v, j, np.concatenate([j, extra]), height, float(v[:, 1].min()), regions,
-                        {side: self._hand_axes(v, j, side) for side in ("left", "right")}, patches)
+                        {side: self._hand_axes(v, j, side) for side in ("left", "right")}, patches,
+                        vertex_normals(v, self.faces))
 
     def _hand_axes(self, v: np.ndarray, j: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
         """Rest finger direction (wrist -> knuckles) and palm normal of one hand. The palm is the side

@@ -145,6 +145,28 @@ class Stage:
         return s0, s0 + r, s0 + r + h, s0 + r + h + rl
 
 
+def look_at_each_other(pa: PersonMotion, pb: PersonMotion, ja: np.ndarray, jb: np.ndarray) -> None:
+    """Each person's head turns to the other's head; ``ja``, ``jb`` (T, 24, 3) are their torso joints
+    (``PersonMotion.torso_fk``)."""
+    pa.look_at = jb[:, J["head"]]
+    pb.look_at = ja[:, J["head"]]
+
+
+def stand_facing(st: Stage, distance: float, jitter: float, lean_forward: bool = False
+                 ) -> tuple[PersonMotion, PersonMotion, np.ndarray, np.ndarray]:
+    """Both people standing ``distance`` apart, facing each other (with ``jitter``), optionally leaning
+    slightly forward, looking at each other's head. Returns (person a, person b, a's torso joints, b's)."""
+    a, b, ya, yb = st.face_to_face(distance, jitter=jitter)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    if lean_forward:
+        for p in (pa, pb):
+            p.lean[:, 0] += st.u(0.03, 0.1)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    look_at_each_other(pa, pb, ja, jb)
+    return pa, pb, ja, jb
+
+
 def ramp(T: int, a: float, b: float) -> np.ndarray:
     """(T,) minimum-jerk step from 0 (before frame a) to 1 (after frame b)."""
     return min_jerk((np.arange(T) - a) / max(b - a, 1e-6))
@@ -156,4 +178,5 @@ def horizontal(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-__all__ = ["Person", "Plan", "Retry", "Stage", "UP", "facing_dir", "horizontal", "other", "ramp"]
+__all__ = ["Person", "Plan", "Retry", "Stage", "UP", "facing_dir", "horizontal", "look_at_each_other", "other",
+           "ramp", "stand_facing"]

@@ -42,7 +42,7 @@ from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.synth import combat, greetings, locomotion, touch
 from socialmirror.data.synth.motion import pose_person, rot_y
-from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth, vertex_normals
+from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth
 from socialmirror.data.synth.stage import Person, Plan, Retry, Stage
 from socialmirror.data.synth.text import sentences
 
@@ -303,9 +303,7 @@ class InteractionSynthesizer:
             return np.zeros((0, 3)), np.zeros((0, 3))
         idx = np.nonzero(np.isin(self._dominant(), joints))[0]
         v = self.skinner.pose(rest, posed.glob[t:t + 1], posed.joints[t:t + 1], idx)[0]
-        if not hasattr(rest, "_normals"):
-            rest._normals = vertex_normals(rest.vertices, self.skinner.faces)  # type: ignore[attr-defined]
-        n = np.einsum("nij,nj->ni", posed.glob[t][self._dominant()[idx]], rest._normals[idx])  # type: ignore[attr-defined]
+        n = np.einsum("nij,nj->ni", posed.glob[t][self._dominant()[idx]], rest.normals[idx])
         return v, n
 
     def _check_penetration(self, people: list[Person], posed: list[_Posed], contact_frames: set[int]) -> float:

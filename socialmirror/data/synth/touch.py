@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.greetings import _look_at_each_other, _stand_facing, _torso
 from socialmirror.data.synth.motion import Reach, envelope
-from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other
+from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, look_at_each_other, other, stand_facing
 
 
 def push(st: Stage) -> Plan:
@@ -33,9 +32,9 @@ def push(st: Stage) -> Plan:
     down = max(0.0, (pe[0].rest.height - pe[1].rest.height) / pe[0].rest.height)
     pa.lean[:, 0] += 0.08 + 0.06 * shove + 0.8 * down * w
     pa.root += f0 * (0.03 * pe[0].scale * w)[:, None]
-    ja, _ = _torso(pa)
-    jb, _ = _torso(pb)
-    _look_at_each_other(pa, pb, ja, jb)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    look_at_each_other(pa, pb, ja, jb)
     f = horizontal(jb[:, J["spine3"]] - ja[:, J["spine3"]])
     lat = np.cross(UP, f)
     contacts = []
@@ -56,7 +55,7 @@ def pass_object(st: Stage) -> Plan:
     side = st.side()
     side_b = st.side()
     pe = st.people
-    pa, pb, ja, jb = _stand_facing(st, 0.55 * (pe[0].arm + pe[1].arm) + 0.05 + st.u(-0.03, 0.06), jitter=0.2,
+    pa, pb, ja, jb = stand_facing(st, 0.55 * (pe[0].arm + pe[1].arm) + 0.05 + st.u(-0.03, 0.06), jitter=0.2,
                                    lean_forward=True)
     # the giver reaches first, the taker follows; both hold while the object changes hands
     on0, on1, off0, off1 = st.phases((0.5, 0.8), (0.3, 0.6), start=(0.1, 0.3))
@@ -101,9 +100,9 @@ def dance(st: Stage) -> Plan:
         p.root += lat0 * (0.03 * pe[k].scale * sway)[:, None]
         p.root[:, 1] -= 0.012 * pe[k].scale * (0.5 + 0.5 * np.cos(4 * np.pi * freq * t)) * w
         p.lean[:, 2] += (0.06 if k == 0 else -0.06) * sway  # side bend toward the same world side
-    ja, _ = _torso(pa)
-    jb, _ = _torso(pb)
-    _look_at_each_other(pa, pb, ja, jb)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    look_at_each_other(pa, pb, ja, jb)
     f = horizontal(jb[:, J["pelvis"]] - ja[:, J["pelvis"]])
     lat = np.cross(UP, f)
     mid = 0.5 * (ja[:, J["spine3"]] + jb[:, J["spine3"]])

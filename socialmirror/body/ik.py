@@ -27,8 +27,9 @@ from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL24_NAMES
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
 
-# Maximum rotation angle (radians) per joint away from the rest pose, outside the hinges.
-_MAX_ANGLE = {
+# Joint limits of the fit: maximum rotation angle (radians) per joint away from the rest pose, outside the
+# hinges. Public because the synthesizer's tests hold its poses to the same limits.
+MAX_JOINT_ANGLE: dict[str, float] = {
     "left_hip": 2.2, "right_hip": 2.2, "spine1": 0.6, "spine2": 0.5, "spine3": 0.5,
     "left_ankle": 0.9, "right_ankle": 0.9, "left_foot": 0.7, "right_foot": 0.7, "neck": 0.8,
     "left_collar": 0.5, "right_collar": 0.5, "head": 0.8, "left_shoulder": 2.8, "right_shoulder": 2.8,
@@ -80,11 +81,14 @@ def _kabsch(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor) -> torch.Tens
     return Vt.transpose(-1, -2) @ D @ U.transpose(-1, -2)
 
 
-class _Limits:
+class JointLimits:
+    """Joint-limit penalty: knees and elbows as hinges, a maximum rotation angle elsewhere (IK and the fit
+    to the evidence)."""
+
     def __init__(self, rest: torch.Tensor):
         """rest: (P, 24, 3) rest joints, to get each hinge's axis for this body."""
-        self.max_idx = torch.tensor([JOINT_INDEX[n] for n in _MAX_ANGLE])
-        self.max_val = torch.tensor(list(_MAX_ANGLE.values()))
+        self.max_idx = torch.tensor([JOINT_INDEX[n] for n in MAX_JOINT_ANGLE])
+        self.max_val = torch.tensor(list(MAX_JOINT_ANGLE.values()))
         self.hinge_idx = torch.tensor([JOINT_INDEX[n] for n in _HINGES])
         axes, twist_axes, twist_max = [], [], []
         for name, (child, flex, tmax) in _HINGES.items():
@@ -182,7 +186,7 @@ def fit_joints(body: BodyModel, target: np.ndarray | torch.Tensor, joint_names=S
     r6 = matrix_to_6d(r6).requires_grad_(True)
     transl = transl0.clone().requires_grad_(True)
     free = _free_from_shape(body, shape0.clone()).requires_grad_(cfg.fit_shape)
-    limits = _Limits(rest)
+    limits = JointLimits(rest)
     params = [r6, transl] + ([free] if cfg.fit_shape else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations, eta_min=cfg.lr * 0.02)

@@ -1,0 +1,106 @@
+"""Stage ``export``: every file ``reconstruct`` writes into OUTDIR, all atomically.
+
+    result.npz        the README's keys: joints3d, joint_names, pose6d, shape, transl, body_model, fps,
+                      image_size, intrinsics, keypoints2d, track_ids, method (+ vertices, faces with meshes)
+    annotations.json  the annotations the estimate used
+    render.mp4        the input frames with both meshes overlaid, beside a side view (``render``)
+    viewer.html       the self-contained viewer (``viewer``)
+    meshes/           one .obj per frame and person (``meshes="obj"``)
+    timings.json      seconds per stage of this run (written every run; not part of the cached outputs)
+
+The files are the ``outputs`` entry of the stage cache: a rerun with the same estimate, annotations, video and
+options whose files are all still as written skips the meshes and the rendering.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from socialmirror.io import atomic_savez, atomic_write_json, atomic_write_text
+from socialmirror.pipeline.cache import StageCache
+from socialmirror.pipeline.records import OUTPUTS_CODEC, ExportOptions, OutputFiles, PairObservation, VideoInput
+
+
+@dataclass
+class Reconstruction:
+    """What is exported: the pair's observation, the annotations and the 3D estimate of a video."""
+
+    video: VideoInput
+    observation: PairObservation
+    annotations: object  # socialmirror.semantics.annotations.Annotations
+    estimate: object  # socialmirror.inference.estimator.MotionEstimate
+
+
+def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, options: ExportOptions = ExportOptions(),
+           body=None, timings: dict[str, float] | None = None) -> dict[str, Path]:
+    """Write the outputs into ``out_dir`` (meshes with ``body``, the output body model built from
+    ``options.body``; default anny); returns name -> path of each output (timings.json aside)."""
+    out_dir = Path(out_dir)
+    est, obs = reconstruction.estimate, reconstruction.observation
+
+    def compute() -> OutputFiles:
+        return OutputFiles.of(_write(reconstruction, out_dir, options, body))
+    depends_on = [reconstruction.video.fingerprint(), obs.keypoints2d, obs.intrinsics, obs.image_size, obs.fps,
+                  obs.track_ids, est.rotmats, est.pose6d, est.shape, est.transl, est.joints, est.method,
+                  reconstruction.annotations, options, str(out_dir.resolve())]
+    files = cache.fetch("outputs", depends_on, compute, OUTPUTS_CODEC).files
+    atomic_write_json(out_dir / "timings.json", {k: round(v, 3) for k, v in (timings or {}).items()})
+    return files
+
+
+def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, body) -> dict[str, Path]:
+    import torch
+
+    from socialmirror.body.skeleton import SMPL24_NAMES
+    est, obs, video = reconstruction.estimate, reconstruction.observation, reconstruction.video
+    if body is None:
+        from socialmirror.body import build_body_model
+        body = build_body_model(options.body)
+    files: dict[str, Path] = {}
+    with torch.no_grad():
+        if body.name == "anny":
+            shape = torch.as_tensor(est.shape)
+            verts = body(torch.as_tensor(est.rotmats), shape[None].expand(est.rotmats.shape[0], -1, -1),
+                         torch.as_tensor(est.transl)).vertices.numpy()
+        else:  # the models work in anny; other bodies are fitted to the estimate's joints
+            from socialmirror.body.ik import fit_joints
+            fit = fit_joints(body, est.joints, SMPL24_NAMES)
+            verts = body(fit.rotmats, fit.shape[None].expand(fit.rotmats.shape[0], -1, -1), fit.transl).vertices.numpy()
+    faces = body.faces.cpu().numpy()
+    arrays = dict(joints3d=est.joints.astype(np.float32), joint_names=np.array(SMPL24_NAMES),
+                  pose6d=est.pose6d.astype(np.float32), shape=est.shape.astype(np.float32),
+                  transl=est.transl.astype(np.float32), body_model=np.array(options.body), fps=np.float32(obs.fps),
+                  image_size=np.array(obs.image_size, dtype=np.int32), intrinsics=obs.intrinsics.astype(np.float32),
+                  keypoints2d=obs.keypoints2d.astype(np.float32), track_ids=obs.track_ids.astype(np.int64),
+                  method=np.array(est.method))
+    if options.meshes:
+        arrays.update(vertices=verts.astype(np.float32), faces=faces.astype(np.int32))
+    files["result"] = atomic_savez(out / "result.npz", **arrays)
+    files["annotations"] = reconstruction.annotations.write(out / "annotations.json")
+    if options.meshes == "obj":
+        files["meshes"] = _write_objs(out / "meshes", verts, faces)
+    if options.render:
+        from socialmirror.perception.video import open_video
+        from socialmirror.render.video import write_render_video
+        with open_video(video.path, fps=video.fps) as reader:
+            files["render"] = write_render_video(out / "render.mp4", iter(reader), verts, faces, obs.intrinsics,
+                                                 obs.fps, joints=est.joints)
+    if options.viewer:
+        from socialmirror.render.viewer import write_viewer_html
+        files["viewer"] = write_viewer_html(out / "viewer.html", verts, faces, obs.fps, joints=est.joints,
+                                            title=f"SocialMirror: {video.path.name}")
+    return files
+
+
+def _write_objs(folder: Path, verts: np.ndarray, faces: np.ndarray) -> Path:
+    face_lines = "\n".join(f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces)
+    for t in range(verts.shape[0]):
+        for p in range(verts.shape[1]):
+            v = "\n".join(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in verts[t, p])
+            atomic_write_text(folder / f"frame{t:05d}_person{p + 1}.obj", v + "\n" + face_lines + "\n")
+    return folder
+
+
+__all__ = ["Reconstruction", "export"]

@@ -1,0 +1,228 @@
+"""The stage functions: the one place the pipeline's stages are written, called by ``reconstruct``,
+``annotate`` and ``evaluate`` alike.
+
+    perceive      VideoInput -> Perception            MediaPipe (two passes) and tracking, streamed
+    pair          Perception -> PairObservation       the closest pair, its SMPL-24 keypoints, boxes, intrinsics
+    draft         PairObservation -> MotionEstimate   a first 3D estimate without semantics (the `closeint`
+                                                      preset): what the offline annotator reads and VLM
+                                                      replies are checked against
+    annotate      draft -> Annotations                VLM Annotator (Table 1) / offline / user file
+    encode_text   Annotations -> TextFeatures         the sentences through the bundle's frozen encoder
+    estimate      PairObservation (+ Semantics) -> MotionEstimate   the method: initial estimate -> Geometry
+                                                      Optimizer -> guided infiller -> refiner
+    export        (see ``socialmirror.pipeline.export``)
+
+``semantic_inputs`` chains draft -> annotate -> encode_text: the semantic half that ``estimate`` reads.
+Every stage goes through the ``StageCache`` with what it depends on; a record from the cache and a computed
+one are the same record.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from socialmirror.config import ConfigError
+from socialmirror.errors import InputError
+from socialmirror.pipeline.cache import StageCache
+from socialmirror.pipeline.records import (ANNOTATIONS_CODEC, ESTIMATE_CODEC, PAIR_CODEC, TEXT_CODEC,
+                                           AnnotatorSettings, CameraSettings, Models, PairObservation,
+                                           Perception, Semantics, TextFeatures, VideoInput, tracks_codec)
+
+log = logging.getLogger(__name__)
+
+# The semantics-free pass every annotation is made from; fixed (not the run's method) so the annotations do
+# not move when the method is tuned.
+DRAFT_METHOD = "closeint"
+
+
+# ------------------------------------------------------------------------------------------------ models
+def load_models(checkpoint: str | Path | None = None, device: str = "cpu") -> Models:
+    """The bundle (default: the shipped weights) and the anny body model the networks work in."""
+    from socialmirror.body import build_body_model
+    from socialmirror.models.bundle import default_bundle_path, load_bundle
+    path = Path(checkpoint).expanduser() if checkpoint else default_bundle_path()
+    bundle = load_bundle(path, map_location=device)
+    return Models(bundle, build_body_model("anny", device=device), path, device)
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress: bool = True) -> Perception:
+    """Everyone detected and tracked through the video."""
+    def compute() -> Perception:
+        from socialmirror.perception.pipeline import detect_and_track
+        from socialmirror.perception.pose import MediaPipePoseDetector
+        with MediaPipePoseDetector(num_poses=max(2, max_people)) as detector:
+            tracks = detect_and_track(video.path, detector=detector, progress=progress, fps=video.fps)
+        if len(tracks.ids) == 0:
+            raise InputError(f"no person found in {video.path}")
+        return Perception(video, tracks)
+    return cache.fetch("tracks", [video.fingerprint(), max_people], compute, tracks_codec(video))
+
+
+def pair(perception: Perception, cache: StageCache, camera: CameraSettings = CameraSettings()) -> PairObservation:
+    """The two closest people (paper Sec. 1.1) as the 3D stages see them; logs the choice when it was made
+    among more than two people."""
+    tracks = perception.tracks
+
+    def compute() -> PairObservation:
+        from socialmirror.body.keypoints import keypoints_to_boxes, to_smpl24, to_smpl24_points
+        from socialmirror.perception.tracking import select_closest_pair
+        ids = select_closest_pair(tracks)
+        notes = []
+        # Count people, not fragments: a track seen in under a tenth of the frames is a stray detection.
+        frames_seen = tracks.present.sum(axis=1)
+        people = tracks.ids[frames_seen >= max(3, 0.1 * tracks.present.shape[1])]
+        if len(people) > 2:
+            notes.append(f"{len(people)} people tracked (ids {', '.join(map(str, people.tolist()))}); "
+                         f"reconstructing the closest pair: ids {ids[0]} and {ids[1]}")
+        # Built exactly like the observation model that the networks were trained on.
+        smpl24 = to_smpl24(tracks.pair_keypoints(ids))
+        keypoints2d, boxes, detected = keypoints_to_boxes(smpl24)
+        if not detected.any(axis=0).all():
+            raise InputError("one of the two people is never detected well enough to reconstruct")
+        width, height = (int(v) for v in tracks.image_size)
+        world = to_smpl24_points(tracks.pair_world(ids)).astype(np.float32)
+        return PairObservation(keypoints2d, boxes, camera.matrix(width, height), (width, height), tracks.fps,
+                               np.asarray(ids, dtype=np.int64), notes=tuple(notes), world_joints=world,
+                               world_confidence=smpl24[..., 2].astype(np.float32))
+    observation = cache.fetch("pair", [tracks.ids, tracks.keypoints, tracks.world, tracks.boxes, tracks.image_size,
+                                       tracks.fps, camera], compute, PAIR_CODEC)
+    for note in observation.notes:
+        log.warning(note)
+    return observation
+
+
+def _observed(observation: PairObservation) -> list:
+    """What the 3D stages read of the observation (their cache keys)."""
+    return [observation.keypoints2d, observation.boxes, observation.intrinsics, observation.image_size,
+            observation.world_joints, observation.world_confidence]
+
+
+def _estimator(models: Models, method, seed: int):
+    from socialmirror.inference.estimator import TwoPersonMotionEstimator
+    from socialmirror.inference.methods import method_config
+    config = method_config(method)
+    clip_len = models.bundle.config.clip_len
+    if config.stride > clip_len:
+        raise ConfigError(f"method.stride: {config.stride} exceeds the clip length the bundle was trained on "
+                          f"({clip_len}), which would leave frames out")
+    return TwoPersonMotionEstimator(models.bundle, models.body, method=config, device=models.device, seed=seed)
+
+
+def draft(models: Models, observation: PairObservation, cache: StageCache, seed: int = 0,
+          progress: bool = True):
+    """A first 3D estimate without semantics (the `closeint` preset)."""
+    estimator = _estimator(models, DRAFT_METHOD, seed)
+
+    def compute():
+        return estimator.estimate(observation.keypoints2d, observation.boxes, observation.intrinsics,
+                                  observation.image_size, progress=progress)
+    return cache.fetch("draft", [_observed(observation), models.fingerprint(), estimator.config, seed], compute,
+                       ESTIMATE_CODEC)
+
+
+def annotate(observation: PairObservation, draft_estimate, cache: StageCache,
+             settings: AnnotatorSettings = AnnotatorSettings(), seed: int = 0, perception: Perception | None = None):
+    """Per clip, two sentences and the contacts: from the VLM (it sees the crops around the pair, so it needs
+    ``perception``), the offline annotator (from the draft) or the user's file."""
+    crops = None
+    if settings.source == "openai":
+        if perception is None:
+            raise InputError("the openai annotator needs the video (it is shown the crops around the pair)")
+        crops = [perception.video.fingerprint(), perception.tracks.boxes, observation.track_ids]
+
+    def compute():
+        from socialmirror.semantics.annotator import annotate_clips
+        frames = None if crops is None else _clip_crops(perception, observation.track_ids)
+        return annotate_clips(settings.source, num_frames=observation.num_frames, frames=frames,
+                              joints3d=draft_estimate.joints, up=observation.up, vlm_url=settings.vlm_url,
+                              vlm_model=settings.vlm_model, seed=seed)
+    return cache.fetch("annotations", [draft_estimate.joints, observation.num_frames, observation.up,
+                                       settings.fingerprint(), seed, crops], compute, ANNOTATIONS_CODEC)
+
+
+def encode_text(models: Models, annotations, cache: StageCache, encoder: str | None = None) -> TextFeatures:
+    """Both sentences of every clip through the frozen sentence encoder (default: the one the bundle's text
+    ControlNet was trained on)."""
+    spec = encoder or models.text_encoder
+    sentences = [s for clip in annotations.clips for s in clip.text]
+
+    def compute() -> TextFeatures:
+        embeddings = models.sentence_encoder(spec).encode(sentences).numpy().astype(np.float32)
+        return TextFeatures(spec, embeddings.reshape(len(annotations.clips), 2, embeddings.shape[-1]))
+    text = cache.fetch("text", [spec, sentences], compute, TEXT_CODEC)
+    expected = models.bundle.config.infiller.text_input_dim
+    if models.bundle.infiller.controlnet is not None and text.embeddings.shape[-1] != expected:
+        raise ConfigError(f"text_encoder: {spec!r} gives {text.embeddings.shape[-1]}-d embeddings; the bundle's "
+                          f"text ControlNet was trained on {expected}-d ones ({models.text_encoder!r})")
+    return text
+
+
+def semantic_inputs(models: Models, observation: PairObservation, cache: StageCache,
+                    annotator: AnnotatorSettings = AnnotatorSettings(), seed: int = 0,
+                    perception: Perception | None = None, text_encoder: str | None = None,
+                    progress: bool = True) -> Semantics:
+    """The semantic half: draft -> annotate -> encode_text."""
+    first = draft(models, observation, cache, seed=seed, progress=progress)
+    annotations = annotate(observation, first, cache, annotator, seed=seed, perception=perception)
+    return Semantics(annotations, encode_text(models, annotations, cache, encoder=text_encoder))
+
+
+def estimate(models: Models, observation: PairObservation, method, cache: StageCache, seed: int = 0,
+             semantics: Semantics | Callable[[], Semantics] | None = None, progress: bool = True):
+    """The method's 3D estimate. ``semantics`` (or a function that makes them, called only when the method
+    reads them) give the text and contacts."""
+    estimator = _estimator(models, method, seed)
+    reads = estimator.uses_text or estimator.uses_contacts
+    if reads and callable(semantics):
+        semantics = semantics()
+    annotations = semantics.annotations if reads and semantics is not None else None
+    text = semantics.text.embeddings if reads and semantics is not None else None
+
+    def compute():
+        return estimator.estimate(observation.keypoints2d, observation.boxes, observation.intrinsics,
+                                  observation.image_size, annotations=annotations, text_embeddings=text,
+                                  progress=progress, world_joints=observation.world_joints,
+                                  world_confidence=observation.world_confidence)
+    depends_on = [_observed(observation), models.fingerprint(), estimator.config, seed, annotations,
+                  text if estimator.uses_text else None]
+    return cache.fetch("estimate", depends_on, compute, ESTIMATE_CODEC)
+
+
+def reprojection_error_px(estimate_, observation: PairObservation, min_confidence: float = 0.3) -> float:
+    """Mean distance in pixels between the estimate's projected joints and the confident detected keypoints."""
+    import torch
+
+    from socialmirror.geometry.camera import project
+    proj = project(torch.as_tensor(estimate_.joints), torch.as_tensor(observation.intrinsics)).numpy()
+    kp = observation.keypoints2d
+    confident = kp[..., 2] > min_confidence
+    if not confident.any():
+        return float("nan")
+    return float(np.linalg.norm(proj - kp[..., :2], axis=-1)[confident].mean())
+
+
+def _clip_crops(perception: Perception, track_ids):
+    """``frames(start, end)`` for the VLM: the crop around the pair in each frame of the clip (streamed)."""
+    from socialmirror.perception.tracking import crop_frame, pair_crop_boxes
+    from socialmirror.perception.video import open_video
+    boxes = pair_crop_boxes(perception.tracks, [int(i) for i in track_ids])
+    video = perception.video
+
+    def frames(start: int, end: int):
+        out = []
+        with open_video(video.path, fps=video.fps) as reader:
+            for i, frame in reader:
+                if i >= end:
+                    break
+                if i >= start:
+                    out.append(crop_frame(frame, boxes[i], 512))
+        return out
+    return frames
+
+
+__all__ = ["DRAFT_METHOD", "annotate", "draft", "encode_text", "estimate", "load_models", "pair", "perceive",
+           "reprojection_error_px", "semantic_inputs"]

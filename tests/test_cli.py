@@ -1,0 +1,101 @@
+"""The command line itself: `python -m socialmirror`, a parser built without torch, one config system for every
+sub-command (unknown keys are one-line errors, exit 2), `annotate` sharing `reconstruct`'s options, and `train`
+never writing into the shipped weights."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from socialmirror import cli
+
+
+def _run(capsys, *argv) -> tuple[int, str]:
+    rc = cli.main(list(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, err[-1] if err else ""
+
+
+def test_python_m_and_help_without_torch():
+    code = ("import sys; from socialmirror.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'mediapipe', 'socialmirror.api') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # `socialmirror --help` needs none of them
+    res = subprocess.run([sys.executable, "-m", "socialmirror", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "reconstruct" in res.stdout and "evaluate" in res.stdout
+
+
+def _option_strings(command: str) -> set[str]:
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    return {s for action in sub.choices[command]._actions for s in action.option_strings}
+
+
+def test_annotate_shares_reconstructs_options():
+    annotate, reconstruct = _option_strings("annotate"), _option_strings("reconstruct")
+    assert {"--annotator", "--vlm-url", "--focal", "--intrinsics", "--device", "--config", "--set"} <= annotate
+    assert annotate <= reconstruct
+    assert {"--method", "--no-guidance", "--body", "--no-render"} <= reconstruct - annotate
+
+
+def test_flags_config_and_overrides_resolve_in_order(tmp_path):
+    config = tmp_path / "r.yaml"
+    config.write_text("seed: 3\nmethod:\n  sampling_steps: 7\nmax_people: 4\n")
+    args = cli.build_parser().parse_args(
+        ["reconstruct", "in.mp4", "-o", "out", "--config", str(config), "--set", "seed=5", "--set",
+         "method.guidance.geometry=0.3", "--method", "no-text", "--no-guidance", "contact", "--no-render"])
+    cfg = cli._reconstruct_config(args)
+    assert (cfg.seed, cfg.max_people, cfg.render, cfg.viewer) == (5, 4, False, True)
+    assert (cfg.method.name, cfg.method.sampling_steps) == ("no-text", 7)
+    assert (cfg.method.guidance.geometry, cfg.method.guidance.contact) == (0.3, 0.0)
+    args = cli.build_parser().parse_args(["reconstruct", "in.mp4", "-o", "out", "--config", str(config),
+                                          "--seed", "9"])
+    assert cli._reconstruct_config(args).seed == 9  # a flag beats the file
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["reconstruct", "{tmp}/in.mp4", "-o", "{tmp}/o", "--set", "method.sampling_stepz=3"], "method.sampling_stepz"),
+    (["annotate", "{tmp}/in.mp4", "-o", "{tmp}/a.json", "--set", "detector=2"], "detector"),
+    (["evaluate", "--data", "synth:1", "--set", "method.guidance.gemoetry=1"], "method.guidance.gemoetry"),
+    (["train", "geometry", "--data", "synth:1", "--steps", "1", "--out", "{tmp}/w.pt", "--set", "train.lrr=1"],
+     "train.lrr"),
+])
+def test_unknown_config_keys_are_one_line_errors(capsys, tmp_path, argv, key):
+    rc, line = _run(capsys, *[a.format(tmp=tmp_path) for a in argv])
+    assert rc == 2 and line.startswith(f"socialmirror {argv[0]}: error: unknown config key '{key}'")
+    assert not (tmp_path / "w.pt").exists()
+
+
+def test_bad_config_file_and_values(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    rc, line = _run(capsys, "reconstruct", "x.mp4", "-o", str(tmp_path / "o"), "--config", str(bad))
+    assert rc == 2 and "must be a mapping" in line
+    rc, line = _run(capsys, "reconstruct", "x.mp4", "-o", str(tmp_path / "o"), "--method", "best")
+    assert rc == 2 and "method.name: unknown method 'best'" in line
+    rc, line = _run(capsys, "evaluate", "--data", "synth:1", "--set", "method.sampling_steps=0")
+    assert rc == 2 and "sampling_steps must be at least 1" in line
+
+
+def test_train_needs_an_explicit_out(capsys):
+    """Without --out nothing is trained (the old default was the shipped weights in the package)."""
+    from socialmirror.models.bundle import default_bundle_path
+    weights = default_bundle_path()
+    before = weights.stat().st_mtime_ns if weights.is_file() else None
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "geometry", "--data", "synth:1", "--steps", "1"])
+    assert exit_.value.code == 2 and "--out" in capsys.readouterr().err
+    assert (weights.stat().st_mtime_ns if weights.is_file() else None) == before
+    train = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["train"]
+    out = next(a for a in train._actions if a.dest == "out")
+    assert out.required and out.default is None
+
+
+def test_train_without_a_budget_is_a_user_error(capsys, tmp_path):
+    rc, line = _run(capsys, "train", "geometry", "--data", "synth:1", "--out", str(tmp_path / "w.pt"))
+    assert rc == 2 and "--steps N or --minutes M" in line
+
+
+def test_unknown_guidance_term_is_a_one_line_error(capsys, tmp_path):
+    rc, line = _run(capsys, "reconstruct", "x.mp4", "-o", str(tmp_path / "o"), "--no-guidance", "gravity")
+    assert rc == 2 and "unknown config key 'method.guidance.gravity'" in line

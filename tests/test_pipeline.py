@@ -1,0 +1,198 @@
+"""The pipeline's stage cache: its key (a digest of everything a stage depends on), its entries on disk and in
+memory, and the contract on a real run: a changed method recomputes the estimate and reuses the tracks, a
+changed input recomputes everything, --force recomputes all."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from socialmirror import cli
+from socialmirror.models.bundle import default_bundle_path
+from socialmirror.pipeline.cache import Codec, StageCache, StaleEntry, digest
+
+needs_weights = pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")
+STAGES = ["tracks", "pair", "draft", "annotations", "text", "estimate", "outputs"]
+
+
+def _npz_codec(reads: list | None = None) -> Codec:
+    def read(path):
+        if reads is not None:
+            reads.append(path)
+        with np.load(path) as z:
+            return z["x"].copy()
+    return Codec(".npz", lambda x, path: np.savez(path, x=x), read)
+
+
+# --------------------------------------------------------------------------------------------- the key
+def test_digest_is_content_not_identity():
+    @dataclasses.dataclass
+    class Settings:
+        steps: int
+        weights: tuple
+
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert digest(a, {"b": 1, "a": [1.5, None]}) == digest(a.copy(), {"a": [1.5, None], "b": 1})
+    assert digest(a) != digest(a.astype(np.float64))  # dtype counts
+    assert digest(a) != digest(a.reshape(4, 3))  # shape counts
+    changed = a.copy()
+    changed[2, 3] += 1e-3
+    assert digest(a) != digest(changed)
+    assert digest(Settings(5, (1, 2))) == digest(Settings(5, (1, 2))) != digest(Settings(10, (1, 2)))
+    assert digest(1) != digest(1.0) != digest("1") and digest(True) != digest(1)
+    with pytest.raises(TypeError):
+        digest(object())
+
+
+# --------------------------------------------------------------------------------------------- entries
+def test_fetch_computes_once_then_reads_until_an_input_changes(tmp_path):
+    cache, calls, reads = StageCache(tmp_path), [], []
+
+    def compute(value):
+        calls.append(value)
+        return np.full(3, value, dtype=np.float32)
+    first = cache.fetch("stage", {"value": 1}, lambda: compute(1), _npz_codec(reads))
+    assert cache.outcomes == {"stage": "computed"} and calls == [1]
+    again = StageCache(tmp_path).fetch("stage", {"value": 1}, lambda: compute(1), _npz_codec(reads))
+    assert np.array_equal(first, again) and calls == [1] and len(reads) == 1  # read back, not recomputed
+    other = StageCache(tmp_path)
+    other.fetch("stage", {"value": 2}, lambda: compute(2), _npz_codec())
+    assert other.outcomes == {"stage": "computed"} and calls == [1, 2]
+    forced = StageCache(tmp_path, force=True)
+    forced.fetch("stage", {"value": 2}, lambda: compute(2), _npz_codec())
+    assert forced.outcomes == {"stage": "computed"} and calls == [1, 2, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage.key", "stage.npz"]  # one entry per stage
+
+
+def test_an_interrupted_write_never_pairs_a_new_entry_with_an_old_key(tmp_path):
+    cache = StageCache(tmp_path)
+    cache.fetch("stage", 1, lambda: np.zeros(2), _npz_codec())
+
+    def broken_write(x, path):
+        np.savez(path, x=x)  # the new entry lands, then the run dies before its key is written
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        StageCache(tmp_path).fetch("stage", 2, lambda: np.ones(2), Codec(".npz", broken_write, _npz_codec().read))
+    assert not (tmp_path / "stage.key").exists()
+    # Asked for the old inputs again, the cache recomputes: the file on disk holds the new entry.
+    again = StageCache(tmp_path)
+    assert np.array_equal(again.fetch("stage", 1, lambda: np.zeros(2), _npz_codec()), np.zeros(2))
+    assert again.outcomes == {"stage": "computed"}
+
+
+def test_damaged_or_stale_entries_are_recomputed(tmp_path, caplog):
+    StageCache(tmp_path).fetch("stage", 1, lambda: np.zeros(2), _npz_codec())
+    (tmp_path / "stage.npz").write_bytes(b"not an npz")
+    cache = StageCache(tmp_path)
+    with caplog.at_level("WARNING"):
+        assert np.array_equal(cache.fetch("stage", 1, lambda: np.ones(2), _npz_codec()), np.ones(2))
+    assert cache.outcomes == {"stage": "computed"} and "unreadable" in caplog.text
+
+    def stale(path):
+        raise StaleEntry("an output file changed")
+    cache = StageCache(tmp_path)
+    cache.fetch("stage", 1, lambda: np.ones(2), Codec(".npz", lambda x, p: np.savez(p, x=x), stale))
+    assert cache.outcomes == {"stage": "computed"}
+
+
+def test_memory_cache_shares_records_within_its_lifetime():
+    cache, calls = StageCache(None), []
+    make = (lambda: calls.append(1) or {"draft": 1})
+    a = cache.fetch("draft", [1, 2], make, _npz_codec())
+    b = cache.fetch("draft", [1, 2], make, _npz_codec())
+    assert a is b and calls == [1] and cache.outcomes == {"draft": "hit"}
+    assert StageCache(None).fetch("draft", [1, 2], make, _npz_codec()) is not a  # a new cache starts empty
+
+
+# --------------------------------------------------------------------------------------------- the contract
+@pytest.fixture(scope="module")
+def short_input(tmp_path_factory):
+    """The embedded sample's first 20 frames as a folder of PNGs."""
+    from socialmirror.render.demo_sample import SAMPLE_VIDEO
+    folder = tmp_path_factory.mktemp("sample20")
+    for i, frame in enumerate(iio.imiter(SAMPLE_VIDEO)):
+        if i >= 20:
+            break
+        iio.imwrite(folder / f"f{i:03d}.png", frame)
+    return folder
+
+
+@needs_weights
+def test_cache_contract_method_input_force(tmp_path, short_input, capsys):
+    from socialmirror.api import ReconstructConfig, reconstruct
+    out = tmp_path / "out"
+    cfg = ReconstructConfig(render=False, viewer=False, progress=False)
+    first = reconstruct(short_input, out, cfg)
+    assert list(first.cache) == STAGES and set(first.cache.values()) == {"computed"}
+    assert sorted(p.name for p in (out / ".cache").glob("*.key")) == sorted(f"{s}.key" for s in STAGES)
+
+    rerun = reconstruct(short_input, out, cfg)  # nothing changed: everything is read back, the same
+    assert set(rerun.cache.values()) == {"hit"}
+    assert np.array_equal(rerun.joints3d, first.joints3d) and rerun.files == first.files
+
+    # Another method, from the command line: the estimate (and the files) are recomputed, the rest reused.
+    rc = cli.main(["reconstruct", str(short_input), "-o", str(out), "--method", "closeint", "--no-render",
+                   "--no-viewer"])
+    assert rc == 0
+    reused = [line for line in capsys.readouterr().out.splitlines() if "reused from" in line]
+    assert reused and reused[0].split(": ", 1)[1].startswith("tracks, pair, draft, annotations, text (")
+    with np.load(out / "result.npz") as r:
+        assert str(r["method"]) == "closeint" and not np.array_equal(r["joints3d"], first.joints3d)
+
+    # Another input into the same folder: everything is recomputed.
+    shorter = tmp_path / "shorter"
+    shorter.mkdir()
+    for p in sorted(short_input.iterdir())[:18]:
+        shutil.copy(p, shorter / p.name)
+    other = reconstruct(shorter, out, cfg)
+    assert set(other.cache.values()) == {"computed"} and other.joints3d.shape[0] == 18
+
+    forced = reconstruct(shorter, out, cfg, force=True)
+    assert set(forced.cache.values()) == {"computed"}
+    assert np.array_equal(forced.joints3d, other.joints3d)  # same inputs, same seed: the same result
+
+    # An output file that changed since it was written is written again; the stages before it are reused.
+    (out / "result.npz").write_bytes(b"edited")
+    again = reconstruct(shorter, out, cfg)
+    assert again.cache["estimate"] == "hit" and again.cache["outputs"] == "computed"
+    with np.load(out / "result.npz") as r:
+        assert np.array_equal(r["joints3d"], other.joints3d)
+
+
+@needs_weights
+def test_annotate_runs_the_same_stages_as_reconstruct(tmp_path, short_input, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["reconstruct", str(short_input), "-o", str(out), "--no-render", "--no-viewer",
+                     "--set", "seed=2"]) == 0
+    assert cli.main(["annotate", str(short_input), "-o", str(tmp_path / "a.json"), "--seed", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"wrote {tmp_path / 'a.json'}: 2 clips of 16 frames")
+    assert (tmp_path / "a.json").read_text() == (out / "annotations.json").read_text()
+    assert (tmp_path / ".a.work" / ".cache" / "annotations.key").is_file()
+
+
+@needs_weights
+def test_method_settings_the_bundle_cannot_run_are_config_errors(monkeypatch):
+    import torch
+
+    from socialmirror import pipeline
+    from socialmirror.config import ConfigError
+    from socialmirror.inference.methods import method_config
+    from socialmirror.semantics import text_encoder
+    from socialmirror.semantics.annotations import Annotations, ClipAnnotation
+    models = pipeline.load_models()
+    observation = pipeline.PairObservation(np.zeros((4, 2, 24, 3)), np.ones((4, 2, 3)), np.eye(3), (64, 64), 30.0,
+                                           np.arange(2))
+    too_wide = dataclasses.replace(method_config("closeint"), stride=models.bundle.config.clip_len + 1)
+    with pytest.raises(ConfigError, match="method.stride"):
+        pipeline.estimate(models, observation, too_wide, StageCache(None))
+
+    class Wide:  # another encoder than the bundle's, of another width
+        def encode(self, sentences):
+            return torch.zeros(len(sentences), 512)
+    monkeypatch.setattr(text_encoder, "get_text_encoder", lambda spec: Wide())
+    annotations = Annotations([ClipAnnotation(0, 4, ("a person waves.", "a person waves back."))])
+    with pytest.raises(ConfigError, match="text_encoder: 'clip:/elsewhere.pt' gives 512-d"):
+        pipeline.encode_text(models, annotations, StageCache(None), encoder="clip:/elsewhere.pt")
