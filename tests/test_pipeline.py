@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
 
 from socialmirror import cli
 from socialmirror.models.bundle import default_bundle_path
 from socialmirror.pipeline.cache import Codec, StageCache, StaleEntry, digest
+from _sample_helpers import write_sample_frames
 
 needs_weights = pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")
 STAGES = ["tracks", "pair", "draft", "annotations", "text", "estimate", "outputs"]
@@ -111,13 +111,7 @@ def test_memory_cache_shares_records_within_its_lifetime():
 @pytest.fixture(scope="module")
 def short_input(tmp_path_factory):
     """The embedded sample's first 20 frames as a folder of PNGs."""
-    from socialmirror.render.demo_sample import SAMPLE_VIDEO
-    folder = tmp_path_factory.mktemp("sample20")
-    for i, frame in enumerate(iio.imiter(SAMPLE_VIDEO)):
-        if i >= 20:
-            break
-        iio.imwrite(folder / f"f{i:03d}.png", frame)
-    return folder
+    return write_sample_frames(tmp_path_factory.mktemp("sample20"), 20)
 
 
 @needs_weights

@@ -17,6 +17,7 @@ import torch
 
 from socialmirror import cli
 from socialmirror.models.bundle import default_bundle_path
+from _sample_helpers import write_sample_frames
 
 needs_weights = pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")
 
@@ -30,13 +31,7 @@ def _run(capsys, *argv) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def sample_frames(tmp_path_factory):
     """The embedded sample's first 24 frames as a folder of PNGs."""
-    from socialmirror.render.demo_sample import SAMPLE_VIDEO
-    folder = tmp_path_factory.mktemp("sample24")
-    for i, frame in enumerate(iio.imiter(SAMPLE_VIDEO)):
-        if i >= 24:
-            break
-        iio.imwrite(folder / f"f{i:03d}.png", frame)
-    return folder
+    return write_sample_frames(tmp_path_factory.mktemp("sample24"), 24)
 
 
 def _render_people(folder: Path, xs, frames: int = 8, size=(640, 360)) -> Path:
