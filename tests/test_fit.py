@@ -10,8 +10,8 @@ import torch
 from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.geometry.camera import project
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
-from socialmirror.inference.fit import (EvidenceFitConfig, FitEvidence, bone_directions, contact_rows,
-                                        fit_to_evidence)
+from socialmirror.body.bones import bone_directions
+from socialmirror.inference.fit import EvidenceFitConfig, FitEvidence, contact_rows, fit_to_evidence
 
 torch.set_num_threads(1)
 
@@ -140,3 +140,39 @@ def test_contact_rows_unroll_clip_relative_frames():
     assert rows[:, 0].tolist() == [18, 19]  # frame 20 is past the end
     assert rows[0, 1] == JOINT_INDEX["right_wrist"] and rows[0, 2] == JOINT_INDEX["left_wrist"]
     assert np.allclose(rows[:, 3], 0.5)
+
+
+def test_lowest_foot_measures_the_height_above_the_floor(anny_body):
+    from socialmirror.inference.fit import EvidenceObjective, FitVariables
+    rng = np.random.default_rng(8)
+    rot, transl, shape, joints, keypoints = _scene(anny_body, rng, frames=2)
+    start = FitVariables(torch.as_tensor(rot), torch.as_tensor(transl), torch.as_tensor(shape),
+                         torch.tensor([0.0, -1.0, 0.0]), torch.zeros(()))
+    objective = EvidenceObjective(anny_body, start, FitEvidence(keypoints, K, (W, H), up=(0.0, -1.0, 0.0)),
+                                  EvidenceFitConfig())
+    j = torch.as_tensor(joints)
+    feet = [JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
+    # Camera y points down: the floor 1 m below the camera centre is n = (0, -1, 0), d = 1.
+    lowest = objective.lowest_foot(j, torch.tensor([0.0, -1.0, 0.0]), torch.tensor(1.0))
+    exact = (1.0 - j[..., feet, 1]).amin(-1)
+    assert torch.allclose(lowest, exact, atol=0.03)  # a soft minimum, within its 2 cm temperature
+
+
+def test_the_shared_floor_pulls_a_person_back_onto_it(anny_body):
+    rng = np.random.default_rng(9)
+    rot, transl, shape, joints, keypoints = _scene(anny_body, rng, frames=3)
+    lifted = transl.copy()
+    lifted[:, 1, 1] -= 0.3  # person 1 floats 30 cm above the floor person 0 stands on
+    cfg = dataclasses.replace(EvidenceFitConfig(), iterations=150, world_weight=0.0, fit_shape=False,
+                              penetration_weight=0.0, limit_weight=0.0, ground_tilt_sigma=0.05)
+    # No keypoints: only the priors and the floor act.
+    blind = keypoints.copy()
+    blind[..., 2] = 0.0
+    fitted, report = fit_to_evidence(anny_body, rot, lifted, shape, FitEvidence(blind, K, (W, H), up=(0, -1, 0)),
+                                     cfg)
+    feet = [JOINT_INDEX[n] for n in ("left_foot", "right_foot")]
+    gap = lambda j: np.abs(j[:, 0, feet, 1].max(-1) - j[:, 1, feet, 1].max(-1)).mean()  # noqa: E731
+    start_joints = joints.copy()
+    start_joints[:, 1] += lifted[:, 1, None] - transl[:, 1, None]
+    assert gap(start_joints) > 0.25 and gap(fitted.joints) < 0.1
+    assert report.objective_after <= report.objective_before

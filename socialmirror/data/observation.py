@@ -40,9 +40,13 @@ same at any distance and resolution, as detector errors are):
   by body part (``BODY_CAPSULES``), or by B's mesh when the sequence has vertices (``use_mesh``). An occluded
   joint keeps a position with ``occluded_noise_scale`` times the jitter and a confidence in
   ``occluded_confidence``, or is dropped with ``occluded_drop_prob``. Self-occlusion is not modelled.
+
+MediaPipe's 3D world landmarks (``world_landmarks``) come with the detection: root-relative joints with the
+error measured on rendered bodies (``socialmirror.data.world_landmarks``), where the person is detected.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -53,6 +57,7 @@ import torch
 from socialmirror.body.keypoints import keypoints_to_boxes, smpl24_mapped_mask
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL24_MIRROR
 from socialmirror.data.formats.interchange import TwoPersonSequence
+from socialmirror.data.world_landmarks import simulate_world_landmarks
 from socialmirror.geometry.camera import box_from_points, focal_from_diagonal
 
 # ----------------------------------------------------------------------------------------------- joints
@@ -407,6 +412,7 @@ class ObservationConfig:
     min_detected_joints: int = 4             # fewer visible joints than this: the person counts as not detected
     box_scale: float = 1.2                   # CLIFF box = extent x this
     noise: bool = True                       # False: the clean projection (truncation still applies)
+    world_landmarks: bool = True             # also MediaPipe-like 3D landmarks (data.world_landmarks)
 
     def __post_init__(self):
         for name in ("outlier_prob", "missed_joint_prob", "missed_frame_prob", "swap_prob", "occluded_drop_prob"):
@@ -448,6 +454,10 @@ class Observation:
     occluded: np.ndarray
     in_image: np.ndarray
     camera: Camera
+    # MediaPipe-like root-relative 3D landmarks (T, 2, 24, 3), NaN where not given, with the measured error
+    # (socialmirror.data.world_landmarks), and their visibility (T, 2, 24): the keypoints' confidence.
+    world_joints: np.ndarray | None = None
+    world_confidence: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -461,9 +471,11 @@ class Observation:
     def select_frames(self, frames: np.ndarray | Sequence[int]) -> Observation:
         """The observation of the given frames (indices may repeat, e.g. a padded evaluation window)."""
         idx = np.asarray(frames, dtype=np.int64)
+        world = {} if self.world_joints is None else dict(world_joints=self.world_joints[idx],
+                                                          world_confidence=self.world_confidence[idx])
         return replace(self, keypoints2d=self.keypoints2d[idx], boxes=self.boxes[idx],
                        joints_cam=self.joints_cam[idx], detected=self.detected[idx], occluded=self.occluded[idx],
-                       in_image=self.in_image[idx])
+                       in_image=self.in_image[idx], **world)
 
 
 def _missed_frames(rng: np.random.Generator, t: int, rate: float, burst: float) -> np.ndarray:
@@ -537,15 +549,30 @@ class ObservationModel:
 
         kp, boxes, detected = keypoints_to_boxes(
             kp, min(cfg.min_detected_joints, int((self.detector_mask & present).sum())), cfg.box_scale)
+        world = world_conf = None
+        if cfg.world_landmarks:
+            world, world_conf = self._world_landmarks(joints_cam, kp, detected, present)
 
         return Observation(
             keypoints2d=kp.astype(np.float32), boxes=boxes.astype(np.float32),
             intrinsics=camera.K.astype(np.float32), image_size=(int(width), int(height)),
             extrinsics=camera.extrinsics.astype(np.float32), joints_cam=joints_cam.astype(np.float32),
             joint_mask=present, detected=detected, occluded=occluded & present, in_image=in_image, camera=camera,
+            world_joints=world, world_confidence=world_conf,
         )
 
     # -- pieces
+    def _world_landmarks(self, joints_cam: np.ndarray, kp: np.ndarray, detected: np.ndarray, present: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """MediaPipe-like 3D landmarks of the detected people, with the measured error. Their noise is seeded
+        from the simulated keypoints, so the keypoint draws (and anything a caller draws after them) are the
+        same with or without the landmarks."""
+        seed = np.frombuffer(hashlib.sha256(np.ascontiguousarray(kp).tobytes()).digest()[:8], dtype=np.uint64)
+        world = simulate_world_landmarks(joints_cam, np.random.default_rng(seed))
+        world[..., ~present, :] = np.nan
+        world[~detected] = np.nan  # MediaPipe gives no 3D for a person it does not find
+        return world, kp[..., 2].astype(np.float32)
+
     def _occlusion(self, seq: TwoPersonSequence, camera: Camera, joints_cam: np.ndarray) -> np.ndarray:
         cfg = self.config
         occluded = np.zeros(joints_cam.shape[:3], dtype=bool)

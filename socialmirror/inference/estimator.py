@@ -374,14 +374,15 @@ class TwoPersonMotionEstimator:
     def estimate(self, keypoints2d, boxes, K, image_size: tuple[int, int] | None = None,
                  annotations: Annotations | Sequence[ClipAnnotation] | None = None,
                  text_embeddings: Tensor | np.ndarray | None = None, progress: bool = True,
-                 world_joints: np.ndarray | None = None, world_confidence: np.ndarray | None = None
-                 ) -> MotionEstimate:
+                 world_joints: np.ndarray | None = None, world_confidence: np.ndarray | None = None,
+                 up: tuple[float, float, float] | None = None) -> MotionEstimate:
         """keypoints2d (T, 2, 24, 3) u, v, confidence (0 = missing); boxes (T, 2, 3) CLIFF (bx, by, b);
         K (3, 3); image_size (width, height), the image the keypoints lie in (the fit leaves joints outside
         it to the priors); annotations: the clips (text, contacts, confidence) in video frames, with
         text_embeddings (num_clips, 2, E) the sentence embeddings of their two sentences in the same order;
         world_joints (T, 2, 24, 3) / world_confidence (T, 2, 24): MediaPipe's root-relative 3D mapped onto
-        SMPL-24 (NaN where unknown), the 3D evidence of the fit."""
+        SMPL-24 (NaN where unknown), the 3D evidence of the fit; up: the world's up in the camera frame (the
+        fit's shared floor; None: no floor term)."""
         timings = {k: 0.0 for k in ("initial", "geometry", "infiller", "join", "refiner", "decode", "fit")}
         warnings: list[str] = []
         clock = time.perf_counter()
@@ -452,7 +453,7 @@ class TwoPersonMotionEstimator:
         t0 = time.perf_counter()
         if self.config.fit.enabled and image_size is not None:
             result = self._fit(result, keypoints2d, K, image_size, annotations, world_joints, world_confidence,
-                               warnings)
+                               up, warnings)
         timings["fit"] += time.perf_counter() - t0
         timings["total"] = time.perf_counter() - clock
 
@@ -500,7 +501,7 @@ class TwoPersonMotionEstimator:
         x0 = self.sampler.sample(denoise, x_init_n, x_T=x_T, guidance=self.guidance_terms, extras=extras)
         return _fallback("motion infiller", x0, x_init_n, 1, warnings)
 
-    def _fit(self, result: dict, keypoints2d, K, image_size, annotations, world_joints, world_confidence,
+    def _fit(self, result: dict, keypoints2d, K, image_size, annotations, world_joints, world_confidence, up,
              warnings: list[str]) -> dict:
         """The fit to the evidence over the whole sequence (`socialmirror.inference.fit`); the decoded motion
         stays where the fit fails (a warning says so)."""
@@ -508,14 +509,15 @@ class TwoPersonMotionEstimator:
         clips = annotations.clips if isinstance(annotations, Annotations) else list(annotations or [])
         evidence = FitEvidence(kp, np.asarray(K, dtype=np.float32), tuple(int(v) for v in image_size),
                                world_joints, world_confidence,
-                               contact_rows(Annotations(clips) if clips else None, kp.shape[0]))
+                               contact_rows(Annotations(clips) if clips else None, kp.shape[0]), up)
         fitted, report = fit_to_evidence(self.body, result["rotmats"], result["transl"], result["shape"],
                                          evidence, self.config.fit)
         if not np.isfinite(fitted.joints).all():
             warnings.append("the fit to the evidence gave non-finite joints; kept the networks' motion")
             return result
         pose6d = matrix_to_6d(torch.as_tensor(fitted.rotmats)).numpy()
-        return dict(result, rotmats=fitted.rotmats, pose6d=pose6d, transl=fitted.transl, joints=fitted.joints)
+        return dict(result, rotmats=fitted.rotmats, pose6d=pose6d, transl=fitted.transl, joints=fitted.joints,
+                    shape=fitted.shape)
 
     def _refine(self, motion: Tensor, mask: Tensor) -> Tensor:
         """The refiner over (2, T, D) in overlapping chunks (bounded memory), blended like the windows."""

@@ -18,8 +18,9 @@ sigmas"; see `EvidenceFitConfig` for each sigma and why):
   priors, so half-visible people stay whole. The detector's neck and pelvis are midpoints of its shoulders
   and hips (not SMPL's joint centres): they carry no evidence of their own and are left out.
 * E_3D: squared chord between the fitted and MediaPipe's unit bone directions (limbs, shoulder line, head,
-  feet) in the torso frame over each bone's measured error (`WORLD_BONES`), weighted by MediaPipe's
-  visibility of both ends.
+  feet; `socialmirror.body.bones`) in the torso frame over each bone's measured error
+  (`socialmirror.data.world_landmarks`: on rendered bodies of known pose the legs are the most reliable,
+  6-10 degrees median, the forearms the least, 21-27), weighted by MediaPipe's visibility of both ends.
 * E_rot, E_pos: closeness to the diffusion output (the learned interaction prior): local joint rotations
   (Frobenius) and pelvis-relative joints (metres); they decide what the image does not show.
 * E_acc: joint acceleration (m / frame^2). It is switched to 1% of its weight for the first
@@ -29,9 +30,13 @@ sigmas"; see `EvidenceFitConfig` for each sigma and why):
 * E_contact: the annotated contacts, a Huber hinge on the joint distance above the contact radius.
 * E_pen: overlap depth of the two bodies' bone spheres (`socialmirror.diffusion.guidance.BodySpheres`).
 * E_limits: the IK's joint limits (hinged knees and elbows, maximum angles elsewhere).
+* E_ground: each person's lowest foot joint on one shared floor (a plane whose normal stays near the world's
+  up, Huber so that a jump or a sit does not drag it), and E_shape: each person's shape near the networks'.
+  In one view a body's size and its depth are one ambiguity; a floor both people stand on ties the two
+  people's sizes and depths together (a child at 3 m and an adult at 4 m no longer look alike).
 
-Variables: per frame and person the 24 local rotations (6D) and the pelvis translation; the shape is kept
-(the body's size and the depth are one ambiguity in a single view). Adam with a cosine-decayed step.
+Variables (`FitVariables`): per frame and person the 24 local rotations (6D) and the pelvis translation, per
+person the shape (anny phenotypes through a sigmoid), and the floor. Adam with a cosine-decayed step.
 `fit_to_evidence` returns the fitted motion and a `FitReport` with every term before and after.
 """
 from __future__ import annotations
@@ -44,26 +49,15 @@ import torch
 from torch import Tensor
 
 from socialmirror.body.base import BodyModel
+from socialmirror.body.bones import BONE_INDEX, EVIDENCE_BONES, TORSO_FRAME_JOINTS, bone_directions, bone_key
 from socialmirror.body.ik import JointLimits
 from socialmirror.body.kinematics import forward_kinematics
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS
+from socialmirror.data.world_landmarks import WorldErrorModel, default_world_error
 from socialmirror.diffusion.guidance import body_spheres, geman_mcclure, huber
 from socialmirror.geometry.camera import project
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
 
-# Bones compared with MediaPipe's 3D, (from, to): limbs, the shoulder line (the upper body's twist against
-# the hips), the head and the feet; with MediaPipe's measured error on each, the rms chord between its unit
-# direction (torso frame) and the truth's. Measured on the embedded sample (rendered anny bodies of known
-# pose, 91 frames x 2 people, 960x540; median angles: thighs and shins 6-10 degrees, shoulder line 12, head
-# 10, feet 18-22, upper arms 16-22, forearms 21-27): the legs are the most reliable evidence, the forearms the
-# least. The values are rounded up.
-WORLD_BONES: tuple[tuple[str, str, float], ...] = (
-    ("left_hip", "left_knee", 0.22), ("right_hip", "right_knee", 0.22), ("left_knee", "left_ankle", 0.2),
-    ("right_knee", "right_ankle", 0.2), ("left_ankle", "left_foot", 0.5), ("right_ankle", "right_foot", 0.5),
-    ("left_shoulder", "left_elbow", 0.5), ("right_shoulder", "right_elbow", 0.5),
-    ("left_elbow", "left_wrist", 0.6), ("right_elbow", "right_wrist", 0.6),
-    ("right_shoulder", "left_shoulder", 0.28), ("neck", "head", 0.2),
-)
 # Keypoints of the detector's SMPL-24 layout that are midpoints of others (no evidence of their own).
 DERIVED_KEYPOINTS: tuple[str, ...] = ("pelvis", "neck")
 
@@ -79,7 +73,7 @@ class EvidenceFitConfig:
     # embedded sample): the 2D sigma sits there; Geman-McClure saturates at 10% (mis-detections).
     reprojection_sigma: float = 0.03
     reprojection_robust_scale: float = 0.1
-    world_weight: float = 1.0  # MediaPipe's 3D, each bone weighed by its measured error (WORLD_BONES)
+    world_weight: float = 1.0  # MediaPipe's 3D, each bone weighed by its measured error (data.world_landmarks)
     rotation_sigma: float = 0.5  # Frobenius distance of local rotations to the diffusion output
     position_sigma: float = 0.25  # m, pelvis-relative joints to the diffusion output
     acceleration_sigma: float = 0.03  # m / frame^2 (about 27 m/s^2 at 30 fps: a fast strike)
@@ -90,12 +84,20 @@ class EvidenceFitConfig:
     penetration_sigma: float = 0.02  # m of sphere overlap (mean over the overlapping pairs of a frame)
     limit_weight: float = 1.0
     limit_sigma: float = 0.05
+    # Shared floor: each person's lowest foot joint on one ground plane (normal near the world's up). With the
+    # shape free it ties the two people's sizes and depths together, which one view alone leaves open.
+    ground_weight: float = 1.0
+    ground_sigma: float = 0.05  # m
+    ground_tilt_sigma: float = 0.3  # how far the floor's normal may turn from the given up (~17 degrees)
+    fit_shape: bool = True  # body shape (anny phenotypes) per person, kept near the networks' shape
+    shape_sigma: float = 0.15  # phenotype units (each in [0, 1])
 
     def __post_init__(self):
         if self.iterations < 0:
             raise ValueError("fit.iterations must be >= 0")
         for name in ("reprojection_sigma", "reprojection_robust_scale", "rotation_sigma",
-                     "position_sigma", "acceleration_sigma", "contact_sigma", "penetration_sigma", "limit_sigma"):
+                     "position_sigma", "acceleration_sigma", "contact_sigma", "penetration_sigma", "limit_sigma",
+                     "ground_sigma", "ground_tilt_sigma", "shape_sigma"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"fit.{name} must be positive")
 
@@ -111,6 +113,7 @@ class FitEvidence:
     world_confidence: np.ndarray | None = None  # (T, 2, 24)
     # Annotated contacts unrolled per frame: (frame, joint of person 0, joint of person 1, weight).
     contacts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    up: tuple[float, float, float] | None = None  # the world's up in the camera frame (None: no floor term)
 
 
 @dataclass
@@ -118,6 +121,21 @@ class FittedMotion:
     rotmats: np.ndarray  # (T, 2, 24, 3, 3)
     transl: np.ndarray  # (T, 2, 3)
     joints: np.ndarray  # (T, 2, 24, 3)
+    shape: np.ndarray  # (2, S)
+
+
+FOOT_JOINTS: tuple[str, ...] = ("left_ankle", "right_ankle", "left_foot", "right_foot")
+
+
+@dataclass
+class FitVariables:
+    """What the fit moves: local rotations, pelvis translations, per-person shape, the floor (unit normal
+    pointing up and offset: a point p is n.p + d above it)."""
+    rotmats: Tensor  # (T, 2, 24, 3, 3)
+    transl: Tensor  # (T, 2, 3)
+    shape: Tensor  # (2, S)
+    floor_normal: Tensor  # (3,)
+    floor_offset: Tensor  # ()
 
 
 @dataclass
@@ -147,30 +165,6 @@ def contact_rows(annotations, num_frames: int) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
 
 
-def torso_frames(joints: Tensor) -> Tensor:
-    """(..., 24, 3) -> (..., 3, 3) rows = the torso's axes: x from the right to the left hip, y from the
-    neck to the pelvis (orthogonalised), z = x cross y. The same construction on any skeleton gives a
-    frame that carries neither its size nor its global orientation."""
-    x = joints[..., JOINT_INDEX["left_hip"], :] - joints[..., JOINT_INDEX["right_hip"], :]
-    y = joints[..., JOINT_INDEX["pelvis"], :] - joints[..., JOINT_INDEX["neck"], :]
-    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    y = y - (y * x).sum(-1, keepdim=True) * x
-    y = y / y.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    return torch.stack([x, y, torch.cross(x, y, dim=-1)], dim=-2)
-
-
-_BONE_INDEX = torch.tensor([[JOINT_INDEX[a], JOINT_INDEX[b]] for a, b, _ in WORLD_BONES])
-_BONE_SIGMA = torch.tensor([sigma for _, _, sigma in WORLD_BONES])
-
-
-def bone_directions(joints: Tensor) -> Tensor:
-    """Unit directions of `WORLD_BONES` in the torso frame: (..., 24, 3) -> (..., B, 3)."""
-    idx = _BONE_INDEX.to(joints.device)
-    v = joints[..., idx[:, 1], :] - joints[..., idx[:, 0], :]
-    v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    return (torso_frames(joints)[..., None, :, :] @ v[..., None])[..., 0]
-
-
 def person_heights(keypoints2d: Tensor, confident: Tensor) -> Tensor:
     """(T, 2, 24, 3), (T, 2, 24) -> (2,) each person's median height in pixels over the frames with at
     least four confident keypoints (the unit of the 2D term: photos of any size compare)."""
@@ -183,14 +177,25 @@ def person_heights(keypoints2d: Tensor, confident: Tensor) -> Tensor:
 
 
 class EvidenceObjective:
-    """The objective of the module docstring for one sequence; call with (rotmats, transl)."""
+    """The objective of the module docstring for one sequence; ``terms(variables)`` gives each term."""
 
-    def __init__(self, body: BodyModel, shape: Tensor, init_rotmats: Tensor, init_transl: Tensor,
-                 evidence: FitEvidence, config: EvidenceFitConfig):
+    def __init__(self, body: BodyModel, start: FitVariables, evidence: FitEvidence, config: EvidenceFitConfig,
+                 world_error: WorldErrorModel | None = None):
         self.cfg = config
-        device = init_rotmats.device
+        self.body = body
+        device = start.rotmats.device
         as_t = (lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device))  # noqa: E731
-        self.rest = body.rest_joints(shape.to(device))  # (2, 24, 3)
+        self.start_shape = start.shape.detach()
+        self.rest = body.rest_joints(self.start_shape)  # (2, 24, 3)
+        if config.fit_shape:
+            # The rest skeleton as a linear function of the shape around the start (central differences, one
+            # batched body evaluation): a full body per iteration would cost ten times the rest of the fit.
+            eps = 0.02
+            S = self.start_shape.shape[-1]
+            steps = torch.eye(S, device=device) * eps  # (S, S)
+            probe = torch.cat([self.start_shape[:, None] + steps, self.start_shape[:, None] - steps], 1)  # (2, 2S, S)
+            rest = body.rest_joints(probe)  # (2, 2S, 24, 3)
+            self.rest_jacobian = ((rest[:, :S] - rest[:, S:]) / (2 * eps)).permute(0, 2, 3, 1)  # (2, 24, 3, S)
         self.K = as_t(evidence.intrinsics)
         kp = as_t(evidence.keypoints2d)
         width, height = evidence.image_size
@@ -209,29 +214,45 @@ class EvidenceObjective:
             ok = torch.isfinite(world).all(-1)
             conf = as_t(evidence.world_confidence) if evidence.world_confidence is not None else ok.float()
             conf = torch.where(ok, torch.nan_to_num(conf), torch.zeros_like(conf))
-            idx = _BONE_INDEX.to(device)
+            idx = BONE_INDEX.to(device)
             self.world_dirs = bone_directions(torch.nan_to_num(world))
             self.world_weight = torch.minimum(conf[..., idx[:, 0]], conf[..., idx[:, 1]])
-            self.world_precision = 1.0 / _BONE_SIGMA.to(device).square()
+            error = world_error or default_world_error()
+            sigma = torch.tensor([error.bone_chord[bone_key(a, b)] for a, b in EVIDENCE_BONES], device=device)
+            self.world_precision = 1.0 / sigma.clamp_min(0.05).square()
             # A frame's torso frame needs both hips, the pelvis and the neck.
-            torso = [JOINT_INDEX[n] for n in ("left_hip", "right_hip", "pelvis", "neck")]
+            torso = [JOINT_INDEX[n] for n in TORSO_FRAME_JOINTS]
             self.world_weight = self.world_weight * ok[..., torso].all(-1, keepdim=True)
-        self.init_rotmats = init_rotmats.detach()
+        self.up = None if evidence.up is None or config.ground_weight <= 0 else as_t(evidence.up)
+        if self.up is not None:
+            self.up = self.up / self.up.norm().clamp_min(1e-6)
+        self.init_rotmats = start.rotmats.detach()
         with torch.no_grad():
-            j0 = self.joints(init_rotmats, init_transl)
+            j0 = self.joints(start)
         self.init_relative = j0 - j0[..., :1, :]
         self.contacts = as_t(np.asarray(evidence.contacts, dtype=np.float64).reshape(-1, 4))
         self.spheres = body_spheres()
         self.limits = JointLimits(self.rest)
+        self.feet = torch.tensor([JOINT_INDEX[n] for n in FOOT_JOINTS], device=device)
         self.smooth_scale = 1.0
 
-    def joints(self, rotmats: Tensor, transl: Tensor) -> Tensor:
-        joints, _ = forward_kinematics(self.rest, rotmats)
-        return joints + transl[..., None, :]
+    def joints(self, v: FitVariables) -> Tensor:
+        rest = self.rest
+        if self.cfg.fit_shape:
+            rest = rest + (self.rest_jacobian @ (v.shape - self.start_shape)[:, None, :, None])[..., 0]
+        joints, _ = forward_kinematics(rest, v.rotmats)
+        return joints + v.transl[..., None, :]
 
-    def terms(self, rotmats: Tensor, transl: Tensor) -> dict[str, Tensor]:
+    def lowest_foot(self, joints: Tensor, normal: Tensor, offset: Tensor) -> Tensor:
+        """(T, 2) each person's lowest foot joint above the floor (a soft minimum over the feet, metres)."""
+        normal = normal / normal.norm().clamp_min(1e-6)
+        h = joints[..., self.feet, :] @ normal + offset
+        return -0.02 * torch.logsumexp(-h / 0.02, dim=-1)
+
+    def terms(self, v: FitVariables) -> dict[str, Tensor]:
         cfg = self.cfg
-        joints = self.joints(rotmats, transl)
+        rotmats = v.rotmats
+        joints = self.joints(v)
         num_frames = joints.shape[0]
         out: dict[str, Tensor] = {}
         err = (project(joints, self.K) - self.kp_uv) / self.heights[None, :, None, None]
@@ -259,6 +280,15 @@ class EvidenceObjective:
             out["penetration"] = cfg.penetration_weight * self._penetration(joints) / cfg.penetration_sigma ** 2
         if cfg.limit_weight > 0:
             out["joint_limits"] = cfg.limit_weight * self.limits.penalty(rotmats) / cfg.limit_sigma ** 2
+        if self.up is not None:
+            lowest = self.lowest_foot(joints, v.floor_normal, v.floor_offset)
+            # Huber: a person who jumps or sits does not drag the floor along.
+            out["ground"] = cfg.ground_weight * 2.0 * huber(lowest.abs(), cfg.ground_sigma).mean() \
+                / cfg.ground_sigma ** 2
+            tilt = (v.floor_normal / v.floor_normal.norm().clamp_min(1e-6) - self.up).square().sum()
+            out["ground_tilt"] = cfg.ground_weight * tilt / cfg.ground_tilt_sigma ** 2
+        if cfg.fit_shape:
+            out["shape_prior"] = (v.shape - self.start_shape).square().sum(-1).mean() / cfg.shape_sigma ** 2
         return out
 
     def _penetration(self, joints: Tensor) -> Tensor:
@@ -279,6 +309,10 @@ class EvidenceObjective:
         return per_pair.sum() / joints.shape[0]
 
 
+def _total(terms: dict[str, Tensor]) -> Tensor:
+    return torch.stack(list(terms.values())).sum()
+
+
 def fit_to_evidence(body: BodyModel, rotmats: np.ndarray, transl: np.ndarray, shape: np.ndarray,
                     evidence: FitEvidence, config: EvidenceFitConfig | None = None
                     ) -> tuple[FittedMotion, FitReport]:
@@ -289,50 +323,60 @@ def fit_to_evidence(body: BodyModel, rotmats: np.ndarray, transl: np.ndarray, sh
     t_start = time.perf_counter()
     device = body.device
     as_t = (lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device))  # noqa: E731
-    r0, t0, shape_t = as_t(rotmats), as_t(transl), as_t(shape)
-    objective = EvidenceObjective(body, shape_t, r0, t0, evidence, cfg)
-    with torch.no_grad():
-        before = {k: float(v) for k, v in objective.terms(r0, t0).items()}
-    best = (sum(before.values()), r0, t0)
+    up = as_t(evidence.up if evidence.up is not None else (0.0, -1.0, 0.0))
+    start = FitVariables(as_t(rotmats), as_t(transl), as_t(shape), up / up.norm(), torch.zeros((), device=device))
+    objective = EvidenceObjective(body, start, evidence, cfg)
+    with torch.no_grad():  # the floor starts under the people's median lowest foot
+        start.floor_offset = -torch.median(objective.lowest_foot(objective.joints(start), start.floor_normal,
+                                                                 torch.zeros((), device=device)))
+        before = {k: float(v) for k, v in objective.terms(start).items()}
     # An optimisation: it needs gradients even when called under the estimator's no_grad.
     with torch.enable_grad():
-        best = _descend(objective, r0, t0, cfg, best)
-    _, r_best, t_best = best
+        best = _descend(objective, start, cfg, sum(before.values()))
     with torch.no_grad():
-        after = {k: float(v) for k, v in objective.terms(r_best, t_best).items()}
-        joints = objective.joints(r_best, t_best)
-    fitted = FittedMotion(r_best.cpu().numpy(), t_best.cpu().numpy(), joints.cpu().numpy())
+        after = {k: float(v) for k, v in objective.terms(best).items()}
+        joints = objective.joints(best)
+    numpy = (lambda t: t.detach().cpu().numpy())  # noqa: E731
+    fitted = FittedMotion(numpy(best.rotmats), numpy(best.transl), numpy(joints), numpy(best.shape))
     return fitted, FitReport(before, after, time.perf_counter() - t_start)
 
 
-def _descend(objective: EvidenceObjective, r0: Tensor, t0: Tensor, cfg: EvidenceFitConfig,
-             best: tuple[float, Tensor, Tensor]) -> tuple[float, Tensor, Tensor]:
-    """Adam on (6D rotations, translations) from (r0, t0); returns the better of ``best`` and the end point."""
-    def total(terms: dict[str, Tensor]) -> Tensor:
-        return torch.stack(list(terms.values())).sum()
+def _descend(objective: EvidenceObjective, start: FitVariables, cfg: EvidenceFitConfig,
+             start_value: float) -> FitVariables:
+    """Adam on (6D rotations, translations, shape, floor) from ``start``; returns the better of the start
+    and the end point."""
+    if cfg.iterations <= 0:
+        return start
+    anny = objective.body.name == "anny"  # phenotypes live in [0, 1]: a sigmoid keeps the optimiser inside
+    r6 = matrix_to_6d(start.rotmats).clone().requires_grad_(True)
+    transl = start.transl.clone().requires_grad_(True)
+    shape_free = (torch.logit(start.shape.clamp(1e-4, 1 - 1e-4)) if anny else start.shape.clone()).requires_grad_(True)
+    normal = start.floor_normal.clone().requires_grad_(True)
+    offset = start.floor_offset.clone().requires_grad_(True)
+    params = [r6, transl] + ([shape_free] if cfg.fit_shape else []) + \
+        ([normal, offset] if objective.up is not None else [])
 
-    r6 = matrix_to_6d(r0).clone().requires_grad_(True)
-    tr = t0.clone().requires_grad_(True)
-    if cfg.iterations > 0:
-        opt = torch.optim.Adam([r6, tr], lr=cfg.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations, eta_min=cfg.lr * 0.05)
-        warm = int(round(cfg.smooth_warmup * cfg.iterations))
-        for it in range(cfg.iterations):
-            objective.smooth_scale = 0.01 if it < warm else 1.0
-            opt.zero_grad(set_to_none=True)
-            loss = total(objective.terms(sixd_to_matrix(r6), tr))
-            loss.backward()
-            opt.step()
-            sched.step()
-        objective.smooth_scale = 1.0
-        with torch.no_grad():
-            r_fit = sixd_to_matrix(r6)
-            value = float(total(objective.terms(r_fit, tr)))
-            if np.isfinite(value) and value <= best[0]:
-                best = (value, r_fit, tr.detach())
-    return best
+    def current() -> FitVariables:
+        shape = (torch.sigmoid(shape_free) if anny else shape_free) if cfg.fit_shape else start.shape
+        return FitVariables(sixd_to_matrix(r6), transl, shape, normal, offset)
+
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations, eta_min=cfg.lr * 0.05)
+    warm = int(round(cfg.smooth_warmup * cfg.iterations))
+    for it in range(cfg.iterations):
+        objective.smooth_scale = 0.01 if it < warm else 1.0
+        opt.zero_grad(set_to_none=True)
+        _total(objective.terms(current())).backward()
+        opt.step()
+        sched.step()
+    objective.smooth_scale = 1.0
+    with torch.no_grad():
+        end = current()
+        end = FitVariables(end.rotmats.detach(), end.transl.detach(), end.shape.detach(), end.floor_normal.detach(),
+                           end.floor_offset.detach())
+        value = float(_total(objective.terms(end)))
+    return end if np.isfinite(value) and value <= start_value else start
 
 
-__all__ = ["DERIVED_KEYPOINTS", "EvidenceFitConfig", "EvidenceObjective", "FitEvidence", "FitReport",
-           "FittedMotion", "WORLD_BONES", "bone_directions", "contact_rows", "fit_to_evidence", "person_heights",
-           "torso_frames"]
+__all__ = ["DERIVED_KEYPOINTS", "EvidenceFitConfig", "EvidenceObjective", "FOOT_JOINTS", "FitEvidence", "FitReport",
+           "FitVariables", "FittedMotion", "contact_rows", "fit_to_evidence", "person_heights"]

@@ -98,7 +98,7 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
 def _observed(observation: PairObservation) -> list:
     """What the 3D stages read of the observation (their cache keys)."""
     return [observation.keypoints2d, observation.boxes, observation.intrinsics, observation.image_size,
-            observation.world_joints, observation.world_confidence]
+            observation.world_joints, observation.world_confidence, observation.up]
 
 
 def _estimator(models: Models, method, seed: int):
@@ -186,7 +186,7 @@ def estimate(models: Models, observation: PairObservation, method, cache: StageC
         return estimator.estimate(observation.keypoints2d, observation.boxes, observation.intrinsics,
                                   observation.image_size, annotations=annotations, text_embeddings=text,
                                   progress=progress, world_joints=observation.world_joints,
-                                  world_confidence=observation.world_confidence)
+                                  world_confidence=observation.world_confidence, up=observation.up)
     depends_on = [_observed(observation), models.fingerprint(), estimator.config, seed, annotations,
                   text if estimator.uses_text else None]
     return cache.fetch("estimate", depends_on, compute, ESTIMATE_CODEC)
