@@ -125,6 +125,8 @@ class FittedMotion:
 
 
 FOOT_JOINTS: tuple[str, ...] = ("left_ankle", "right_ankle", "left_foot", "right_foot")
+_PAIR_REFRESH = 10  # objective evaluations between searches for sphere pairs near contact
+_PAIR_MARGIN = 0.05  # m: pairs this far from touching are candidates until the next search
 
 
 @dataclass
@@ -235,6 +237,7 @@ class EvidenceObjective:
         self.limits = JointLimits(self.rest)
         self.feet = torch.tensor([JOINT_INDEX[n] for n in FOOT_JOINTS], device=device)
         self.smooth_scale = 1.0
+        self._pair_calls, self._pairs = 0, None
 
     def joints(self, v: FitVariables) -> Tensor:
         rest = self.rest
@@ -293,19 +296,24 @@ class EvidenceObjective:
 
     def _penetration(self, joints: Tensor) -> Tensor:
         """Per frame, the mean squared overlap of the two bodies' overlapping sphere pairs (their count a
-        constant of the step, as in the guidance term), averaged over the frames. The pairs are found
-        without gradient first, so the cost scales with the overlap rather than with all sphere pairs."""
+        constant of the step, as in the guidance term), averaged over the frames. The candidate pairs (those
+        within a margin of touching) are found without gradient, and only every `_PAIR_REFRESH` calls: the
+        bodies move a few millimetres a step, and the search cost more than the rest of the fit."""
         ca, cb = self.spheres.centres(joints[:, 0]), self.spheres.centres(joints[:, 1])
         radii = self.spheres.radii.to(joints)
         reach = radii[:, None] + radii[None, :]
-        with torch.no_grad():
-            hits = torch.nonzero(reach - torch.cdist(ca.detach(), cb.detach()) > 0)
+        if self._pair_calls % _PAIR_REFRESH == 0:
+            with torch.no_grad():
+                self._pairs = torch.nonzero(reach - torch.cdist(ca.detach(), cb.detach()) > -_PAIR_MARGIN)
+        self._pair_calls += 1
+        hits = self._pairs
         if hits.numel() == 0:
             return joints.sum() * 0.0
         f, i, k = hits.unbind(-1)
         gap = (ca[f, i] - cb[f, k]).square().sum(-1).clamp_min(1e-12).sqrt()
-        count = torch.zeros(joints.shape[0], device=joints.device).index_add(0, f, torch.ones_like(gap))
-        per_pair = torch.relu(reach[i, k] - gap).square() / count[f]
+        overlap = torch.relu(reach[i, k] - gap)
+        count = torch.zeros(joints.shape[0], device=joints.device).index_add(0, f, (overlap > 0).to(gap).detach())
+        per_pair = overlap.square() / count.clamp_min(1.0)[f]
         return per_pair.sum() / joints.shape[0]
 
 
