@@ -125,8 +125,8 @@ class FittedMotion:
 
 
 FOOT_JOINTS: tuple[str, ...] = ("left_ankle", "right_ankle", "left_foot", "right_foot")
-_PAIR_REFRESH = 10  # objective evaluations between searches for sphere pairs near contact
-_PAIR_MARGIN = 0.05  # m: pairs this far from touching are candidates until the next search
+_PAIR_REFRESH = 5  # objective evaluations between searches for sphere pairs near contact
+_PAIR_MARGIN = 0.08  # m: pairs this far from touching are candidates until the next search
 
 
 @dataclass
