@@ -36,7 +36,7 @@ sigmas"; see `EvidenceFitConfig` for each sigma and why):
   In one view a body's size and its depth are one ambiguity; a floor both people stand on ties the two
   people's sizes and depths together (docs/architecture.md: what one view can and cannot tell).
   Measured on the real clip: the two fighters' depths 3.8 / 5.1 m without the floor and shape, 3.9 / 4.8 m
-  with them (they stand about an arm's length apart).
+  with them (they fight at arm's length: the image cannot give their true distance).
 
 Variables (`FitVariables`): per frame and person the 24 local rotations (6D) and the pelvis translation, per
 person the shape (anny phenotypes through a sigmoid), and the floor. Adam with a cosine-decayed step.
