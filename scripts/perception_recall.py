@@ -101,7 +101,7 @@ def main() -> None:
 
     scenes = render_scenes(args.out, args.scenes)
     for recall in (False, True):
-        det = MediaPipePoseDetector(num_poses=args.num_poses or 5, recall=recall)
+        det = MediaPipePoseDetector(num_poses=args.num_poses or 5, recall=recall, recall_target=args.num_poses or 5)
         present = found = 0
         unmatched: list[str] = []
         sources: dict[str, int] = {}

@@ -36,7 +36,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 # ---------------------------------------------------------------------------------------------- setup
 def cmd_setup(args) -> int:
-    """Build the one-time caches: anny's model cache and MediaPipe's pose task bundle."""
+    """Build the one-time caches: anny's model cache and MediaPipe's pose task bundle (and check that the
+    perception recall's models load)."""
     from socialmirror.paths import anny_cache_dir, cache_dir
     print(f"cache folder: {cache_dir()} (set SOCIALMIRROR_CACHE to move it)")
     t = time.perf_counter()
@@ -47,6 +48,13 @@ def cmd_setup(args) -> int:
     from socialmirror.perception.pose import pose_task_bundle
     path = pose_task_bundle()
     print(f"MediaPipe pose bundle ready ({time.perf_counter() - t:.1f} s; {path})")
+    # The recall's face detectors and region landmarker read their models straight from the wheel (nothing to
+    # cache); loading them here makes a wheel without them fail at set-up rather than on a reconstruction.
+    t = time.perf_counter()
+    from socialmirror.perception.recall import FaceSeeder, RegionPoseLandmarker
+    FaceSeeder().close()
+    RegionPoseLandmarker().close()
+    print(f"MediaPipe face detectors and region pose landmarker load ({time.perf_counter() - t:.1f} s)")
     return 0
 
 
@@ -201,6 +209,27 @@ def cmd_make_sample(args) -> int:
     return 0
 
 
+def cmd_calibrate_world(args) -> int:
+    """Measure MediaPipe's 3D error on a rendered video of known poses (default: the embedded sample)."""
+    import numpy as np
+
+    from socialmirror.pipeline.calibration import calibrate_world_error
+    from socialmirror.render.demo_sample import SAMPLE_GT, SAMPLE_VIDEO
+    video = args.input or str(SAMPLE_VIDEO)
+    truth_path = args.truth or (str(SAMPLE_GT) if not args.input else None)
+    if truth_path is None:
+        raise FileNotFoundError("--truth: the ground truth of the video (an .npz with joints_cam and intrinsics)")
+    with np.load(truth_path, allow_pickle=False) as z:
+        truth, K = z["joints_cam"], z["intrinsics"]
+    model = calibrate_world_error(video, truth, K)
+    path = model.save(args.output)
+    print(f"MediaPipe's world landmarks on {model.source}: median global rotation {model.rotation_deg:.1f} deg")
+    for bone, chord in model.bone_chord.items():
+        print(f"  {bone:30s} rms chord {chord:.2f} ({np.degrees(2 * np.arcsin(min(chord, 2.0) / 2)):.0f} deg)")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_synth(args) -> int:
     from socialmirror.data.synth.cli import synth_main
     return synth_main(args.n, args.output, seed=args.seed, types=args.types, with_vertices=args.vertices)
@@ -215,7 +244,8 @@ def cmd_evaluate(args) -> int:
     from socialmirror.config import load
     from socialmirror.evaluation.evaluate import EvaluateConfig, evaluate, to_markdown, write_report
     cfg = load(EvaluateConfig, args.config, args.overrides,
-               _given(args, ("methods", "checkpoint", "seed", "max_sequences", "pen_stride", "threads", "device")))
+               _given(args, ("methods", "checkpoint", "seed", "max_sequences", "max_frames", "pen_stride", "threads",
+                              "device", "observe", "render_cache", "jobs")))
     doc = evaluate(args.data, cfg)
     write_report(doc, args.json, args.markdown)
     print(to_markdown(doc))
@@ -276,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="every method on the same simulated observations, every metric")
+    p = sub.add_parser("evaluate", help="every method on the same observations (simulated, or rendered videos "
+                                        "through the whole pipeline), every metric")
     p.add_argument("--data", action="append", required=True,
                    help="npz:DIR, cmu:DIR, butepage:DIR, synth:N, hi4d:DIR, 3dpw.test:DIR, ... (repeatable)")
     p.add_argument("--json", help="write the results here")
@@ -289,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", help="cpu (default) or cuda")
     g.add_argument("--seed", type=int, help="default 0")
     g.add_argument("--max-sequences", type=int, help="evaluate at most this many sequences per data set")
+    g.add_argument("--max-frames", type=int, help="evaluate the middle N frames (at 30 fps) of each sequence "
+                                                  "(default: all; 60 = 2 s)")
+    g.add_argument("--observe", choices=("simulate", "render"),
+                   help="simulate (default): the observation model's detections; render: each sequence rendered "
+                        "to a video and reconstructed by the whole pipeline (--set render.long_side=...)")
+    g.add_argument("--render-cache", help="folder of the rendered videos (default: the cache folder's eval_renders)")
+    g.add_argument("--jobs", type=int, help="render: worker processes that render and perceive ahead of the 3D "
+                                            "stages (default 1)")
     g.add_argument("--pen-stride", type=int, help="penetration on every n-th frame (default 4)")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     add_config_options(g)
@@ -307,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--action", default="handshake")
     p.set_defaults(func=cmd_make_sample)
+
+    p = sub.add_parser("calibrate-world", help="measure MediaPipe's 3D landmark error on a rendered video of "
+                       "known poses (the fit and the simulator read it)")
+    p.add_argument("input", nargs="?", help="video (default: the embedded sample)")
+    p.add_argument("--truth", help="its ground truth .npz (joints_cam, intrinsics); default: the sample's")
+    p.add_argument("-o", "--output", default=str(ASSETS_DIR / "world_landmark_error.json"))
+    p.set_defaults(func=cmd_calibrate_world)
 
     p = sub.add_parser("fit", help="IK-fit the body model to joint-only two-person data (mocap -> parameters)")
     p.add_argument("--data", required=True, help="source: cmu:DIR, butepage:DIR, npz:DIR")

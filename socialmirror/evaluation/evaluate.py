@@ -1,6 +1,16 @@
 """`socialmirror evaluate`: every method, the same observations, every metric of docs/metrics.md.
 
-Protocol (recorded in the output's ``protocol``):
+Two protocols (``observe``), recorded in the output's ``protocol``:
+- ``simulate`` (the default): the methods read the observation model's simulated detections (below).
+- ``render``: each sequence is rendered to a video (anny bodies moving like the ground truth, random clothing,
+  room and lights, the same seeded camera) and reconstructed by the whole pipeline as ``reconstruct`` does
+  (MediaPipe, tracking, the closest pair, draft, annotation, estimate); the pipeline's two people are matched
+  to the ground truth's by image overlap. See ``socialmirror.evaluation.render_protocol``; the output adds
+  ``detection`` (per data set), ``sequences`` (per-sequence records: camera, appearance, matching, detection
+  rate, seconds) and ``skipped``.
+``max_frames`` evaluates the middle max_frames / 30 s of each sequence under either protocol.
+
+Simulate protocol:
 - Each sequence is resampled to the models' rate (30 fps) and seen through the observation model (a
   seeded camera per sequence from ``CameraSampler`` and detector-like noise) unless the data carries its
   own observations. All methods see exactly the same observation.
@@ -20,8 +30,10 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,6 +41,7 @@ import torch
 from socialmirror import metrics
 from socialmirror.body.skeleton import joint_indices
 from socialmirror.config import ConfigError, differences, update
+from socialmirror.evaluation.render_protocol import RenderSettings
 from socialmirror.inference.methods import METHOD_PRESETS, MethodConfig, method_config
 from socialmirror.windows import CLIP_LENGTH, evaluation_windows
 
@@ -58,6 +71,13 @@ class EvaluateConfig:
     threads: int | None = None  # torch CPU threads
     progress: bool = True
     max_sequences: int | None = None
+    max_frames: int | None = None  # evaluate the middle max_frames / 30 s of each sequence (None: all of it)
+    # How the methods see a sequence: "simulate" (the observation model's detections, the default) or "render"
+    # (the sequence rendered to a video and reconstructed by the whole pipeline; render_protocol.py).
+    observe: Literal["simulate", "render"] = "simulate"
+    render: RenderSettings = field(default_factory=RenderSettings)
+    render_cache: str | None = None  # rendered videos (default: cache_dir()/eval_renders)
+    jobs: int = 1  # render: processes rendering and perceiving ahead of the 3D stages (one torch thread each)
 
     def __post_init__(self):
         if isinstance(self.method, str):
@@ -70,6 +90,10 @@ class EvaluateConfig:
                 raise ConfigError(f"methods: unknown method {name!r}; presets: {', '.join(METHOD_PRESETS)}")
         if self.pen_stride < 1:
             raise ConfigError(f"pen_stride: must be at least 1, got {self.pen_stride}")
+        if self.jobs < 1:
+            raise ConfigError(f"jobs: at least 1, got {self.jobs}")
+        if self.max_frames is not None and self.max_frames < 2:
+            raise ConfigError(f"max_frames: at least 2, got {self.max_frames}")
 
     def method_changes(self) -> dict:
         """The adjustments of ``method`` (nested mapping; empty when none)."""
@@ -135,78 +159,184 @@ def score_sequence(pred: np.ndarray, gt: np.ndarray, names, pred_verts=None, fac
     return acc
 
 
+@dataclass
+class _Case:
+    """One sequence as every method sees it: the observation entering ``estimate``, the stage cache that shares
+    the semantic inputs between the methods, and how predictions map onto the ground truth."""
+
+    observation: object  # pipeline.PairObservation
+    cache: object  # pipeline.StageCache
+    gt: np.ndarray  # (T_own, 2, J, 3) camera frame
+    gt_verts: np.ndarray | None  # at the data's own frames, camera frame
+    order: list = field(default_factory=lambda: [0, 1])  # predicted person order[i] is ground-truth person i
+    perception: object = None
+    record: dict | None = None  # per-sequence protocol record (render)
+
+
+def _simulated_case(seq, seq30, rng, observer) -> _Case:
+    from socialmirror import pipeline
+    from socialmirror.data.observation import CameraSampler
+    camera = CameraSampler().place(seq30, rng)
+    obs = observer.observe(seq30, camera, rng=rng)
+    gt = camera.to_camera(seq.joints3d).astype(np.float32)
+    gt_verts = None if seq.vertices is None else camera.to_camera(seq.vertices).astype(np.float32)
+    # Simulated MediaPipe world landmarks, where the observation model gives them.
+    world, world_conf = getattr(obs, "world_joints", None), getattr(obs, "world_confidence", None)
+    observation = pipeline.PairObservation(
+        obs.keypoints2d, obs.boxes, obs.intrinsics, tuple(obs.image_size), MODEL_FPS, np.arange(2),
+        up=tuple(camera.R @ np.asarray(seq30.up, dtype=np.float64)),  # world up, camera frame
+        world_joints=None if world is None else np.asarray(world, dtype=np.float32),
+        world_confidence=None if world is None or world_conf is None else np.asarray(world_conf, dtype=np.float32))
+    return _Case(observation, pipeline.StageCache(None), gt, gt_verts)
+
+
 def evaluate(data_specs: list[str], config: EvaluateConfig | None = None) -> dict:
     """Run every method on every sequence of the specs; returns the JSON document of the issue's layout."""
     from socialmirror import pipeline
     from socialmirror.data.datasets import sequences_from_spec
     from socialmirror.data.formats.interchange import resample
-    from socialmirror.data.observation import CameraSampler, ObservationModel
+    from socialmirror.data.observation import ObservationModel
+    from socialmirror.evaluation import render_protocol as rp
 
     cfg = config or EvaluateConfig()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
     models = pipeline.load_models(cfg.checkpoint, cfg.device)
     methods = {name: cfg.method_config(name) for name in cfg.methods}
     faces = models.body.faces.cpu().numpy()
     observer = ObservationModel()
-    results, per_action, timing = {}, {}, {}
-    for spec in data_specs:
-        dataset = spec.split(":", 1)[0] + ":" + Path(spec.split(":", 1)[1]).name if ":" in spec else spec
-        sequences = sequences_from_spec(spec, fps=None, seed=cfg.seed)
-        if cfg.max_sequences:
-            sequences = sequences[: cfg.max_sequences]
-        accs = {m: _Accumulator() for m in cfg.methods}
-        act_accs: dict = {}
-        for k, seq in enumerate(sequences):
-            rng = np.random.default_rng(cfg.seed * 100003 + k)
-            seq30 = seq if abs(seq.fps - MODEL_FPS) < 1e-6 else resample(seq, MODEL_FPS)
-            camera = CameraSampler().place(seq30, rng)
-            obs = observer.observe(seq30, camera, rng=rng)
-            names = list(seq.joint_names)
-            gt = camera.to_camera(seq.joints3d).astype(np.float32)
-            gt_verts = None if seq.vertices is None else camera.to_camera(seq.vertices).astype(np.float32)
-            t30, t_own = np.arange(seq30.num_frames) / MODEL_FPS, np.arange(seq.num_frames) / seq.fps
-            observation = pipeline.PairObservation(
-                obs.keypoints2d, obs.boxes, obs.intrinsics, tuple(obs.image_size), MODEL_FPS, np.arange(2),
-                up=tuple(camera.R @ np.asarray(seq30.up, dtype=np.float64)))  # world up, camera frame
-            cache = pipeline.StageCache(None)  # this sequence's draft and annotations, shared by its methods
+    render_cache = rp.RenderCache(cfg.render_cache) if cfg.observe == "render" else None
+    pool = None
+    if render_cache is not None and cfg.jobs > 1:  # rendering and perception in worker processes
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        pool = ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=rp.worker_init, initargs=(1,))
+    results, per_action, timing, per_sequence, detection, skipped, wall = {}, {}, {}, {}, {}, {}, {}
+    try:
+        for spec in data_specs:
+            spec_start = time.perf_counter()
+            dataset = spec.split(":", 1)[0] + ":" + Path(spec.split(":", 1)[1]).name if ":" in spec else spec
+            sequences = sequences_from_spec(spec, fps=None, seed=cfg.seed)
+            if cfg.max_sequences:
+                sequences = sequences[: cfg.max_sequences]
+            accs = {m: _Accumulator() for m in cfg.methods}
+            act_accs: dict = {}
+            det_frames = det_hits = det_correct = 0.0
+            prepared = []  # per sequence: (seq, seq30, rng) and, rendering in worker processes, its future
+            for k, seq in enumerate(sequences):
+                seq = rp.clip_sequence(seq, cfg.max_frames, MODEL_FPS)
+                seq30 = seq if abs(seq.fps - MODEL_FPS) < 1e-6 else resample(seq, MODEL_FPS)
+                rng = np.random.default_rng(cfg.seed * 100003 + k)
+                look = np.random.default_rng([cfg.seed, k, zlib.crc32((seq.name or str(k)).encode())])
+                future = None
+                if pool is not None:
+                    future = pool.submit(rp.worker_prepare, seq30, rng, look, cfg.render, render_cache.root, MODEL_FPS)
+                prepared.append((seq, seq30, rng, look, future))
+            for k, (seq, seq30, rng, look, future) in enumerate(prepared):
+                names = list(seq.joint_names)
+                t30, t_own = np.arange(seq30.num_frames) / MODEL_FPS, np.arange(seq.num_frames) / seq.fps
+                if cfg.observe == "simulate":
+                    case = _simulated_case(seq, seq30, rng, observer)
+                else:
+                    try:
+                        if future is None:
+                            rendered = rp.prepare_case(seq30, models.body, rng, look, cfg.render, render_cache,
+                                                       MODEL_FPS)
+                        else:
+                            rendered, renders, hits = future.result()
+                            render_cache.renders += renders
+                            render_cache.hits += hits
+                            if isinstance(rendered, rp.SkippedSequence):
+                                raise rendered
+                            rendered.gt_vertices_cam = rp.exact_vertices(seq30, models.body, rendered.camera,
+                                                                         cfg.render)
+                    except rp.SkippedSequence as exc:
+                        log.warning("%s: %s skipped: %s", dataset, seq.name or f"sequence {k}", exc)
+                        skipped.setdefault(dataset, []).append({"sequence": seq.name or str(k), "reason": str(exc)})
+                        det_frames += 2 * seq30.num_frames  # a sequence the pipeline failed on counts as undetected
+                        continue
+                    R, t = rendered.camera.R, rendered.camera.t
+                    gt_verts = rendered.gt_vertices_cam
+                    if gt_verts is not None and abs(seq.fps - MODEL_FPS) > 1e-6:
+                        gt_verts = _interp_time(gt_verts, t30, t_own)
+                    case = _Case(rendered.observation, rendered.cache,
+                                 (np.asarray(seq.joints3d, dtype=np.float64) @ R.T + t).astype(np.float32), gt_verts,
+                                 rendered.matching.order, rendered.perception, rendered.record)
+                    det_frames += rendered.matching.detected.size
+                    det_hits += float(rendered.matching.detected.sum())
+                    det_correct += float((rendered.matching.frame_iou >= 0.5).sum())
+                order = list(case.order)
 
-            def semantics(observation=observation, cache=cache):
-                return pipeline.semantic_inputs(models, observation, cache, seed=cfg.seed,
-                                                text_encoder=cfg.text_encoder, progress=False)
-            for name, method in methods.items():
-                t0 = time.perf_counter()
-                est = pipeline.estimate(models, observation, method, cache, seed=cfg.seed, semantics=semantics,
-                                        progress=False)
-                timing.setdefault(name, []).append((time.perf_counter() - t0, seq30.num_frames))
-                pred = _interp_time(est.joints, t30, t_own)[:, :, joint_indices(names)]
-                with torch.no_grad():
-                    verts30 = est.vertices(models.body)
-                pverts = _interp_time(verts30, t30, t_own) if seq.fps != MODEL_FPS else verts30
-                acc = score_sequence(pred, gt, names, pverts, faces, gt_verts, cfg.pen_stride)
-                accs[name].merge(acc)
-                if seq.action:
-                    act_accs.setdefault(seq.action, {}).setdefault(name, _Accumulator()).merge(acc)
-            log.info("%s: %d/%d sequences", dataset, k + 1, len(sequences))
-        results[dataset] = {m: a.means() for m, a in accs.items()}
-        if "socialmirror" in accs and "closeint" in accs:
-            base, ours = results[dataset]["closeint"], results[dataset]["socialmirror"]
-            results[dataset]["improvement_over_closeint_percent"] = {
-                k: round(100.0 * (base[k] - ours[k]) / base[k], 1) for k in ours if k in base and base[k] > 0}
-        if act_accs:
-            per_action[dataset] = {a: {m: acc.means() for m, acc in ms.items()} for a, ms in act_accs.items()}
+                seconds = {}
+
+                def semantics(case=case, seconds=seconds):
+                    t0 = time.perf_counter()
+                    out = pipeline.semantic_inputs(models, case.observation, case.cache, seed=cfg.seed,
+                                                   perception=case.perception, text_encoder=cfg.text_encoder,
+                                                   progress=False)
+                    seconds.setdefault("semantics", time.perf_counter() - t0)  # the first call computes them
+                    return out
+                for name, method in methods.items():
+                    t0 = time.perf_counter()
+                    est = pipeline.estimate(models, case.observation, method, case.cache, seed=cfg.seed,
+                                            semantics=semantics, progress=False)
+                    seconds[f"estimate/{name}"] = time.perf_counter() - t0
+                    timing.setdefault(name, []).append((seconds[f"estimate/{name}"], seq30.num_frames))
+                    pred = _interp_time(est.joints[:, order], t30, t_own)[:, :, joint_indices(names)]
+                    with torch.no_grad():
+                        verts30 = est.vertices(models.body)[:, order]
+                    pverts = _interp_time(verts30, t30, t_own) if seq.fps != MODEL_FPS else verts30
+                    acc = score_sequence(pred, case.gt, names, pverts, faces, case.gt_verts, cfg.pen_stride)
+                    accs[name].merge(acc)
+                    if seq.action:
+                        act_accs.setdefault(seq.action, {}).setdefault(name, _Accumulator()).merge(acc)
+                if case.record is not None:
+                    # estimate/M includes the semantic inputs for the first method that reads them ("semantics")
+                    case.record["seconds"].update({k: round(v, 2) for k, v in seconds.items()})
+                    per_sequence.setdefault(dataset, []).append(case.record)
+                log.info("%s: %d/%d sequences (%.0f s)", dataset, k + 1, len(sequences),
+                         time.perf_counter() - spec_start)
+            results[dataset] = {m: a.means() for m, a in accs.items()}
+            if "socialmirror" in accs and "closeint" in accs:
+                base, ours = results[dataset]["closeint"], results[dataset]["socialmirror"]
+                results[dataset]["improvement_over_closeint_percent"] = {
+                    k: round(100.0 * (base[k] - ours[k]) / base[k], 1) for k in ours if k in base and base[k] > 0}
+            if act_accs:
+                per_action[dataset] = {a: {m: acc.means() for m, acc in ms.items()} for a, ms in act_accs.items()}
+            if cfg.observe == "render":
+                detection[dataset] = {
+                    "sequences": len(sequences), "skipped": len(skipped.get(dataset, [])),
+                    "detection_rate": round(det_hits / det_frames, 4) if det_frames else None,
+                    "correct_detection_rate": round(det_correct / det_frames, 4) if det_frames else None}
+            wall[dataset] = round(time.perf_counter() - spec_start, 1)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     fps = {m: round(sum(n for _, n in v) / max(1e-9, sum(s for s, _ in v)), 1) for m, v in timing.items()}
     protocol = {
+        "observe": cfg.observe,
         "observations": "simulated: socialmirror.data.observation.ObservationModel (default noise), one "
                         "CameraSampler camera per sequence", "seed": cfg.seed, "model_fps": MODEL_FPS,
+        "max_frames": cfg.max_frames,
+        "clip": "the middle max_frames / 30 s of each sequence" if cfg.max_frames else "whole sequences",
         "windows": f"non-overlapping {CLIP_LENGTH}-frame windows, end-aligned tail scoring only its new frames",
         "joints": "the ground truth's joints, by SMPL-24 name", "units": "mm (Accel: mm/frame^2)",
         "semantics": "offline annotator on the method's semantics-free draft; ground-truth text never used",
         "checkpoint": str(models.checkpoint), "methods": list(cfg.methods), "method_changes": cfg.method_changes(),
         "text_encoder": cfg.text_encoder or models.text_encoder, "data": list(data_specs),
         "pen_frame_stride": cfg.pen_stride, "frames_per_second": fps,
+        "wall_seconds": {**wall, "total": round(time.perf_counter() - started, 1)},
+        "threads": torch.get_num_threads(), "jobs": cfg.jobs if cfg.observe == "render" else 1,
     }
-    return {"protocol": protocol, "results": results, "per_action": per_action}
+    doc = {"protocol": protocol, "results": results, "per_action": per_action}
+    if cfg.observe == "render":
+        protocol.update(rp.protocol_record(cfg.render, render_cache, cfg.seed))
+        doc["detection"] = detection
+        doc["sequences"] = per_sequence
+        doc["skipped"] = skipped
+    return doc
 
 
 def to_markdown(doc: dict) -> str:

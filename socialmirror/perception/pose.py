@@ -275,8 +275,12 @@ class MediaPipePoseDetector(PoseDetector):
             when no unmasked view of them exists (they are guesses: the pass could not see those pixels).
         keep_unverified: after the passes, still return first-call detections that no masked pass confirmed
             (when fewer than ``num_poses`` people were found and they do not coincide with anyone found).
-        recall: on frames where the passes found fewer than ``num_poses`` people, look for the people the pose
-            detector missed (see "Missed people" below and ``socialmirror.perception.recall``).
+        recall: on frames where the passes found fewer than ``recall_target`` people, look for the people the
+            pose detector missed (see "Missed people" below and ``socialmirror.perception.recall``).
+        recall_target: how many people the recall looks for (default 2, the pair the method reconstructs, and
+            at most ``num_poses``). Looking for a third person on every frame that has only two cost about
+            three times the landmarker's time and brought spurious tile tracks (measured by the render
+            evaluation, 12 sequences).
         tile_grid: the recall's tiles per side (0 or 1: no tiles).
         bundle_path: a ``.task`` bundle to use instead of the cached one.
 
@@ -295,7 +299,7 @@ class MediaPipePoseDetector(PoseDetector):
     3. Stop when nothing new is found or the extra passes are spent; then, with ``keep_unverified``, remaining
        unverified candidates fill the free places.
 
-    Missed people (``recall=True``), only on frames still short of ``num_poses`` people after the passes:
+    Missed people (``recall=True``), only on frames still short of ``recall_target`` people after the passes:
 
     4. Faces (MediaPipe's short- and full-range face detectors) that no found person's head explains seed a
        region for the pose landmark model alone (``RegionPoseLandmarker``: no detector involved), refined on
@@ -317,7 +321,7 @@ class MediaPipePoseDetector(PoseDetector):
                  max_extra_passes: int | None = None,
                  mask_min_visibility: float = 0.5, hidden_confidence: float = 0.5,
                  keep_unverified: bool = True, recall: bool = True, tile_grid: int = 2,
-                 bundle_path: str | os.PathLike | None = None):
+                 recall_target: int = 2, bundle_path: str | os.PathLike | None = None):
         if num_poses < 1:
             raise ValueError("num_poses must be >= 1")
         from mediapipe.tasks.python import vision
@@ -330,6 +334,7 @@ class MediaPipePoseDetector(PoseDetector):
         self.hidden_confidence = float(hidden_confidence)
         self.keep_unverified = bool(keep_unverified)
         self.recall = bool(recall)
+        self.recall_target = max(1, min(int(recall_target), self.num_poses))
         self.tile_grid = int(tile_grid)
         self._faces = None    # the recall's models, made on the first frame that needs them
         self._regions = None
@@ -389,7 +394,7 @@ class MediaPipePoseDetector(PoseDetector):
         self.last_passes = 1
         if not self.second_pass or len(candidates) == 0:
             people = candidates[: self.num_poses]
-            if self.recall and len(people) < self.num_poses:
+            if self.recall and len(people) < self.recall_target:
                 people = self.find_missed(frame_rgb, people)
             return people
         # Accept the detector's best person and every person whose box touches no other; the rest are
@@ -430,7 +435,7 @@ class MediaPipePoseDetector(PoseDetector):
                         and not self._mostly_painted(c.keypoints, painted):
                     c.source = "pass1-unverified"
                     people.append(c)
-        if self.recall and len(people) < self.num_poses:
+        if self.recall and len(people) < self.recall_target:
             people = self.find_missed(frame_rgb, people)
         return people
 
@@ -488,7 +493,7 @@ class MediaPipePoseDetector(PoseDetector):
         if self._faces is None:
             self._faces, self._regions = FaceSeeder(), RegionPoseLandmarker()
         for face in self._faces.detect(frame_rgb):
-            if len(people) >= self.num_poses:
+            if len(people) >= self.recall_target:
                 break
             if any(self._head_on_face(p.keypoints, face.centre, face.size) for p in people):
                 continue
@@ -500,7 +505,7 @@ class MediaPipePoseDetector(PoseDetector):
                                 float(pose.keypoints[:, 2].mean()), source="face")
             if is_new(c):
                 accept(c)
-        if len(people) < self.num_poses and self.tile_grid >= 2:
+        if len(people) < self.recall_target and self.tile_grid >= 2:
             found: list[PersonDetection] = []
             for x0, y0, x1, y1 in tile_boxes(w, h, self.tile_grid):
                 self.last_passes += 1
@@ -512,7 +517,7 @@ class MediaPipePoseDetector(PoseDetector):
                                                  source="tile"))
             found.sort(key=lambda c: -c.score)  # a person on a seam is found in several tiles: keep the best view
             for c in found:
-                if len(people) >= self.num_poses:
+                if len(people) >= self.recall_target:
                     break
                 if is_new(c):
                     accept(c)
