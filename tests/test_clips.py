@@ -65,6 +65,22 @@ def test_dataset_items_have_the_documented_shapes():
     assert len(batch["text"]) == 2 and len(batch["action"]) == 4
 
 
+def test_dataset_items_carry_mediapipe_3d_and_withhold_some():
+    seqs = [walking_pair(40)]
+    item = TwoPersonClipDataset([(seqs, 1.0)], length=16, seed=0, world_dropout=0.0)[3]
+    assert tuple(item["world_joints"].shape) == (2, 16, 24, 3) and tuple(item["world_confidence"].shape) == (2, 16, 24)
+    seen = item["world_confidence"] > 0
+    assert seen.any() and torch.isfinite(item["world_joints"]).all()
+    # Root-relative: the pelvis is at the origin where seen, and the evidence is near the truth's pose.
+    pelvis = item["joints_cam"][:, :, :1]
+    rel = item["joints_cam"] - pelvis
+    err = (item["world_joints"] - rel).norm(dim=-1)[seen]
+    assert err.median() < 0.15
+    withheld = TwoPersonClipDataset([(seqs, 1.0)], length=16, seed=0, world_dropout=1.0)[3]
+    assert not withheld["world_confidence"].any() and not withheld["world_joints"].any()
+    assert torch.equal(withheld["keypoints2d"], item["keypoints2d"])
+
+
 def test_dataset_is_deterministic_and_epochs_differ():
     seqs = [walking_pair(60)]
     a = TwoPersonClipDataset([(seqs, 1.0)], seed=5)

@@ -16,7 +16,8 @@ from socialmirror.models.bundle import (
     motion_to_joints,
     save_bundle,
 )
-from socialmirror.models.features import IMG_FEATURE_DIM, observation_features
+from socialmirror.models.features import (IMG_FEATURE_DIM, WORLD_FEATURE_DIM, observation_feature_dim,
+                                          observation_features, world_landmark_features)
 from socialmirror.models.initial_estimator import (
     InitialEstimator,
     InitialEstimatorConfig,
@@ -56,6 +57,44 @@ def test_observation_features_batched_intrinsics_and_image_slot():
     assert torch.allclose(f[1, 0, 3, -1], boxes[1, 0, 3, 2] / 600.0)
     g = observation_features(kp, boxes, K, image_embedding=torch.ones(3, 2, 16, 8))
     assert g.shape == (3, 2, 16, 83) and torch.equal(g[..., :75], f)
+
+
+def test_world_landmark_features_hand_values():
+    """(x, y, z, visibility) per joint; an unknown joint (NaN, or visibility 0) is all zeros."""
+    world = torch.zeros(24, 3)
+    world[1] = torch.tensor([0.1, -0.2, 0.05])
+    world[2] = float("nan")
+    vis = torch.full((24,), 0.8)
+    vis[3] = 0.0
+    world[3] = torch.tensor([1.0, 1.0, 1.0])
+    f = world_landmark_features(world, vis)
+    assert f.shape == (WORLD_FEATURE_DIM,) == (96,)
+    assert torch.allclose(f[4:8], torch.tensor([0.1, -0.2, 0.05, 0.8]))
+    assert torch.equal(f[8:12], torch.zeros(4)) and torch.equal(f[12:16], torch.zeros(4))
+    assert torch.allclose(world_landmark_features(world)[7], torch.tensor(1.0))  # no visibility: 1 where finite
+    assert observation_feature_dim(0, True) == 171 and observation_feature_dim(8, True) == 179
+
+
+def test_bundle_reads_mediapipe_3d_only_when_built_with_it():
+    torch.manual_seed(0)
+    kp = torch.rand(1, 2, 16, 24, 3) * 100
+    boxes = torch.rand(1, 2, 16, 3) * 50 + 50
+    K = torch.eye(3)
+    K[0, 0] = K[1, 1] = 500.0
+    world = torch.randn(1, 2, 16, 24, 3) * 0.3
+    conf = torch.ones(1, 2, 16, 24)
+    plain = ModelBundle(tiny_bundle_config())
+    assert plain.config.img_dim == 75
+    assert torch.equal(plain.observation_features(kp, boxes, K, world, conf), observation_features(kp, boxes, K))
+    reading = ModelBundle(tiny_bundle_config(world_landmarks=True))
+    assert reading.config.img_dim == 171 and reading.initial.config.img_dim == 171
+    with_3d = reading.observation_features(kp, boxes, K, world, conf)
+    without = reading.observation_features(kp, boxes, K)  # no evidence: zeros, as training's dropout shows
+    assert with_3d.shape == without.shape == (1, 2, 16, 171)
+    assert torch.equal(with_3d[..., :75], without[..., :75]) and torch.equal(without[..., 75:], torch.zeros(1, 2, 16, 96))
+    assert torch.allclose(with_3d[0, 1, 4, 75:78], world[0, 1, 4, 0])
+    x = reading.initial(with_3d, torch.ones(1, 2, 16, dtype=torch.bool))
+    assert not torch.allclose(x, reading.initial(without, torch.ones(1, 2, 16, dtype=torch.bool)))
 
 
 def test_initial_estimator_outputs_valid_parameters():
@@ -224,3 +263,14 @@ def test_shipped_bundle_loads_unchanged():
     """The shipped file predates the text_encoder field and holds the retired diffusion.sampling_steps."""
     stored = torch.load(default_bundle_path(), weights_only=True)["config"]
     assert load_bundle().config.text_encoder == stored.get("text_encoder", "minilm") == "minilm"
+
+
+def test_configs_stored_before_the_3d_input_load_without_it(tmp_path):
+    bundle = ModelBundle(tiny_bundle_config(world_landmarks=True))
+    path = save_bundle(bundle, tmp_path / "new.pt")
+    assert load_bundle(path).config.world_landmarks
+    plain = save_bundle(ModelBundle(tiny_bundle_config()), tmp_path / "plain.pt")
+    payload = torch.load(plain, weights_only=True)
+    del payload["config"]["world_landmarks"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert not load_bundle(tmp_path / "old.pt").config.world_landmarks

@@ -90,9 +90,12 @@ class TwoPersonClipDataset(Dataset):
         epoch_size: ``len(self)``; default: the number of training windows over all sources.
         stride: training window stride.
         swap_prob: probability of exchanging the two persons.
+        world_dropout: probability that a person's MediaPipe 3D is withheld for the whole clip, so networks that
+            read it also work where it is absent (an observation without it, a person MediaPipe gave none for).
 
     An item is a dict of tensors with the persons first: ``keypoints2d`` (2, L, 24, 3), ``boxes`` (2, L, 3),
-    ``joints_cam`` (2, L, 24, 3) target (0 where ``joint_mask`` is False), ``joint_mask`` (24,) joints the
+    ``world_joints`` (2, L, 24, 3) simulated MediaPipe 3D and ``world_confidence`` (2, L, 24) (zeros where not
+    given), ``joints_cam`` (2, L, 24, 3) target (0 where ``joint_mask`` is False), ``joint_mask`` (24,) joints the
     ground truth has, ``valid`` (2, L) real (not padded) frames, ``detected`` (2, L), ``occluded``
     (2, L, 24), ``intrinsics`` (3, 3), ``extrinsics`` (4, 4), ``image_size`` (2,) = (w, h), ``contact_map``
     (L, 24, 24) bool; and, always present so batches from mixed sources collate, ``has_contacts``,
@@ -103,7 +106,7 @@ class TwoPersonClipDataset(Dataset):
     def __init__(self, sources: Sequence[tuple[list[TwoPersonSequence], float] | DataSource],
                  length: int = CLIP_LENGTH, observation_model: ObservationModel | None = None,
                  camera_sampler: CameraSampler | None = None, seed: int = 0, epoch_size: int | None = None,
-                 stride: int = 1, swap_prob: float = 0.5):
+                 stride: int = 1, swap_prob: float = 0.5, world_dropout: float = 0.1):
         self.sources = [DataSource(list(s[0]), float(s[1]), s[2] if len(s) > 2 else "") for s in sources]
         if not self.sources:
             raise ValueError("TwoPersonClipDataset needs at least one source")
@@ -122,6 +125,7 @@ class TwoPersonClipDataset(Dataset):
         self.camera_sampler = camera_sampler or CameraSampler()
         self.seed = int(seed)
         self.swap_prob = float(swap_prob)
+        self.world_dropout = float(world_dropout)
         self.epoch = 0
         # Per source: cumulative window counts over its sequences, to draw a window uniformly.
         self._counts = [np.cumsum([len(window_starts(q.num_frames, self.length, self.stride))
@@ -159,6 +163,9 @@ class TwoPersonClipDataset(Dataset):
         camera = self.camera_sampler.place(seq, rng)
         obs = self.observation_model.observe(seq, camera, rng=rng)
         item = make_item(seq, obs, clip.window, swapped=swapped)
+        withheld = torch.from_numpy(rng.random(2) < self.world_dropout)
+        item["world_confidence"] = torch.where(withheld[:, None, None], 0.0, item["world_confidence"])
+        item["world_joints"] = torch.where(withheld[:, None, None, None], 0.0, item["world_joints"])
         # Which sequence the clip came from, so per-sequence data (e.g. body-parameter targets) can join it.
         item.update(source=clip.source, sequence=clip.sequence)
         return item
@@ -169,9 +176,20 @@ def make_item(seq: TwoPersonSequence, obs: Observation, window: Window, swapped:
     length = window.length
     joints = np.nan_to_num(obs.joints_cam.transpose(1, 0, 2, 3), nan=0.0)
     valid = np.broadcast_to(window.valid, (2, length))
+    if obs.world_joints is None:
+        world = np.zeros((2, length, NUM_JOINTS, 3), np.float32)
+        world_conf = np.zeros((2, length, NUM_JOINTS), np.float32)
+    else:
+        world = obs.world_joints.transpose(1, 0, 2, 3)
+        known = np.isfinite(world).all(-1)
+        world = np.where(known[..., None], world, 0.0).astype(np.float32)
+        conf = obs.world_confidence.transpose(1, 0, 2) if obs.world_confidence is not None else known
+        world_conf = np.where(known, conf, 0.0).astype(np.float32)
     return {
         "keypoints2d": torch.from_numpy(np.ascontiguousarray(obs.keypoints2d.transpose(1, 0, 2, 3))),
         "boxes": torch.from_numpy(np.ascontiguousarray(obs.boxes.transpose(1, 0, 2))),
+        "world_joints": torch.from_numpy(np.ascontiguousarray(world)),
+        "world_confidence": torch.from_numpy(np.ascontiguousarray(world_conf)),
         "joints_cam": torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32)),
         "joint_mask": torch.from_numpy(obs.joint_mask.copy()),
         "valid": torch.from_numpy(valid.copy()),

@@ -137,6 +137,8 @@ class _Observations:
     K: Tensor  # (3, 3)
     mask: Tensor  # (T_pad, 2) bool
     num_frames: int  # T before padding
+    world_joints: Tensor | None = None  # (T_pad, 2, 24, 3) MediaPipe's 3D, 0 where unknown
+    world_confidence: Tensor | None = None  # (T_pad, 2, 24), 0 where unknown
 
     @property
     def padded_frames(self) -> int:
@@ -302,7 +304,7 @@ class TwoPersonMotionEstimator:
         return self.weights.contact != 0
 
     # -- inputs -------------------------------------------------------------------------------------------------
-    def _observations(self, keypoints2d, boxes, K) -> _Observations:
+    def _observations(self, keypoints2d, boxes, K, world_joints=None, world_confidence=None) -> _Observations:
         kp, bx, K = (_float_tensor(v, self.device) for v in (keypoints2d, boxes, K))
         if kp.dim() != 4 or kp.shape[1:] != (2, 24, 3):
             raise ValueError(f"keypoints2d must be (T, 2, 24, 3), got {tuple(kp.shape)}")
@@ -318,12 +320,25 @@ class TwoPersonMotionEstimator:
         kp = torch.where(usable[..., None], kp, torch.zeros_like(kp))
         mask = usable.any(-1)
         bx = _fill_missing_boxes(bx)
+        world = world_conf = None
+        if world_joints is not None:
+            world = _float_tensor(world_joints, self.device)
+            if world.shape != kp.shape:
+                raise ValueError(f"world_joints must be ({num_frames}, 2, 24, 3), got {tuple(world.shape)}")
+            known = torch.isfinite(world).all(-1)
+            world_conf = (known.float() if world_confidence is None
+                          else torch.nan_to_num(_float_tensor(world_confidence, self.device)))
+            world_conf = torch.where(known, world_conf, torch.zeros_like(world_conf))
+            world = torch.where(known[..., None], world, torch.zeros_like(world))
         if num_frames < self.window:  # pad: missing frames, the edge boxes repeated
             pad = self.window - num_frames
             kp = torch.cat([kp, kp.new_zeros(pad, *kp.shape[1:])])
             bx = torch.cat([bx, bx[-1:].expand(pad, -1, -1)])
             mask = torch.cat([mask, mask.new_zeros(pad, 2)])
-        return _Observations(kp, bx, K, mask, num_frames)
+            if world is not None:
+                world = torch.cat([world, world.new_zeros(pad, *world.shape[1:])])
+                world_conf = torch.cat([world_conf, world_conf.new_zeros(pad, *world_conf.shape[1:])])
+        return _Observations(kp, bx, K, mask, num_frames, world, world_conf)
 
     def _window_conditions(self, starts: Sequence[int], num_frames: int,
                            annotations: Annotations | Sequence[ClipAnnotation] | None,
@@ -386,7 +401,7 @@ class TwoPersonMotionEstimator:
         timings = {k: 0.0 for k in ("initial", "geometry", "infiller", "join", "refiner", "decode", "fit")}
         warnings: list[str] = []
         clock = time.perf_counter()
-        obs = self._observations(keypoints2d, boxes, K)
+        obs = self._observations(keypoints2d, boxes, K, world_joints, world_confidence)
         L, T_pad, bundle = self.window, obs.padded_frames, self.bundle
         starts = window_starts(T_pad, L, self.config.stride)
         conditions = self._window_conditions(starts, obs.num_frames, annotations, text_embeddings)
@@ -402,7 +417,11 @@ class TwoPersonMotionEstimator:
             mask = obs.mask[idx].transpose(1, 2)  # (B, 2, L)
 
             t0 = time.perf_counter()
-            features = bundle.observation_features(kp, box, obs.K)
+            world = world_conf = None
+            if obs.world_joints is not None:
+                world = obs.world_joints[idx].transpose(1, 2)  # (B, 2, L, 24, 3)
+                world_conf = obs.world_confidence[idx].transpose(1, 2)  # (B, 2, L, 24)
+            features = bundle.observation_features(kp, box, obs.K, world, world_conf)
             x_init = bundle.initial(features, mask)
             mean_motion = self.fallback_motion.expand_as(x_init)
             x_init = _fallback("initial estimator", x_init, mean_motion, 1, warnings)

@@ -47,7 +47,8 @@ from socialmirror.diffusion.sampler import DDIMSampler, SamplerConfig
 from socialmirror.diffusion.schedule import InitialDistributionDiffusion, NoiseSchedule
 from socialmirror.errors import InputError
 from socialmirror.io import atomic_write_bytes
-from socialmirror.models.features import broadcast_intrinsics, observation_feature_dim, observation_features
+from socialmirror.models.features import (WORLD_FEATURE_DIM, broadcast_intrinsics, observation_feature_dim,
+                                          observation_features, world_landmark_features)
 from socialmirror.models.geometry_optimizer import GeometryOptimizer, GeometryOptimizerConfig
 from socialmirror.models.infiller import InfillerConfig, SemanticMotionInfiller
 from socialmirror.models.initial_estimator import InitialEstimator, InitialEstimatorConfig
@@ -85,6 +86,9 @@ class ModelBundleConfig:
     clip_len: int = CLIP_LENGTH  # L
     shape_dim: int = 6  # anny's phenotypes (SMPL: 10 betas)
     image_embedding_dim: int = 0  # width of optional image features appended to F_img (0: keypoints only)
+    # F_img also holds MediaPipe's root-relative 3D (models.features). Off for a bare ModelBundle and for
+    # configs stored before the field existed (they were trained without it); the trainer's default turns it on.
+    world_landmarks: bool = False
     initial: InitialEstimatorConfig = field(default_factory=InitialEstimatorConfig)
     geometry: GeometryOptimizerConfig = field(default_factory=GeometryOptimizerConfig)
     infiller: InfillerConfig = field(default_factory=InfillerConfig)
@@ -104,7 +108,7 @@ class ModelBundleConfig:
 
     @property
     def img_dim(self) -> int:
-        return observation_feature_dim(self.image_embedding_dim)
+        return observation_feature_dim(self.image_embedding_dim, self.world_landmarks)
 
     def resolved(self) -> "ModelBundleConfig":
         """A copy with every derived width (D, F_img width, shape size) written into the sub-configs, so the
@@ -184,11 +188,21 @@ class ModelBundle(nn.Module):
 
     # -- observations -------------------------------------------------------------------------------------
     def observation_features(self, keypoints2d: Tensor, boxes: Tensor, K: Tensor,
+                             world_joints: Tensor | None = None, world_confidence: Tensor | None = None,
                              image_embedding: Tensor | None = None) -> Tensor:
-        """F_img (B, 2, L, img_dim) for this bundle (see ``socialmirror.models.features``)."""
+        """F_img (B, 2, L, img_dim) for this bundle (see ``socialmirror.models.features``). MediaPipe's 3D
+        (world_joints (B, 2, L, 24, 3), world_confidence (B, 2, L, 24)) is read when the bundle was trained
+        with it; None there means "no 3D evidence" (zeros, as the networks saw in training)."""
         if (image_embedding is None) != (self.config.image_embedding_dim == 0):
             raise ValueError(f"this bundle expects image embeddings of width {self.config.image_embedding_dim}")
-        return observation_features(keypoints2d, boxes, K, image_embedding)
+        world = None
+        if self.config.world_landmarks:
+            if world_joints is None:
+                world = keypoints2d.new_zeros(*keypoints2d.shape[:-2], WORLD_FEATURE_DIM)
+            else:
+                world = world_landmark_features(world_joints.to(keypoints2d), None if world_confidence is None
+                                                else world_confidence.to(keypoints2d))
+        return observation_features(keypoints2d, boxes, K, image_embedding, world)
 
 
 def motion_to_joints(x: Tensor, boxes: Tensor, K: Tensor, body: BodyModel,

@@ -68,6 +68,12 @@ def masked_mean(values: Tensor, weight: Tensor) -> Tensor:
     return (values * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def batch_features(bundle: ModelBundle, batch: dict[str, Any]) -> Tensor:
+    """F_img of a training batch (MediaPipe's 3D included where the bundle reads it)."""
+    return bundle.observation_features(batch["keypoints2d"], batch["boxes"], batch["intrinsics"],
+                                       batch.get("world_joints"), batch.get("world_confidence"))
+
+
 def frame_weight(batch: dict[str, Any]) -> Tensor:
     """(B, 2, L): real frames of persons observed somewhere in the clip."""
     return (batch["valid"] & batch["person_observed"][..., None]).float()
@@ -102,7 +108,7 @@ class Stage(nn.Module):
         return (p for p in self.parameters() if p.requires_grad)
 
     def features(self, batch: dict[str, Any]) -> Tensor:
-        return self.bundle.observation_features(batch["keypoints2d"], batch["boxes"], batch["intrinsics"])
+        return batch_features(self.bundle, batch)
 
     def joints_of(self, x: Tensor, batch: dict[str, Any]) -> Tensor:
         """Camera-frame joints of raw (not normalised) motions x (B, 2, L, D)."""

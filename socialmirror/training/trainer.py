@@ -56,6 +56,7 @@ from socialmirror.training.stages import (
     LossWeights,
     RefinerStage,
     Stage,
+    batch_features,
 )
 from socialmirror.training.targets import MotionTargetDataset, SequenceBodyParams, prepare_body_params
 
@@ -88,8 +89,9 @@ class TrainConfig:
 
 def _trained_bundle_config() -> ModelBundleConfig:
     """Trained bundles hold the Linear-embedding Geometry Optimizer of the ablation too
-    (``model.geometry_linear=false`` leaves it out of ``train all``)."""
-    return ModelBundleConfig(geometry_linear=True)
+    (``model.geometry_linear=false`` leaves it out of ``train all``), and read MediaPipe's 3D
+    (``model.world_landmarks=false``: keypoints only, as bundles before it)."""
+    return ModelBundleConfig(geometry_linear=True, world_landmarks=True)  # F_img with MediaPipe's 3D
 
 
 @dataclass
@@ -228,7 +230,7 @@ def ensure_statistics(bundle: ModelBundle, data: TrainingData, stage: str, clips
         stats.update(x=True, x_clips=clips, sigma_from="none")
         report(f"normalisation statistics from {clips} clips ({x0.shape[0]} person-frames)")
     if need_sigma:
-        features = bundle.observation_features(batch["keypoints2d"], batch["boxes"], batch["intrinsics"])
+        features = batch_features(bundle, batch)
         bundle.initial.eval()
         x_init = bundle.initial(features, batch["detected"]).reshape(-1, bundle.motion_dim)[weight]
         sigma = ((x0 - x_init) / bundle.x_std).std(0).clamp_min(1e-3)
