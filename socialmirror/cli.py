@@ -16,23 +16,10 @@ import time
 
 from socialmirror import __version__
 from socialmirror.config import add_config_options
+from socialmirror.errors import EXIT_USER_ERROR, exit_code, user_message
 from socialmirror.training.cli import add_train_arguments  # light: the parser is built without torch
 
 log = logging.getLogger("socialmirror")
-
-# Exceptions whose message is meant for the user as it is.
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from socialmirror.body.base import BodyModelError
-    from socialmirror.config import ConfigError
-    from socialmirror.errors import InputError
-    from socialmirror.data.datasets import DataSpecError
-    from socialmirror.data.formats.interchange import InterchangeError
-    from socialmirror.inference.estimator import MethodUnavailableError
-    from socialmirror.models.bundle import CheckpointError
-    from socialmirror.semantics.annotations import AnnotationError
-    return (InputError, BodyModelError, ConfigError, FileNotFoundError, InterchangeError, DataSpecError,
-            CheckpointError, MethodUnavailableError, AnnotationError)
-
 
 # ---------------------------------------------------------------------------------------------- setup
 def cmd_setup(args) -> int:
@@ -375,23 +362,22 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 2
+        return EXIT_USER_ERROR
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("socialmirror: interrupted", file=sys.stderr)
-        return 130
+        return exit_code(exc)
     except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into one line
         if os.environ.get("SOCIALMIRROR_DEBUG"):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, _user_errors()):
+        code, message = exit_code(exc), user_message(exc)
+        if code == EXIT_USER_ERROR:
             print(f"socialmirror {args.command}: error: {message}", file=sys.stderr)
-            return 2
-        print(f"socialmirror {args.command}: internal error ({type(exc).__name__}: {message}); "
-              "rerun with SOCIALMIRROR_DEBUG=1 for the traceback", file=sys.stderr)
-        return 1
-
+        else:
+            print(f"socialmirror {args.command}: internal error ({type(exc).__name__}: {message}); "
+                  "rerun with SOCIALMIRROR_DEBUG=1 for the traceback", file=sys.stderr)
+        return code
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -20,10 +20,12 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from socialmirror.errors import UserError
+
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An override names an unknown field or gives a value of the wrong type (one-line message)."""
 
 

@@ -1,11 +1,42 @@
-"""Project-level exceptions.
+"""The project's exceptions: one base, user errors under it, and the CLI's exit codes in one place.
 
-``InputError`` is what a user sees when the input itself is unusable (missing path, unreadable or empty video,
-nobody to reconstruct). It subclasses ``ValueError`` and carries a one-line message meant for the user, so the
-CLI can print it without a traceback.
+``SocialMirrorError`` is the base of every exception the project raises on purpose. ``UserError`` below it is
+what a user caused and can fix (a missing path, an unreadable or empty video, a bad option or config value, a
+malformed data file, missing model files): its message is one line meant for the user, and the CLI prints it
+without a traceback and exits with ``EXIT_USER_ERROR``. Anything else is the project's fault: exit
+``EXIT_INTERNAL`` with the exception's name. Each specific error keeps the builtin base its callers catch
+(``ValueError``, ``RuntimeError``) beside the project's.
 """
 from __future__ import annotations
 
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
-class InputError(ValueError):
-    """The user's input cannot be processed; the message says why in one line."""
+
+class SocialMirrorError(Exception):
+    """Base of every exception the project raises on purpose."""
+
+
+class UserError(SocialMirrorError):
+    """The user's input, options or files cannot be used; the message says why in one line."""
+
+
+class InputError(UserError, ValueError):
+    """The input itself is unusable (missing path, unreadable or empty video, nobody to reconstruct)."""
+
+
+def exit_code(exc: BaseException) -> int:
+    """The CLI's exit status for an exception that ended a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (UserError, FileNotFoundError)):
+        return EXIT_USER_ERROR
+    return EXIT_INTERNAL
+
+
+def user_message(exc: BaseException) -> str:
+    """An exception's first line, or its type's name where it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

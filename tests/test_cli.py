@@ -99,3 +99,25 @@ def test_train_without_a_budget_is_a_user_error(capsys, tmp_path):
 def test_unknown_guidance_term_is_a_one_line_error(capsys, tmp_path):
     rc, line = _run(capsys, "reconstruct", "x.mp4", "-o", str(tmp_path / "o"), "--no-guidance", "gravity")
     assert rc == 2 and "unknown config key 'method.guidance.gravity'" in line
+
+
+def test_every_project_error_has_one_base_and_user_errors_exit_2():
+    """One exception base; the user errors under it map to exit 2, anything else to 1 (errors.exit_code)."""
+    from socialmirror.body.base import BodyModelError
+    from socialmirror.config import ConfigError
+    from socialmirror.data.datasets import DataSpecError
+    from socialmirror.data.datasets.butepage import ButepageError
+    from socialmirror.data.formats.bvh import BvhError
+    from socialmirror.data.formats.interchange import InterchangeError
+    from socialmirror.errors import InputError, SocialMirrorError, UserError, exit_code
+    from socialmirror.inference.estimator import MethodUnavailableError
+    from socialmirror.models.bundle import CheckpointError
+    from socialmirror.semantics.annotations import AnnotationError
+    from socialmirror.semantics.client import VLMError
+    user = (InputError, BodyModelError, ConfigError, DataSpecError, ButepageError, BvhError, InterchangeError,
+            MethodUnavailableError, CheckpointError, AnnotationError)
+    for cls in user:
+        assert issubclass(cls, UserError) and exit_code(cls("x")) == 2, cls
+    assert issubclass(VLMError, SocialMirrorError) and exit_code(VLMError("x")) == 1
+    assert exit_code(FileNotFoundError("x")) == 2 and exit_code(RuntimeError("x")) == 1
+    assert exit_code(KeyboardInterrupt()) == 130

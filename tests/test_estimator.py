@@ -11,7 +11,7 @@ import torch
 
 from _estimator_helpers import IMAGE_SIZE, make_scene, tiny_bundle
 from socialmirror.body.skeleton import JOINT_INDEX
-from socialmirror.diffusion.guidance import sphere_penetration_mm
+from socialmirror.losses.spheres import sphere_penetration_mm
 from socialmirror.inference import (
     METHOD_PRESETS,
     MethodUnavailableError,

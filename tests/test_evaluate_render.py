@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from socialmirror.evaluation.render_protocol import (RenderCache, RenderSettings, box_iou, clip_sequence,
+from socialmirror.evaluation.render_protocol import (RenderCache, RenderSettings, clip_sequence,
                                                      match_people, sample_appearance)
+from socialmirror.geometry.camera import box_iou
 from socialmirror.models.bundle import default_bundle_path
 
 needs_weights = pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")

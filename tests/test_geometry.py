@@ -1,13 +1,16 @@
 """Rotations, the CLIFF crop camera and the motion representation."""
 import math
 
+import numpy as np
+import pytest
 import roma
 import torch
 
 from socialmirror.body.motion import MotionParams, MotionRepresentation, motion_dim
 from socialmirror.geometry import rotations as rot
-from socialmirror.geometry.camera import (box_from_points, crop_cam_to_transl, focal_from_diagonal,
-                                          intrinsics_matrix, project, transl_to_crop_cam)
+from socialmirror.geometry.camera import (PinholeCamera, box_from_points, box_iou, crop_cam_to_transl,
+                                          focal_from_diagonal, in_image, intrinsics_matrix, person_boxes, project,
+                                          project_points, transl_to_crop_cam, world_to_camera)
 
 
 def test_6d_round_trip_and_gram_schmidt():
@@ -76,3 +79,44 @@ def test_motion_representation_dims_and_round_trip():
     back = rep.to_world(x, box, K)
     assert torch.allclose(back.rotmats, R, atol=1e-5)
     assert torch.allclose(back.shape, shape) and torch.allclose(back.transl, transl, atol=1e-4)
+
+
+def test_pinhole_camera_hand_values_and_points_behind():
+    """x_cam = R x + t, then u = f x / z + cx: a camera 2 m behind the origin looking along +z, and one turned
+    90 degrees about y; a point behind the camera projects to NaN and is never in the image."""
+    K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
+    cam = PinholeCamera(np.eye(3), np.array([0.0, 0.0, 2.0]), K, (640, 480))
+    pts = np.array([[0.2, -0.1, 0.0], [0.0, 0.0, -3.0]])
+    uv = cam.project(cam.to_camera(pts))
+    assert np.allclose(uv[0], [320 + 500 * 0.1, 240 - 500 * 0.05]) and np.isnan(uv[1]).all()
+    assert cam.in_image(uv).tolist() == [True, False]
+    assert np.allclose(cam.centre, [0, 0, -2]) and np.allclose(cam.extrinsics[:3, 3], [0, 0, 2])
+    turned = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # world +x is the camera's +z
+    assert np.allclose(world_to_camera(np.array([3.0, 0.0, 0.0]), turned, np.zeros(3)), [0, 0, 3])
+    # A moving camera: one pose per frame.
+    R = np.stack([np.eye(3), turned])
+    moving = world_to_camera(np.array([[[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]]]), R, np.zeros((2, 3)))
+    assert np.allclose(moving, [[[0, 0, 1]], [[0, 0, 1]]])
+    with pytest.raises(ValueError):
+        world_to_camera(np.zeros((3, 1, 3)), R, np.zeros((2, 3)))
+    skewed = K.copy()
+    skewed[0, 1] = 10.0
+    assert np.allclose(project_points(np.array([0.2, 0.4, 2.0]), skewed), [320 + 50 + 2, 240 + 100])
+
+
+def test_in_image_for_numpy_and_torch():
+    uv = np.array([[0.0, 0.0], [639.9, 479.9], [640.0, 10.0], [-0.1, 10.0], [np.nan, 5.0]])
+    expected = [True, True, False, False, False]
+    assert in_image(uv, (640, 480)).tolist() == expected
+    assert in_image(torch.from_numpy(uv), (640, 480)).tolist() == expected
+
+
+def test_person_boxes_and_iou_hand_values():
+    uv = np.array([[[0.0, 0.0], [10.0, 10.0], [99.0, 99.0]], [[np.nan, 1.0], [5.0, 0.0], [15.0, 10.0]]])
+    boxes = person_boxes(uv, np.array([[True, True, False], [True, True, True]]))
+    assert np.allclose(boxes, [[0, 0, 10, 10], [5, 0, 15, 10]])
+    assert box_iou(boxes[0], boxes[1]) == pytest.approx(50 / 150)  # 5x10 overlap of two 10x10 boxes
+    assert np.isnan(person_boxes(uv[:1], np.zeros((1, 3), bool))).all()
+    grid = box_iou(boxes[:, None], boxes[None, :])
+    assert grid.shape == (2, 2) and np.allclose(np.diag(grid), 1.0)
+    assert box_iou(boxes[0], np.full(4, np.nan)) == 0.0 and box_iou(boxes[0], np.array([20.0, 0, 30, 10])) == 0.0

@@ -17,13 +17,12 @@ from socialmirror.diffusion.guidance import (
     MotionDecoder,
     PenetrationGuidance,
     ReprojectionGuidance,
-    sphere_overlap,
-    sphere_penetration_mm,
 )
 from socialmirror.diffusion.sampler import DDIMSampler, GuidanceContext, SamplerConfig
 from socialmirror.diffusion.schedule import InitialDistributionDiffusion
 from socialmirror.geometry.camera import intrinsics_matrix, project, transl_to_crop_cam
 from socialmirror.geometry.rotations import axis_angle_to_matrix
+from socialmirror.losses.spheres import sphere_overlap, sphere_penetration_mm
 
 K = intrinsics_matrix(1000.0, 1000, 1000)
 LENGTH = 4

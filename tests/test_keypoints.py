@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from socialmirror.body.keypoints import (KEYPOINT_INDEX, KEYPOINT_NAMES, box_iou, coco17_to_mediapipe33,
+from socialmirror.body.keypoints import (KEYPOINT_INDEX, KEYPOINT_NAMES, coco17_to_mediapipe33,
                                          keypoints_box, keypoints_to_boxes, smpl24_mapped_mask, to_smpl24,
                                          to_smpl24_points)
 from socialmirror.body.skeleton import JOINT_INDEX
+from socialmirror.geometry.camera import box_iou
 
 from _keypoint_helpers import standing
 

@@ -15,9 +15,11 @@ import socialmirror
 PACKAGE = Path(socialmirror.__file__).resolve().parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "io", "paths", "config", "windows"),            # foundation: no project imports
+    ("errors",),                                               # the exception base: no project imports
+    ("io", "paths", "config", "windows"),                      # foundation
     ("geometry",),                                             # rotations, cameras
     ("body",),                                                 # body models, skeleton, keypoint formats, IK
+    ("losses",),                                               # robust penalties, body spheres
     ("data", "perception", "semantics", "diffusion", "metrics"),
     ("models",),                                               # the networks and their bundle
     ("inference", "training", "render"),

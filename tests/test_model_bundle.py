@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
+from socialmirror.body.motion import motion_to_joints
 from socialmirror.models.bundle import (
     CheckpointError,
     ModelBundle,
     ModelBundleConfig,
     default_bundle_path,
     load_bundle,
-    motion_to_joints,
     save_bundle,
 )
 from socialmirror.models.features import (IMG_FEATURE_DIM, WORLD_FEATURE_DIM, observation_feature_dim,

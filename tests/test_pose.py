@@ -6,7 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from socialmirror.body.keypoints import KEYPOINT_INDEX, box_iou, coco17_to_mediapipe33, keypoints_box
+from socialmirror.body.keypoints import KEYPOINT_INDEX, coco17_to_mediapipe33, keypoints_box
+from socialmirror.geometry.camera import box_iou
 from socialmirror.paths import cache_dir
 from socialmirror.perception import detect_and_track, pair_crop_boxes, select_closest_pair
 from socialmirror.perception.pose import (MediaPipePoseDetector, PersonDetection, person_mask, pose_task_bundle,

@@ -11,6 +11,7 @@ from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import read_npz, validate_npz, write_npz
 from socialmirror.data.synth import INTERACTIONS, InteractionSynthesizer, SynthConfig
 from socialmirror.data.synth.skinning import Skinner, global_transforms, penetration_depth, vertex_normals
+from socialmirror.errors import UserError
 
 CONTACT_TYPES = [t for t in INTERACTIONS if t not in ("wave", "point_at", "walk_together")]
 STANDING_TYPES = [t for t in INTERACTIONS if not t.startswith("walk")]
@@ -165,7 +166,10 @@ def test_synth_main_writes_valid_folder(tmp_path):
     for f in files:
         validate_npz(f)
         assert read_npz(f).text is not None
-    assert synth_main(1, tmp_path, types=["nope"], progress=False) == 2
+    with pytest.raises(UserError, match="unknown interaction types"):
+        synth_main(1, tmp_path, types=["nope"], progress=False)
+    with pytest.raises(UserError, match="-n must be at least 1"):
+        synth_main(0, tmp_path, progress=False)
 
 
 def test_joint_limits_and_body_params(anny_body, samples):

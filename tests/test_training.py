@@ -14,7 +14,8 @@ import torch.multiprocessing as mp
 from socialmirror.body.skeleton import SMPL24_NAMES
 from socialmirror.data.clips import TwoPersonClipDataset
 from socialmirror.data.formats.interchange import TwoPersonSequence, write_npz
-from socialmirror.models.bundle import ModelBundle, load_bundle, motion_to_joints
+from socialmirror.body.motion import motion_to_joints
+from socialmirror.models.bundle import ModelBundle, load_bundle
 from socialmirror.training import STAGES
 from socialmirror.training.targets import MotionTargetDataset, sequence_body_params
 from socialmirror.training.trainer import (

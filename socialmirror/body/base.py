@@ -24,6 +24,7 @@ from torch import nn
 
 from socialmirror.body.kinematics import forward_kinematics
 from socialmirror.body.skeleton import NUM_JOINTS
+from socialmirror.errors import UserError
 
 
 @dataclass
@@ -33,7 +34,7 @@ class BodyOutput:
     faces: torch.Tensor  # (F, 3) int64, shared by every body in the batch
 
 
-class BodyModelError(RuntimeError):
+class BodyModelError(UserError, RuntimeError):
     """A body model cannot be built (missing or unreadable model files). The message is one line."""
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
-from socialmirror.geometry.camera import box_from_points
+from socialmirror.geometry.camera import box_from_points, person_boxes
 
 # ------------------------------------------------------------------------------------------------ layouts
 
@@ -182,8 +182,7 @@ def keypoints_box(keypoints: np.ndarray, image_size: tuple[int, int] | None = No
             ok = strong
     if not ok.any():
         return np.full(4, np.nan, dtype=np.float32)
-    x0, y0 = kp[ok, 0].min(), kp[ok, 1].min()
-    x1, y1 = kp[ok, 0].max(), kp[ok, 1].max()
+    x0, y0, x1, y1 = person_boxes(kp[:, :2], ok)
     h = max(y1 - y0, x1 - x0, 1.0)
     box = np.array([x0 - pad * h, y0 - (pad + head_pad) * h, x1 + pad * h, y1 + pad * h])
     if image_size is not None:
@@ -191,19 +190,6 @@ def keypoints_box(keypoints: np.ndarray, image_size: tuple[int, int] | None = No
         box[[0, 2]] = box[[0, 2]].clip(0, w_img)
         box[[1, 3]] = box[[1, 3]].clip(0, h_img)
     return box.astype(np.float32)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes (0 when either is invalid)."""
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return 0.0
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def body_scale(keypoints: np.ndarray) -> float:

@@ -58,7 +58,7 @@ from socialmirror.body.keypoints import keypoints_to_boxes, smpl24_mapped_mask
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL24_MIRROR
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.world_landmarks import simulate_world_landmarks
-from socialmirror.geometry.camera import box_from_points, focal_from_diagonal
+from socialmirror.geometry.camera import PinholeCamera, box_from_points, focal_from_diagonal
 
 # ----------------------------------------------------------------------------------------------- joints
 
@@ -125,41 +125,11 @@ class CameraSpec:
 
 
 @dataclass
-class Camera:
-    """A placed pinhole camera: world -> camera ``x_cam = R x_world + t`` (OpenCV axes), intrinsics ``K``."""
+class Camera(PinholeCamera):
+    """A camera placed for a simulated observation (``geometry.camera.PinholeCamera``), with the spec it was
+    placed from."""
 
-    R: np.ndarray           # (3, 3)
-    t: np.ndarray           # (3,)
-    K: np.ndarray           # (3, 3)
-    image_size: tuple[int, int]
     spec: CameraSpec | None = None
-
-    @property
-    def extrinsics(self) -> np.ndarray:
-        """(4, 4) world -> camera."""
-        e = np.eye(4)
-        e[:3, :3], e[:3, 3] = self.R, self.t
-        return e
-
-    @property
-    def centre(self) -> np.ndarray:
-        """Camera centre in world coordinates."""
-        return -self.R.T @ self.t
-
-    def to_camera(self, points: np.ndarray) -> np.ndarray:
-        """World points (..., 3) -> camera frame (..., 3)."""
-        return np.asarray(points, dtype=np.float64) @ self.R.T + self.t
-
-    def project(self, points_cam: np.ndarray) -> np.ndarray:
-        """Camera-frame points (..., 3) -> pixels (..., 2); points at or behind the camera give NaN."""
-        p = np.asarray(points_cam, dtype=np.float64)
-        z = p[..., 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u = self.K[0, 0] * p[..., 0] / z + self.K[0, 2]
-            v = self.K[1, 1] * p[..., 1] / z + self.K[1, 2]
-        uv = np.stack([u, v], axis=-1)
-        uv[~(z > 1e-6)] = np.nan
-        return uv
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -521,8 +491,7 @@ class ObservationModel:
 
         joints_cam = camera.to_camera(joints_w)                          # (T, 2, 24, 3)
         uv = camera.project(joints_cam)                                  # NaN for absent / behind camera
-        in_image = np.isfinite(uv).all(-1) & (uv[..., 0] >= 0) & (uv[..., 0] < width) \
-            & (uv[..., 1] >= 0) & (uv[..., 1] < height)
+        in_image = camera.in_image(uv)
         available = in_image & self.detector_mask & present              # (T, 2, 24)
 
         # Person size in the image sets every noise amount (clean box of the joints the detector could give).

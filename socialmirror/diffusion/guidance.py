@@ -48,30 +48,22 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from socialmirror.body.motion import MotionRepresentation
-from socialmirror.body.kinematics import forward_kinematics
-from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX, NUM_JOINTS
+from socialmirror.body.motion import DecodedMotion, MotionRepresentation, decode_motion
+from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX
 from socialmirror.diffusion.sampler import GuidanceContext, GuidanceTerm
 from socialmirror.geometry.camera import crop_cam_to_transl, project
-from socialmirror.geometry.rotations import sixd_to_matrix
+from socialmirror.losses.robust import geman_mcclure, huber
+from socialmirror.losses.spheres import BodySpheres, body_spheres
 
 __all__ = [
-    "BodySpheres", "ContactGuidance", "ContactTargets", "DecodedMotion", "GeometryGuidance", "MotionDecoder",
-    "PenetrationGuidance", "ReprojectionGuidance", "body_spheres", "geman_mcclure", "huber", "sphere_overlap",
-    "sphere_penetration_mm", "DEFAULT_CONTACT_RADIUS",
+    "ContactGuidance", "ContactTargets", "GeometryGuidance", "MotionDecoder", "PenetrationGuidance",
+    "ReprojectionGuidance", "DEFAULT_CONTACT_RADIUS",
 ]
 
 DEFAULT_CONTACT_RADIUS = 0.08  # metres between two joint centres that count as touching
 
 
 # ----------------------------------------------------------------------------------------------- decoding
-@dataclass
-class DecodedMotion:
-    rotmats: Tensor  # (B, 2, L, 24, 3, 3)
-    transl: Tensor  # (B, 2, L, 3) pelvis, camera frame
-    joints: Tensor  # (B, 2, L, 24, 3) camera frame
-
-
 class _ScaleGradient(torch.autograd.Function):
     """Identity forward; the backward pass multiplies the gradient by `scale` (a preconditioner)."""
 
@@ -139,12 +131,8 @@ class MotionDecoder:
         if x0 is self._last_input and self._last_output is not None:
             return self._last_output
         x = _ScaleGradient.apply(x0, self.gradient_scale(x0)) if self.precondition and x0.requires_grad else x0
-        r6, _, cam = self.representation.split(self.unnormalise(x))
-        rotmats = sixd_to_matrix(r6)
-        transl = crop_cam_to_transl(cam, self.boxes.to(x0), self.K.to(x0))
         rest = self.rest_joints.to(x0)[:, :, None]  # broadcast over frames
-        joints, _ = forward_kinematics(rest, rotmats)
-        out = DecodedMotion(rotmats=rotmats, transl=transl, joints=joints + transl[..., None, :])
+        out = decode_motion(self.unnormalise(x), self.boxes.to(x0), self.K.to(x0), self.representation, rest)
         self._last_input, self._last_output = x0, out
         return out
 
@@ -217,11 +205,6 @@ class ContactTargets:
         return ContactTargets(self.batch, self.frame, self.joint_b, self.joint_a, self.weight)
 
 
-def huber(error: Tensor, delta: float) -> Tensor:
-    """0.5 e^2 up to `delta`, then linear with slope `delta`: the pull never exceeds `delta`."""
-    return torch.where(error <= delta, 0.5 * error.square(), delta * (error - 0.5 * delta))
-
-
 class ContactGuidance(GuidanceTerm):
     """Close annotated contacts: Huber hinge on the joint distance above `radius` (extras 'contacts').
 
@@ -250,82 +233,7 @@ class ContactGuidance(GuidanceTerm):
         return loss.index_add(0, b, contacts.weight.to(joints) * huber(gap, self.max_pull))
 
 
-# ----------------------------------------------------------------------------------------------- spheres
-# Body volume as spheres along segments between joints: (joint from, joint to, radius m, spheres, t0, t1),
-# centres evenly spaced over the fractions t0..t1 of the segment (t > 1 extrapolates past `to`, e.g. the
-# skull above the head joint, which is the head bone's base). Radii are for an average adult anny/SMPL body.
-SPHERE_SEGMENTS: tuple[tuple[str, str, float, int, float, float], ...] = (
-    ("pelvis", "spine1", 0.12, 3, 0.0, 1.0), ("spine1", "spine2", 0.12, 3, 0.0, 1.0),
-    ("spine2", "spine3", 0.12, 3, 0.0, 1.0), ("spine3", "neck", 0.10, 3, 0.0, 1.0),
-    ("left_hip", "right_hip", 0.10, 3, 0.0, 1.0),
-    ("left_collar", "left_shoulder", 0.07, 2, 0.0, 1.0), ("right_collar", "right_shoulder", 0.07, 2, 0.0, 1.0),
-    ("spine3", "left_shoulder", 0.08, 3, 0.3, 1.0), ("spine3", "right_shoulder", 0.08, 3, 0.3, 1.0),
-    ("neck", "head", 0.06, 2, 0.0, 1.0), ("neck", "head", 0.10, 2, 1.4, 2.0),
-    ("left_shoulder", "left_elbow", 0.05, 8, 0.0, 1.0), ("right_shoulder", "right_elbow", 0.05, 8, 0.0, 1.0),
-    ("left_elbow", "left_wrist", 0.04, 8, 0.0, 1.0), ("right_elbow", "right_wrist", 0.04, 8, 0.0, 1.0),
-    ("left_wrist", "left_hand", 0.04, 3, 0.0, 1.4), ("right_wrist", "right_hand", 0.04, 3, 0.0, 1.4),
-    ("left_hip", "left_knee", 0.075, 10, 0.0, 1.0), ("right_hip", "right_knee", 0.075, 10, 0.0, 1.0),
-    ("left_knee", "left_ankle", 0.055, 10, 0.0, 1.0), ("right_knee", "right_ankle", 0.055, 10, 0.0, 1.0),
-    ("left_ankle", "left_foot", 0.045, 3, 0.0, 1.2), ("right_ankle", "right_foot", 0.045, 3, 0.0, 1.2),
-)
-
-
-@dataclass(frozen=True)
-class BodySpheres:
-    """Sphere centres as fixed linear combinations of the 24 joints: centres = weights @ joints."""
-
-    weights: Tensor  # (S, 24)
-    radii: Tensor  # (S,)
-
-    @classmethod
-    def build(cls, segments: Sequence[tuple[str, str, float, int, float, float]] = SPHERE_SEGMENTS
-              ) -> "BodySpheres":
-        rows, radii = [], []
-        for src, dst, radius, count, t0, t1 in segments:
-            i, j = JOINT_INDEX[src], JOINT_INDEX[dst]
-            for k in range(count):
-                t = t0 + (t1 - t0) * (k / (count - 1) if count > 1 else 0.5)
-                row = torch.zeros(NUM_JOINTS)
-                row[i] += 1.0 - t
-                row[j] += t
-                rows.append(row)
-                radii.append(radius)
-        return cls(torch.stack(rows), torch.tensor(radii))
-
-    def centres(self, joints: Tensor) -> Tensor:
-        """joints (..., 24, 3) -> sphere centres (..., S, 3)."""
-        return self.weights.to(joints) @ joints
-
-
-_DEFAULT_SPHERES: BodySpheres | None = None
-
-
-def body_spheres() -> BodySpheres:
-    global _DEFAULT_SPHERES
-    if _DEFAULT_SPHERES is None:
-        _DEFAULT_SPHERES = BodySpheres.build()
-    return _DEFAULT_SPHERES
-
-
-def sphere_overlap(joints_a: Tensor, joints_b: Tensor, spheres: BodySpheres | None = None) -> Tensor:
-    """Overlap depth relu(r_i + r_j - ||c_i - c_j||) of every sphere i of body A with every sphere j of body B.
-    joints (..., 24, 3) -> (..., S, S) metres."""
-    spheres = spheres or body_spheres()
-    ca, cb = spheres.centres(joints_a), spheres.centres(joints_b)
-    radii = spheres.radii.to(joints_a)
-    # Squared distances via the expanded form would be faster but loses precision near contact; S is small.
-    dist = (ca[..., :, None, :] - cb[..., None, :, :]).square().sum(-1).clamp_min(1e-12).sqrt()
-    return torch.relu(radii[:, None] + radii[None, :] - dist)
-
-
-def sphere_penetration_mm(joints_a: Tensor, joints_b: Tensor, spheres: BodySpheres | None = None) -> Tensor:
-    """The proxy in the metric's form: per frame, the mean over both bodies' spheres of each sphere's deepest
-    overlap with the other body, in mm. joints (..., 24, 3) -> (...)."""
-    overlap = sphere_overlap(joints_a, joints_b, spheres)
-    deepest = torch.cat([overlap.amax(-1), overlap.amax(-2)], dim=-1)
-    return 1000.0 * deepest.mean(-1)
-
-
+# ----------------------------------------------------------------------------------------------- penetration
 class PenetrationGuidance(GuidanceTerm):
     """Push the two bodies apart where their bone spheres overlap (no extras beyond the decoder).
 
@@ -368,12 +276,6 @@ class PenetrationGuidance(GuidanceTerm):
 
 
 # ----------------------------------------------------------------------------------------------- reprojection
-def geman_mcclure(sq_error: Tensor, scale: float) -> Tensor:
-    """c^2 e^2 / (e^2 + c^2) from the squared error e^2: ~e^2 near zero, at most c^2."""
-    c2 = scale * scale
-    return c2 * sq_error / (sq_error + c2)
-
-
 class ReprojectionGuidance(GuidanceTerm):
     """Keep the projected joints on the detected keypoints (extras 'keypoints2d' (B, 2, L, 24, 3) = u, v,
     confidence): Geman-McClure on the pixel error divided by the box side, weighted by confidence."""

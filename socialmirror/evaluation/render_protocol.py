@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.data.formats.interchange import TwoPersonSequence
+from socialmirror.errors import SocialMirrorError
+from socialmirror.geometry.camera import PinholeCamera, box_iou, focal_from_diagonal, person_boxes
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class RenderSettings:
             raise ConfigError(f"render.max_people: at least 2, got {self.max_people}")
 
 
-class SkippedSequence(Exception):
+class SkippedSequence(SocialMirrorError):
     """The sequence cannot be evaluated under this protocol (one-line reason)."""
 
 
@@ -161,23 +163,11 @@ def _up_rotation(up: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ camera
 @dataclass
-class RenderCamera:
-    """The rendering camera: world -> camera (R, t), intrinsics K at the rendered size (W, H)."""
+class RenderCamera(PinholeCamera):
+    """The rendering camera (``geometry.camera.PinholeCamera``) at the rendered size, with the sampler's image
+    size before scaling."""
 
-    R: np.ndarray
-    t: np.ndarray
-    K: np.ndarray
-    image_size: tuple[int, int]
-    sampled_size: tuple[int, int]  # the sampler's image size before scaling
-
-    def to_camera(self, points) -> np.ndarray:
-        return np.asarray(points, dtype=np.float64) @ self.R.T + self.t
-
-    def project(self, points_cam: np.ndarray) -> np.ndarray:
-        p = np.asarray(points_cam, dtype=np.float64)
-        z = np.where(p[..., 2] > 1e-6, p[..., 2], np.nan)
-        return np.stack([self.K[0, 0] * p[..., 0] / z + self.K[0, 2], self.K[1, 1] * p[..., 1] / z + self.K[1, 2]],
-                        -1)
+    sampled_size: tuple[int, int] = (0, 0)
 
     def record(self) -> dict:
         return {"R": self.R.round(6).tolist(), "t": self.t.round(6).tolist(), "K": self.K.round(4).tolist(),
@@ -187,7 +177,6 @@ class RenderCamera:
 def scaled_camera(camera, long_side: int) -> RenderCamera:
     """``camera`` (a placed ``data.observation.Camera``) with its image scaled to ``long_side`` (even sizes);
     the focal length keeps its ratio to the image diagonal."""
-    from socialmirror.geometry.camera import focal_from_diagonal
     W, H = camera.image_size
     s = long_side / max(W, H)
     w, h = 2 * max(1, int(round(W * s / 2))), 2 * max(1, int(round(H * s / 2)))
@@ -298,29 +287,6 @@ class RenderCache:
 
 
 # ------------------------------------------------------------------------------------------------ matching
-def person_boxes(uv: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(..., N, 2) points with (..., N) validity -> tight boxes (..., 4) x0, y0, x1, y1 (NaN without points)."""
-    import warnings
-    v = valid & np.isfinite(uv).all(-1)
-    big = np.where(v[..., None], uv, np.nan)
-    with warnings.catch_warnings():  # all-NaN slices (nobody there) give NaN boxes, as meant
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanmin(big, axis=-2), np.nanmax(big, axis=-2)
-    return np.concatenate([lo, hi], -1)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes (..., 4) x0, y0, x1, y1, broadcast; 0 where either is missing (NaN)."""
-    ix = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    iy = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)  # noqa: E731
-    union = area(a) + area(b) - inter
-    with np.errstate(all="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return np.nan_to_num(iou, nan=0.0)
-
-
 @dataclass
 class Matching:
     order: list[int]  # predicted person order[i] is ground-truth person i
@@ -435,8 +401,7 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
         log.warning("%s: the pipeline's default intrinsics differ from the rendering camera's", seq30.name)
     cam_joints = camera.to_camera(body_joints)
     uv = camera.project(cam_joints)
-    W, H = camera.image_size
-    in_image = np.isfinite(uv).all(-1) & (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
+    in_image = camera.in_image(uv)
     matching = match_people(observation.keypoints2d, uv, in_image)
     gt_verts = None
     if with_vertices and params.method == "sequence":  # the ground truth's own bodies: VPE is exact
@@ -518,7 +483,5 @@ def protocol_record(settings: RenderSettings, cache: RenderCache, seed: int) -> 
 
 
 __all__ = ["RENDER_PROTOCOL_VERSION", "Matching", "RenderCache", "RenderSettings", "RenderedCase",
-           "SkippedSequence", "body_parameters", "box_iou", "clip_sequence", "exact_vertices", "match_people",
-           "person_boxes",
-           "prepare_case", "protocol_record", "render_video", "sample_appearance", "scaled_camera", "worker_init",
+           "SkippedSequence", "body_parameters", "clip_sequence", "exact_vertices", "match_people", "prepare_case", "protocol_record", "render_video", "sample_appearance", "scaled_camera", "worker_init",
            "worker_prepare"]

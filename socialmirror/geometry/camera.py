@@ -1,6 +1,15 @@
-"""Cameras: intrinsics, projection, and CLIFF's crop camera.
+"""All camera and box maths: intrinsics, world-to-camera, projection, the in-image mask, person boxes and
+their overlap, and CLIFF's crop camera. Every other module calls these (one home, as GVHMR's ``hmr_cam.py``).
 
 The camera frame is OpenCV's: x right, y down, z forward, metres. Intrinsics are 3x3 pinhole matrices.
+Two array families live here on purpose: torch functions (``project``, the crop camera, ``box_from_points``)
+are differentiable and clamp the depth so the networks' gradients stay finite; NumPy ones (``PinholeCamera``,
+``world_to_camera``, ``project_points``) serve data and evaluation and give NaN for points behind the camera,
+so a point that cannot be seen is never mistaken for one that can. ``in_image`` and the box functions
+accept either.
+
+Boxes come in two forms: ``(x0, y0, x1, y1)`` corners (detections, IoU) and CLIFF's square ``(bx, by, b)``
+(centre and side, what the networks read).
 
 The crop camera ``(s, tx, ty)`` is what HMR-style networks predict for a person's box (CLIFF, Li et al.
 ECCV 2022): a weak-perspective camera in the box's normalised coordinates. Given the full image's
@@ -15,7 +24,10 @@ travel through the representation and back without loss.
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -31,6 +43,16 @@ def intrinsics_matrix(focal: float, width: int, height: int, fy: float | None = 
     return torch.tensor([[focal, 0.0, width / 2.0 if cx is None else cx],
                          [0.0, focal if fy is None else fy, height / 2.0 if cy is None else cy],
                          [0.0, 0.0, 1.0]])
+
+
+def broadcast_intrinsics(K: torch.Tensor, batch_dims: int) -> torch.Tensor:
+    """Intrinsics (3, 3) or (B, 3, 3) viewed so they broadcast against tensors with ``batch_dims`` leading
+    dimensions whose first is B, e.g. per clip (B, 3, 3) against per person-frame (B, 2, L)."""
+    if K.dim() == 2 or K.dim() == batch_dims + 2:
+        return K
+    if K.dim() != 3:
+        raise ValueError(f"intrinsics must be (3, 3), (B, 3, 3) or (..., 3, 3) per item, got {tuple(K.shape)}")
+    return K.reshape(K.shape[0], *([1] * (batch_dims - 1)), 3, 3)
 
 
 def project(points: torch.Tensor, K: torch.Tensor, min_depth: float = 1e-3) -> torch.Tensor:
@@ -76,3 +98,92 @@ def box_from_points(points2d: torch.Tensor, valid: torch.Tensor | None = None, s
     centre = 0.5 * (lo + hi)
     side = (hi - lo).amax(-1) * scale
     return torch.cat([centre, side[..., None].clamp(min=1.0)], dim=-1)
+
+
+# ----------------------------------------------------------------------------------- NumPy: data, evaluation
+def world_to_camera(points: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """World points -> camera frame, ``x_cam = R x_world + t``. A fixed camera: R (3, 3), t (3,), points
+    (..., 3). A moving one: R (T, 3, 3), t (T, 3), points (T, ..., 3) (frame t seen by pose t)."""
+    points = np.asarray(points, dtype=np.float64)
+    R, t = np.asarray(R, dtype=np.float64), np.asarray(t, dtype=np.float64)
+    if R.ndim == 2:
+        return points @ R.T + t
+    if points.shape[0] != R.shape[0]:
+        raise ValueError(f"{R.shape[0]} camera poses but {points.shape[0]} frames of points")
+    flat = points.reshape(points.shape[0], -1, 3)
+    return (np.einsum("tij,tnj->tni", R, flat) + t[:, None]).reshape(points.shape)
+
+
+def project_points(points_cam: np.ndarray, K: np.ndarray, min_depth: float = 1e-6) -> np.ndarray:
+    """Pinhole projection of camera-frame points (..., 3) -> pixels (..., 2); NaN at or behind the camera
+    (depth <= ``min_depth``)."""
+    p = np.asarray(points_cam, dtype=np.float64)
+    K = np.asarray(K, dtype=np.float64)
+    z = np.where(p[..., 2] > min_depth, p[..., 2], np.nan)
+    u = K[0, 0] * p[..., 0] / z + K[0, 1] * p[..., 1] / z + K[0, 2]  # K[0, 1]: skew (0 for most cameras)
+    return np.stack([u, K[1, 1] * p[..., 1] / z + K[1, 2]], -1)
+
+
+def in_image(uv, image_size: tuple[int, int]):
+    """(..., 2) pixels (NumPy or torch) -> (...) bool: inside the (width, height) image. NaN is outside."""
+    width, height = image_size
+    return (uv[..., 0] >= 0) & (uv[..., 0] < width) & (uv[..., 1] >= 0) & (uv[..., 1] < height)
+
+
+@dataclass
+class PinholeCamera:
+    """A placed pinhole camera: world -> camera ``x_cam = R x_world + t`` (OpenCV axes), intrinsics ``K``,
+    ``image_size`` (width, height) in pixels."""
+
+    R: np.ndarray           # (3, 3)
+    t: np.ndarray           # (3,)
+    K: np.ndarray           # (3, 3)
+    image_size: tuple[int, int]
+
+    @property
+    def extrinsics(self) -> np.ndarray:
+        """(4, 4) world -> camera."""
+        e = np.eye(4)
+        e[:3, :3], e[:3, 3] = self.R, self.t
+        return e
+
+    @property
+    def centre(self) -> np.ndarray:
+        """Camera centre in world coordinates."""
+        return -np.asarray(self.R).T @ self.t
+
+    def to_camera(self, points: np.ndarray) -> np.ndarray:
+        """World points (..., 3) -> camera frame (..., 3)."""
+        return world_to_camera(points, self.R, self.t)
+
+    def project(self, points_cam: np.ndarray) -> np.ndarray:
+        """Camera-frame points (..., 3) -> pixels (..., 2); NaN at or behind the camera."""
+        return project_points(points_cam, self.K)
+
+    def in_image(self, uv: np.ndarray) -> np.ndarray:
+        return in_image(uv, self.image_size)
+
+
+def person_boxes(uv: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(..., N, 2) points with (..., N) validity -> tight corner boxes (..., 4) x0, y0, x1, y1 (NaN where
+    no point is valid)."""
+    v = np.isfinite(uv).all(-1) if valid is None else valid & np.isfinite(uv).all(-1)
+    pts = np.where(v[..., None], uv, np.nan)
+    with warnings.catch_warnings():  # all-NaN slices (nobody there) give NaN boxes, as meant
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanmin(pts, axis=-2), np.nanmax(pts, axis=-2)
+    return np.concatenate([lo, hi], -1)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of corner boxes (..., 4), broadcast; 0 where either is missing (NaN) or empty. A float for two
+    single boxes."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ix = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    iy = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)  # noqa: E731
+    union = area(a) + area(b) - inter
+    with np.errstate(all="ignore"):
+        iou = np.nan_to_num(np.where(union > 0, inter / union, 0.0), nan=0.0)
+    return float(iou) if iou.ndim == 0 else iou

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from socialmirror.body.base import BodyModel
-from socialmirror.body.motion import MotionRepresentation
+from socialmirror.body.motion import MotionRepresentation, decode_motion, motion_to_joints, pooled_shape
 from socialmirror.diffusion.guidance import (
     ContactGuidance,
     ContactTargets,
@@ -56,10 +56,11 @@ from socialmirror.diffusion.guidance import (
     ReprojectionGuidance,
 )
 from socialmirror.diffusion.sampler import DDIMSampler, GuidanceTerm
+from socialmirror.errors import UserError
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
 from socialmirror.inference.fit import FitEvidence, contact_rows, fit_to_evidence
 from socialmirror.inference.methods import METHOD_PRESETS, GuidanceWeights, MethodConfig, method_config
-from socialmirror.models.bundle import ModelBundle, motion_to_joints
+from socialmirror.models.bundle import ModelBundle
 from socialmirror.semantics.annotations import Annotations, ClipAnnotation
 from socialmirror.windows import join_windows, window_starts
 
@@ -69,7 +70,7 @@ __all__ = ["METHOD_PRESETS", "GuidanceWeights", "MethodConfig", "MethodUnavailab
            "TwoPersonMotionEstimator"]
 
 
-class MethodUnavailableError(ValueError):
+class MethodUnavailableError(UserError, ValueError):
     """The bundle lacks a network that the requested method needs (one-line message)."""
 
 
@@ -555,25 +556,23 @@ class TwoPersonMotionEstimator:
         x = x_raw[:, :T].transpose(0, 1)  # (T, 2, D)
         fallback = x_init_raw[:, :T].transpose(0, 1)
         boxes, mask = obs.boxes[:T], obs.mask[:T]
-        params = self.representation.to_world(x, boxes, obs.K)
         # One shape per person: the mean over the frames where it was observed (all frames if never).
-        weight = mask.to(x.dtype)[..., None]
-        observed_mean = (params.shape * weight).sum(0) / weight.sum(0).clamp_min(1.0)
-        shape = torch.where(weight.sum(0) > 0, observed_mean, params.shape.mean(0))  # (2, S)
+        shape = pooled_shape(self.representation.split(x)[1].transpose(0, 1), mask.T)  # (2, S)
         if self.body.name == "anny":  # anny's phenotypes live in [0, 1] (the initial estimator's range)
             shape = shape.clamp(0.0, 1.0)
-        joints = self.body.joints(params.rotmats, shape, params.transl)
-        bad = _nonfinite_person_frames(joints, 2) | _nonfinite_person_frames(x, 1)
+        rest = self.body.rest_joints(shape)  # (2, 24, 3), broadcast over the frames
+        decoded = decode_motion(x, boxes, obs.K, self.representation, rest)
+        bad = _nonfinite_person_frames(decoded.joints, 2) | _nonfinite_person_frames(x, 1)
         if bad.any():
             message = f"decoding: non-finite result on {int(bad.sum())} person-frame(s); using the initial estimate"
             log.warning(message)
             warnings.append(message)
             x = torch.where(bad[..., None], fallback, x)
-            params = self.representation.to_world(x, boxes, obs.K)
-            joints = self.body.joints(params.rotmats, shape, params.transl)
+            decoded = decode_motion(x, boxes, obs.K, self.representation, rest)
         numpy = (lambda t: t.detach().float().cpu().numpy())
-        return {"rotmats": numpy(params.rotmats), "pose6d": numpy(matrix_to_6d(params.rotmats)),
-                "shape": numpy(shape), "transl": numpy(params.transl), "joints": numpy(joints), "x": numpy(x)}
+        return {"rotmats": numpy(decoded.rotmats), "pose6d": numpy(matrix_to_6d(decoded.rotmats)),
+                "shape": numpy(shape), "transl": numpy(decoded.transl), "joints": numpy(decoded.joints),
+                "x": numpy(x)}
 
 
 class _NoProgress:

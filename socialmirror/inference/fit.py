@@ -29,7 +29,7 @@ sigmas"; see `EvidenceFitConfig` for each sigma and why):
   problem ill-conditioned for Adam (measured on the real 16-frame clip: 150 iterations reach 5.0% of the
   person's height with the full term from the start, 0.9% with the warm-up).
 * E_contact: the annotated contacts, a Huber hinge on the joint distance above the contact radius.
-* E_pen: overlap depth of the two bodies' bone spheres (`socialmirror.diffusion.guidance.BodySpheres`).
+* E_pen: overlap depth of the two bodies' bone spheres (`socialmirror.losses.spheres`).
 * E_limits: the IK's joint limits (hinged knees and elbows, maximum angles elsewhere).
 * E_ground: each person's lowest foot joint on one shared floor (a plane whose normal stays near the world's
   up, Huber so that a jump or a sit does not drag it), and E_shape: each person's shape near the networks'.
@@ -57,9 +57,10 @@ from socialmirror.body.ik import JointLimits
 from socialmirror.body.kinematics import forward_kinematics
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS
 from socialmirror.data.world_landmarks import WorldErrorModel, default_world_error
-from socialmirror.diffusion.guidance import body_spheres, geman_mcclure, huber
-from socialmirror.geometry.camera import project
+from socialmirror.geometry.camera import in_image, project
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
+from socialmirror.losses.robust import geman_mcclure, huber
+from socialmirror.losses.spheres import body_spheres
 
 # Keypoints of the detector's SMPL-24 layout that are midpoints of others (no evidence of their own).
 DERIVED_KEYPOINTS: tuple[str, ...] = ("pelvis", "neck")
@@ -203,11 +204,9 @@ class EvidenceObjective:
             self.rest_jacobian = ((rest[:, :S] - rest[:, S:]) / (2 * eps)).permute(0, 2, 3, 1)  # (2, 24, 3, S)
         self.K = as_t(evidence.intrinsics)
         kp = as_t(evidence.keypoints2d)
-        width, height = evidence.image_size
         finite = torch.isfinite(kp).all(-1)
         kp = torch.nan_to_num(kp)
-        inside = (kp[..., 0] >= 0) & (kp[..., 0] < width) & (kp[..., 1] >= 0) & (kp[..., 1] < height)
-        confident = finite & inside & (kp[..., 2] > config.min_confidence)
+        confident = finite & in_image(kp, evidence.image_size) & (kp[..., 2] > config.min_confidence)
         self.heights = person_heights(kp, confident)  # (2,)
         use = torch.ones(NUM_JOINTS, device=device)
         use[[JOINT_INDEX[n] for n in DERIVED_KEYPOINTS]] = 0.0

@@ -40,15 +40,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from socialmirror.body.base import BodyModel
 from socialmirror.body.motion import MotionRepresentation
 from socialmirror.config import ConfigError, to_dict, update
 from socialmirror.diffusion.sampler import DDIMSampler, SamplerConfig
 from socialmirror.diffusion.schedule import InitialDistributionDiffusion, NoiseSchedule
 from socialmirror.errors import InputError
 from socialmirror.io import atomic_write_bytes
-from socialmirror.models.features import (WORLD_FEATURE_DIM, broadcast_intrinsics, observation_feature_dim,
-                                          observation_features, world_landmark_features)
+from socialmirror.models.features import (WORLD_FEATURE_DIM, observation_feature_dim, observation_features,
+                                          world_landmark_features)
 from socialmirror.models.geometry_optimizer import GeometryOptimizer, GeometryOptimizerConfig
 from socialmirror.models.infiller import InfillerConfig, SemanticMotionInfiller
 from socialmirror.models.initial_estimator import InitialEstimator, InitialEstimatorConfig
@@ -205,20 +204,6 @@ class ModelBundle(nn.Module):
         return observation_features(keypoints2d, boxes, K, image_embedding, world)
 
 
-def motion_to_joints(x: Tensor, boxes: Tensor, K: Tensor, body: BodyModel,
-                     representation: MotionRepresentation | None = None) -> Tensor:
-    """Camera-frame joints (B, 2, L, 24, 3) from motions x (B, 2, L, D) in raw (not normalised) units, the
-    persons' boxes (B, 2, L, 3) and intrinsics (3, 3) or (B, 3, 3): ``to_world`` then forward kinematics.
-
-    Shape is a per-person property, so each person's shape is averaged over the clip's frames: the rest
-    skeleton is then built once per person rather than per frame (anny's rest model is the costly part),
-    and a network's per-frame shape estimates are pooled the way the body would use them."""
-    representation = representation or MotionRepresentation(body.shape_dim)
-    params = representation.to_world(x, boxes, broadcast_intrinsics(K.to(x.dtype), x.dim() - 1))
-    shape = params.shape.mean(dim=-2, keepdim=True) if x.dim() >= 2 else params.shape
-    return body.joints(params.rotmats, shape, params.transl)
-
-
 # ------------------------------------------------------------------------------------------- checkpoints
 def default_bundle_path() -> Path:
     return ASSETS_DIR / "weights" / "socialmirror_anny.pt"
@@ -334,4 +319,4 @@ def load_bundle(path: str | Path | None = None, map_location: str | torch.device
 
 
 __all__ = ["BUNDLE_VERSION", "CheckpointError", "DiffusionConfig", "ModelBundle", "ModelBundleConfig",
-           "default_bundle_path", "load_bundle", "motion_to_joints", "save_bundle"]
+           "default_bundle_path", "load_bundle", "save_bundle"]

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from socialmirror.body.skeleton import NUM_JOINTS
+from socialmirror.geometry.camera import broadcast_intrinsics
 
 KEYPOINT_FEATURE_DIM = NUM_JOINTS * 3
 BBOX_FEATURE_DIM = 3
@@ -53,16 +54,6 @@ def world_landmark_features(world_joints: Tensor, world_confidence: Tensor | Non
     values = torch.cat([torch.nan_to_num(world_joints), vis[..., None]], -1)
     values = torch.where(known[..., None], values, torch.zeros_like(values))
     return values.reshape(*world_joints.shape[:-2], WORLD_FEATURE_DIM)
-
-
-def broadcast_intrinsics(K: Tensor, batch_dims: int) -> Tensor:
-    """Intrinsics (3, 3) or (B, 3, 3) viewed so they broadcast against tensors with ``batch_dims`` leading
-    dimensions whose first is B, e.g. per clip (B, 3, 3) against per person-frame (B, 2, L)."""
-    if K.dim() == 2 or K.dim() == batch_dims + 2:
-        return K
-    if K.dim() != 3:
-        raise ValueError(f"intrinsics must be (3, 3), (B, 3, 3) or (..., 3, 3) per item, got {tuple(K.shape)}")
-    return K.reshape(K.shape[0], *([1] * (batch_dims - 1)), 3, 3)
 
 
 def observation_features(keypoints2d: Tensor, boxes: Tensor, K: Tensor,

@@ -62,7 +62,8 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from socialmirror.body.keypoints import (BODY_KEYPOINTS, KEYPOINT_EDGES, KEYPOINT_NAMES, NUM_KEYPOINTS,
-                                         TORSO_KEYPOINTS, body_scale, box_iou, keypoints_box)
+                                         TORSO_KEYPOINTS, body_scale, keypoints_box)
+from socialmirror.geometry.camera import box_iou, in_image
 from socialmirror.paths import cache_dir
 
 # --------------------------------------------------------------------------------------------------------------
@@ -456,7 +457,7 @@ class MediaPipePoseDetector(PoseDetector):
         h, w = painted.shape
         kp = cand.keypoints.copy()
         xy = np.nan_to_num(kp[:, :2], nan=-1.0).round().astype(int)
-        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        inside = in_image(xy, (w, h))
         hidden = np.zeros(NUM_KEYPOINTS, dtype=bool)
         hidden[inside] = painted[xy[inside, 1], xy[inside, 0]]
         donor = next((d for d in earlier if same_person(d.keypoints, cand.keypoints, threshold=0.25)), None)

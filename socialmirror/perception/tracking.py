@@ -31,8 +31,9 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from socialmirror.body.keypoints import BODY_KEYPOINTS, KEYPOINT_NAMES, NUM_KEYPOINTS, body_scale, box_iou
+from socialmirror.body.keypoints import BODY_KEYPOINTS, KEYPOINT_NAMES, NUM_KEYPOINTS, body_scale
 from socialmirror.errors import InputError
+from socialmirror.geometry.camera import box_iou
 from socialmirror.perception.pose import PersonDetection
 
 # --------------------------------------------------------------------------------------------------------------

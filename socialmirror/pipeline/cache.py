@@ -31,6 +31,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 import numpy as np
 
+from socialmirror.errors import SocialMirrorError
 from socialmirror.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ CACHE_VERSION = 2
 R = TypeVar("R")
 
 
-class StaleEntry(Exception):
+class StaleEntry(SocialMirrorError):
     """Raised by a codec's ``read`` when a stored entry no longer describes the world (e.g. an output file
     changed since it was written): the stage is recomputed."""
 

@@ -29,18 +29,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from socialmirror.body.skeleton import CONTACT_JOINTS
+from socialmirror.errors import InputError
 from socialmirror.io import atomic_write_text
 
-try:  # the project's user-facing error type, when present
-    from socialmirror.errors import InputError as _UserError
-except ImportError:  # pragma: no cover - errors.py is another engineer's file
-    _UserError = ValueError
 
 SCHEMA_VERSION = 1
 SOURCES: tuple[str, ...] = ("openai", "offline", "file")
 
 
-class AnnotationError(_UserError):
+class AnnotationError(InputError):
     """An annotations file or record is invalid; the message is one line."""
 
 

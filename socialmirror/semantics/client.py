@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from socialmirror.errors import SocialMirrorError
 from socialmirror.semantics.annotations import atomic_write_text
 from socialmirror.semantics.prompt import PROMPT_VERSION, build_messages, clip_cache_key
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 _MAX_BODY = 8 * 1024 * 1024
 
 
-class VLMError(RuntimeError):
+class VLMError(SocialMirrorError, RuntimeError):
     """The VLM request failed (after retries where retrying makes sense); the message is one line."""
 
 
@@ -219,7 +220,7 @@ class OpenAICompatibleClient:
         return _extract_content(raw, self.url, self._scrub)
 
 
-class _Retryable(Exception):
+class _Retryable(SocialMirrorError):
     def __init__(self, msg: str, retry_after: float | None = None):
         super().__init__(msg)
         self.retry_after = retry_after

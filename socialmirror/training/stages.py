@@ -38,9 +38,9 @@ import torch
 from torch import Tensor, nn
 
 from socialmirror.body.base import BodyModel
-from socialmirror.geometry.camera import project
-from socialmirror.models.bundle import ModelBundle, motion_to_joints
-from socialmirror.models.features import broadcast_intrinsics
+from socialmirror.body.motion import motion_to_joints
+from socialmirror.geometry.camera import broadcast_intrinsics, project
+from socialmirror.models.bundle import ModelBundle
 from socialmirror.models.infiller import SemanticMotionInfiller
 from socialmirror.windows import join_windows
 

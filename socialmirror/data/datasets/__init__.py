@@ -15,6 +15,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from socialmirror.data.formats.interchange import TwoPersonSequence, resample
+from socialmirror.errors import UserError
 
 # spec prefix -> module of this package that reads it
 READERS: dict[str, str] = {
@@ -32,7 +33,7 @@ KINDS = tuple(READERS)
 PAPER_DATASETS = ("hi4d", "3dpw", "harmony4d", "chi3d")
 
 
-class DataSpecError(ValueError):
+class DataSpecError(UserError, ValueError):
     """A ``--data`` spec that cannot be parsed or loaded; the message names the spec at fault."""
 
 

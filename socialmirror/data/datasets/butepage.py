@@ -39,6 +39,7 @@ import numpy as np
 
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.timing import interpolate, uniform_times
+from socialmirror.errors import UserError
 
 ACTION_FOLDERS: dict[str, str] = {"w": "waving", "s": "shaking", "r": "rocket", "p": "parachute"}
 """annotation.txt's action letters -> the data's action folders."""
@@ -69,7 +70,7 @@ DEFAULT_FPS = 30.0
 _FILE_RE = re.compile(r"^pair_(\d+)_rec_(\d+)_user_([12])\.txt$")
 
 
-class ButepageError(ValueError):
+class ButepageError(UserError, ValueError):
     """A Bütepage file that cannot be read (other than a truncated last line, which only warns)."""
 
 

@@ -35,6 +35,7 @@ import torch
 from socialmirror.body.skeleton import NUM_JOINTS
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.errors import InputError
+from socialmirror.geometry.camera import project_points, world_to_camera
 
 # ------------------------------------------------------------------------------------------- cameras
 
@@ -73,23 +74,14 @@ class CameraParams:
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """World points (T, ..., 3) (T frames when the camera moves) -> camera coordinates."""
-        points = np.asarray(points, dtype=np.float64)
-        if not self.moving:
-            return points @ self.R.T + self.t
-        if points.shape[0] != self.R.shape[0]:
-            raise ValueError(f"camera {self.name} has {self.R.shape[0]} poses but the points have "
-                             f"{points.shape[0]} frames")
-        flat = points.reshape(points.shape[0], -1, 3)
-        cam = np.einsum("tij,tnj->tni", self.R, flat) + self.t[:, None]
-        return cam.reshape(points.shape)
+        try:
+            return world_to_camera(points, self.R, self.t)
+        except ValueError as e:
+            raise ValueError(f"camera {self.name}: {e}") from None
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """World points -> pixel coordinates (..., 2) (pinhole, no distortion); depth <= 0 gives NaN."""
-        cam = self.to_camera(points)
-        z = cam[..., 2:3]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = cam[..., :2] / np.where(z > 1e-9, z, np.nan)
-        return uv @ self.K[:2, :2].T + self.K[:2, 2]
+        return project_points(self.to_camera(points), self.K, min_depth=1e-9)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.data.timing import resample_uniform
+from socialmirror.errors import UserError
 
 _CHANNEL_RE = re.compile(r"^([XYZ])(position|rotation)$", re.IGNORECASE)
 
 
-class BvhError(ValueError):
+class BvhError(UserError, ValueError):
     """A BVH file that cannot be read; the message names the file, the line and what was expected."""
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.data.timing import resample_uniform
+from socialmirror.errors import UserError
 
 REQUIRED_KEYS: tuple[str, ...] = ("joints3d", "joint_names", "fps", "up")
 OPTIONAL_KEYS: tuple[str, ...] = ("action", "text", "contacts", "vertices", "faces", "source", "meta")
@@ -55,7 +56,7 @@ Contact = tuple[str, str, int, int]
 """(joint of person 1, joint of person 2, first frame, last frame), frames inclusive."""
 
 
-class InterchangeError(ValueError):
+class InterchangeError(UserError, ValueError):
     """An interchange file or record that breaks the format; the message names the first problem found."""
 
 

@@ -15,27 +15,26 @@ from typing import Sequence
 import numpy as np
 
 from socialmirror.data.formats.interchange import write_npz
+from socialmirror.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
 def synth_main(n: int, out_dir: str | Path, seed: int = 0, types: Sequence[str] | None = None,
                with_vertices: bool = False, body: str = "anny", progress: bool = True) -> int:
-    """Write ``n`` samples to ``out_dir`` (``synth_00000.npz``, ...). Returns 0 on success, 2 on bad
-    arguments; prints a one-line summary (counts per type, seconds per sample)."""
+    """Write ``n`` samples to ``out_dir`` (``synth_00000.npz``, ...) and return 0; bad arguments raise
+    ``UserError`` before any work. Prints a one-line summary (counts per type, seconds per sample)."""
     import torch
 
     from socialmirror.body import build_body_model
     from socialmirror.data.synth.synthesizer import INTERACTIONS, InteractionSynthesizer, SynthConfig
 
     if n < 1:
-        print("synth: -n must be at least 1")
-        return 2
+        raise UserError("-n must be at least 1")
     types = tuple(types or ())
     unknown = [t for t in types if t not in INTERACTIONS]
     if unknown:
-        print(f"synth: unknown interaction types {unknown}; known: {', '.join(INTERACTIONS)}")
-        return 2
+        raise UserError(f"unknown interaction types {unknown}; known: {', '.join(INTERACTIONS)}")
     torch.set_num_threads(1)
     synth = InteractionSynthesizer(build_body_model(body), SynthConfig(types=types, with_vertices=with_vertices))
     out = Path(out_dir)

@@ -16,12 +16,13 @@ import numpy as np
 from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.data.synth.motion import PersonMotion, facing_dir, min_jerk, rot_y
 from socialmirror.data.synth.skinning import RestBody
+from socialmirror.errors import SocialMirrorError
 
 J = JOINT_INDEX
 UP = np.array([0.0, 1.0, 0.0])
 
 
-class Retry(RuntimeError):
+class Retry(SocialMirrorError):
     """A drawn sample breaks a check (no contact reached, interpenetration, ...): draw another."""
 
 
