@@ -1,5 +1,4 @@
 """anny behind the BodyModel interface: the conventions every other module relies on."""
-import pytest
 import roma
 import torch
 

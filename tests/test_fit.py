@@ -11,7 +11,7 @@ from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.geometry.camera import project
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
 from socialmirror.body.bones import bone_directions
-from socialmirror.inference.fit import EvidenceFitConfig, FitEvidence, contact_rows, fit_to_evidence
+from socialmirror.inference.fit import EvidenceFitConfig, FitEvidence, fit_to_evidence
 
 torch.set_num_threads(1)
 
@@ -130,16 +130,6 @@ def test_bone_directions_ignore_size_global_orientation_and_position(anny_body):
     moved = 1.3 * j @ torch.as_tensor(q.T, dtype=torch.float32) + torch.tensor([0.4, -2.0, 5.0])
     assert torch.allclose(bone_directions(j), bone_directions(moved), atol=1e-5)
     assert torch.allclose(bone_directions(j).norm(dim=-1), torch.ones(12), atol=1e-5)
-
-
-def test_contact_rows_unroll_clip_relative_frames():
-    from socialmirror.semantics.annotations import Annotations, ClipAnnotation, Contact
-    ann = Annotations([ClipAnnotation(16, 32, ("a", "b"), (Contact("right_wrist", "left_wrist", 2, 4),),
-                                      confidence=0.5)])
-    rows = contact_rows(ann, num_frames=20)
-    assert rows[:, 0].tolist() == [18, 19]  # frame 20 is past the end
-    assert rows[0, 1] == JOINT_INDEX["right_wrist"] and rows[0, 2] == JOINT_INDEX["left_wrist"]
-    assert np.allclose(rows[:, 3], 0.5)
 
 
 def test_lowest_foot_measures_the_height_above_the_floor(anny_body):

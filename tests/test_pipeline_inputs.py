@@ -180,7 +180,7 @@ def test_very_large_frames(tmp_path, sample_frames):
 def test_outputs_and_their_schema(tmp_path, sample_frames):
     from socialmirror.api import ReconstructConfig, reconstruct
     from socialmirror.semantics.annotations import Annotations
-    res = reconstruct(sample_frames, tmp_path / "o", ReconstructConfig(progress=False, meshes="obj"))
+    reconstruct(sample_frames, tmp_path / "o", ReconstructConfig(progress=False, meshes="obj"))
     out = tmp_path / "o"
     with np.load(out / "result.npz") as r:
         keys = set(r.files)

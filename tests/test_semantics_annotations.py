@@ -114,3 +114,15 @@ def test_full_pipeline_output_is_valid(tmp_path):
     again = Annotations.read(path)
     assert again == ann
     assert again.clip_at(20).start == 16 and again.clip_at(99) is None
+
+
+def test_contact_rows_unroll_clip_relative_frames():
+    from socialmirror.body.skeleton import JOINT_INDEX
+    from socialmirror.semantics.annotations import Annotations, ClipAnnotation, Contact, contact_rows
+    ann = Annotations([ClipAnnotation(16, 32, ("a", "b"), (Contact("right_wrist", "left_wrist", 2, 4),),
+                                      confidence=0.5)])
+    rows = contact_rows(ann, num_frames=20)
+    assert rows[:, 0].tolist() == [18, 19]  # frame 20 is past the end
+    assert rows[0, 1] == JOINT_INDEX["right_wrist"] and rows[0, 2] == JOINT_INDEX["left_wrist"]
+    assert np.allclose(rows[:, 3], 0.5)
+    assert np.array_equal(contact_rows(ann.clips, 20), rows) and contact_rows(None, 20).shape == (0, 4)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 
 from socialmirror.body.keypoints import smpl24_mapped_mask
 from socialmirror.data.observation import ObservationConfig, ObservationModel

@@ -231,7 +231,6 @@ def fit_joints(body: BodyModel, target: np.ndarray | torch.Tensor, joint_names=S
 
 
 def _fill_missing(transl, R, missing):
-    T = transl.shape[0]
     for p in range(transl.shape[1]):
         good = (~missing[:, p]).nonzero()[:, 0]
         if len(good) == 0:

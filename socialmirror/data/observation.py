@@ -430,11 +430,6 @@ class Observation:
     world_confidence: np.ndarray | None = None
 
     @property
-    def valid(self) -> np.ndarray:
-        """(T, 2) alias of ``detected``: the frames where a person's keypoints are usable."""
-        return self.detected
-
-    @property
     def num_frames(self) -> int:
         return int(self.keypoints2d.shape[0])
 

@@ -476,7 +476,7 @@ def protocol_record(settings: RenderSettings, cache: RenderCache, seed: int) -> 
         "undetected_frames": "scored on what the pipeline output there",
         "renderer": {"module": "socialmirror.render.scene.render_scene (flat shading, two lights)",
                      "version": RENDER_PROTOCOL_VERSION, **asdict(settings)},
-        "camera_seed": f"numpy default_rng(seed * 100003 + index), as the simulate protocol",
+        "camera_seed": "numpy default_rng(seed * 100003 + index), as the simulate protocol",
         "appearance_seed": "numpy default_rng([seed, index, crc32(sequence name)])", "seed": seed,
         "render_cache": str(cache.root), "videos_rendered": cache.renders, "videos_from_cache": cache.hits,
     }

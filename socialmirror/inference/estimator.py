@@ -58,10 +58,10 @@ from socialmirror.diffusion.guidance import (
 from socialmirror.diffusion.sampler import DDIMSampler, GuidanceTerm
 from socialmirror.errors import UserError
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
-from socialmirror.inference.fit import FitEvidence, contact_rows, fit_to_evidence
+from socialmirror.inference.fit import FitEvidence, fit_to_evidence
 from socialmirror.inference.methods import METHOD_PRESETS, GuidanceWeights, MethodConfig, method_config
 from socialmirror.models.bundle import ModelBundle
-from socialmirror.semantics.annotations import Annotations, ClipAnnotation
+from socialmirror.semantics.annotations import Annotations, ClipAnnotation, contact_rows
 from socialmirror.windows import join_windows, window_starts
 
 log = logging.getLogger(__name__)
@@ -230,11 +230,8 @@ class TwoPersonMotionEstimator:
     """Runs one method (a preset name or a `MethodConfig`) of a `ModelBundle` on two persons' observations."""
 
     def __init__(self, bundle: ModelBundle, body: BodyModel, method: str | MethodConfig = "socialmirror",
-                 device: str | torch.device = "cpu", seed: int = 0, disable_guidance: Sequence[str] = ()):
-        config = method_config(method)
-        if disable_guidance:
-            config = config.without_guidance(*disable_guidance)
-        self.config = config
+                 device: str | torch.device = "cpu", seed: int = 0):
+        self.config = config = method_config(method)
         self.device = torch.device(device)
         self.seed = int(seed)
         self.bundle = bundle.to(self.device).eval()
@@ -362,14 +359,10 @@ class TwoPersonMotionEstimator:
                     text_weight[w] = float(clips[best].confidence) if self.config.text_confidence_weighting else 1.0
         contacts: list[list[tuple[int, int, int, float]]] = [[] for _ in starts]
         if self.weights.contact != 0:
-            for clip in clips:
-                for contact in clip.contacts:
-                    ja, jb = ContactTargets.joint_index(contact.joint_a), ContactTargets.joint_index(contact.joint_b)
-                    last = min(clip.start + contact.t1, clip.end - 1, num_frames - 1)
-                    for frame in range(clip.start + contact.t0, last + 1):
-                        for w, start in enumerate(starts):
-                            if start <= frame < start + L:
-                                contacts[w].append((frame - start, ja, jb, float(clip.confidence)))
+            for frame, ja, jb, confidence in contact_rows(clips, num_frames):
+                for w, start in enumerate(starts):
+                    if start <= frame < start + L:
+                        contacts[w].append((int(frame) - start, int(ja), int(jb), float(confidence)))
         return _WindowConditions(text, text_weight, contacts)
 
     def _start_noise(self, starts: Sequence[int], shape: tuple[int, ...]) -> Tensor:
@@ -529,7 +522,7 @@ class TwoPersonMotionEstimator:
         clips = annotations.clips if isinstance(annotations, Annotations) else list(annotations or [])
         evidence = FitEvidence(kp, np.asarray(K, dtype=np.float32), tuple(int(v) for v in image_size),
                                world_joints, world_confidence,
-                               contact_rows(Annotations(clips) if clips else None, kp.shape[0]), up)
+                               contact_rows(clips, kp.shape[0]), up)
         fitted, report = fit_to_evidence(self.body, result["rotmats"], result["transl"], result["shape"],
                                          evidence, self.config.fit)
         if not np.isfinite(fitted.joints).all():

@@ -129,7 +129,7 @@ class FittedMotion:
 
 
 FOOT_JOINTS: tuple[str, ...] = ("left_ankle", "right_ankle", "left_foot", "right_foot")
-_PAIR_REFRESH = 5  # objective evaluations between searches for sphere pairs near contact
+_PAIR_REFRESH = 5  # descent iterations between searches for sphere pairs near contact
 _PAIR_MARGIN = 0.08  # m: pairs this far from touching are candidates until the next search
 
 
@@ -157,18 +157,6 @@ class FitReport:
     @property
     def objective_after(self) -> float:
         return float(sum(self.after.values()))
-
-
-def contact_rows(annotations, num_frames: int) -> np.ndarray:
-    """Annotations' contacts as per-frame rows (frame, joint of person 0, joint of person 1, confidence)."""
-    rows = []
-    for clip in getattr(annotations, "clips", ()):
-        for c in clip.contacts:
-            for t in range(int(c.t0), int(c.t1) + 1):
-                frame = int(clip.start) + t
-                if 0 <= frame < num_frames:
-                    rows.append((frame, JOINT_INDEX[c.joint_a], JOINT_INDEX[c.joint_b], float(clip.confidence)))
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
 
 
 def person_heights(keypoints2d: Tensor, confident: Tensor) -> Tensor:
@@ -238,8 +226,6 @@ class EvidenceObjective:
         self.spheres = body_spheres()
         self.limits = JointLimits(self.rest)
         self.feet = torch.tensor([JOINT_INDEX[n] for n in FOOT_JOINTS], device=device)
-        self.smooth_scale = 1.0
-        self._pair_calls, self._pairs = 0, None
 
     def joints(self, v: FitVariables) -> Tensor:
         rest = self.rest
@@ -254,7 +240,10 @@ class EvidenceObjective:
         h = joints[..., self.feet, :] @ normal + offset
         return -0.02 * torch.logsumexp(-h / 0.02, dim=-1)
 
-    def terms(self, v: FitVariables) -> dict[str, Tensor]:
+    def terms(self, v: FitVariables, pairs: Tensor | None = None, smooth_scale: float = 1.0) -> dict[str, Tensor]:
+        """Each term's value at ``v`` (a pure function of its arguments). ``pairs``: the sphere pairs the
+        penetration term looks at (``sphere_pairs``; found at ``v`` when None); ``smooth_scale``: the weight of
+        the acceleration term (the descent's warm-up lowers it)."""
         cfg = self.cfg
         rotmats = v.rotmats
         joints = self.joints(v)
@@ -274,7 +263,7 @@ class EvidenceObjective:
         out["position_prior"] = (relative - self.init_relative).square().sum(-1).mean() / cfg.position_sigma ** 2
         if num_frames > 2:
             acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
-            out["acceleration"] = self.smooth_scale * acc.square().sum(-1).mean() / cfg.acceleration_sigma ** 2
+            out["acceleration"] = smooth_scale * acc.square().sum(-1).mean() / cfg.acceleration_sigma ** 2
         if len(self.contacts) and cfg.contact_weight > 0:
             f, ja, jb, w = self.contacts.unbind(-1)
             f, ja, jb = f.long(), ja.long(), jb.long()
@@ -282,7 +271,8 @@ class EvidenceObjective:
             out["contact"] = cfg.contact_weight * (w * 2.0 * huber(gap, cfg.contact_sigma)).sum() \
                 / w.sum().clamp_min(1.0) / cfg.contact_sigma ** 2
         if cfg.penetration_weight > 0:
-            out["penetration"] = cfg.penetration_weight * self._penetration(joints) / cfg.penetration_sigma ** 2
+            pairs = self.sphere_pairs(joints) if pairs is None else pairs
+            out["penetration"] = cfg.penetration_weight * self._penetration(joints, pairs) / cfg.penetration_sigma ** 2
         if cfg.limit_weight > 0:
             out["joint_limits"] = cfg.limit_weight * self.limits.penalty(rotmats) / cfg.limit_sigma ** 2
         if self.up is not None:
@@ -296,19 +286,21 @@ class EvidenceObjective:
             out["shape_prior"] = (v.shape - self.start_shape).square().sum(-1).mean() / cfg.shape_sigma ** 2
         return out
 
-    def _penetration(self, joints: Tensor) -> Tensor:
-        """Per frame, the mean squared overlap of the two bodies' overlapping sphere pairs (their count a
-        constant of the step, as in the guidance term), averaged over the frames. The candidate pairs (those
-        within a margin of touching) are found without gradient, and only every `_PAIR_REFRESH` calls: the
-        bodies move a few millimetres a step, and the search cost more than the rest of the fit."""
+    def sphere_pairs(self, joints: Tensor) -> Tensor:
+        """(N, 3) rows (frame, sphere of person 0, sphere of person 1) of the sphere pairs within
+        ``_PAIR_MARGIN`` of touching: the candidates of the penetration term, found without gradient."""
+        with torch.no_grad():
+            ca, cb = self.spheres.centres(joints[:, 0]), self.spheres.centres(joints[:, 1])
+            radii = self.spheres.radii.to(joints)
+            reach = radii[:, None] + radii[None, :]
+            return torch.nonzero(reach - torch.cdist(ca, cb) > -_PAIR_MARGIN)
+
+    def _penetration(self, joints: Tensor, hits: Tensor) -> Tensor:
+        """Per frame, the mean squared overlap of the two bodies' overlapping sphere pairs among ``hits``
+        (their count a constant of the step, as in the guidance term), averaged over the frames."""
         ca, cb = self.spheres.centres(joints[:, 0]), self.spheres.centres(joints[:, 1])
         radii = self.spheres.radii.to(joints)
         reach = radii[:, None] + radii[None, :]
-        if self._pair_calls % _PAIR_REFRESH == 0:
-            with torch.no_grad():
-                self._pairs = torch.nonzero(reach - torch.cdist(ca.detach(), cb.detach()) > -_PAIR_MARGIN)
-        self._pair_calls += 1
-        hits = self._pairs
         if hits.numel() == 0:
             return joints.sum() * 0.0
         f, i, k = hits.unbind(-1)
@@ -373,13 +365,18 @@ def _descend(objective: EvidenceObjective, start: FitVariables, cfg: EvidenceFit
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations, eta_min=cfg.lr * 0.05)
     warm = int(round(cfg.smooth_warmup * cfg.iterations))
+    # The sphere-pair search cost more than the rest of the fit, and the bodies move a few millimetres a step:
+    # the start's pairs serve the first iterations, then they are searched again every _PAIR_REFRESH.
+    with torch.no_grad():
+        pairs = objective.sphere_pairs(objective.joints(start))
     for it in range(cfg.iterations):
-        objective.smooth_scale = 0.01 if it < warm else 1.0
+        v = current()
+        if (it + 1) % _PAIR_REFRESH == 0:
+            pairs = objective.sphere_pairs(objective.joints(v))
         opt.zero_grad(set_to_none=True)
-        _total(objective.terms(current())).backward()
+        _total(objective.terms(v, pairs, smooth_scale=0.01 if it < warm else 1.0)).backward()
         opt.step()
         sched.step()
-    objective.smooth_scale = 1.0
     with torch.no_grad():
         end = current()
         end = FitVariables(end.rotmats.detach(), end.transl.detach(), end.shape.detach(), end.floor_normal.detach(),
@@ -389,4 +386,4 @@ def _descend(objective: EvidenceObjective, start: FitVariables, cfg: EvidenceFit
 
 
 __all__ = ["DERIVED_KEYPOINTS", "EvidenceFitConfig", "EvidenceObjective", "FOOT_JOINTS", "FitEvidence", "FitReport",
-           "FitVariables", "FittedMotion", "contact_rows", "fit_to_evidence", "person_heights"]
+           "FitVariables", "FittedMotion", "fit_to_evidence", "person_heights"]

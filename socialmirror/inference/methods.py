@@ -111,9 +111,6 @@ class MethodConfig:
         name, with adjustments (see `socialmirror.config`)."""
         return method_config(name)
 
-    def without_guidance(self, *names: str) -> "MethodConfig":
-        return dataclasses.replace(self, guidance=self.guidance.without(*names))
-
     def sampler_config(self) -> SamplerConfig:
         """The DDIM sampler's settings for this method."""
         return SamplerConfig(num_steps=self.sampling_steps, eta=self.eta, guidance_step_size=self.guidance_step_size,

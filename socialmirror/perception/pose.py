@@ -416,9 +416,7 @@ class MediaPipePoseDetector(PoseDetector):
             masked = frame_rgb.copy()
             masked[painted] = fill
             self.last_passes += 1
-            new = [c for c in self.run_landmarker(masked, f"pass{extra + 2}")
-                   if not any(same_person(c.keypoints, k.keypoints) for k in people)
-                   and not self._mostly_painted(c.keypoints, painted)]
+            new = [c for c in self.run_landmarker(masked, f"pass{extra + 2}") if self._is_new(c, people, painted)]
             if not new:
                 break
             # The best new person, plus any new person whose box touches nobody.
@@ -432,13 +430,18 @@ class MediaPipePoseDetector(PoseDetector):
             for c in unverified:
                 if len(people) >= self.num_poses:
                     break
-                if not any(same_person(c.keypoints, k.keypoints) for k in people) \
-                        and not self._mostly_painted(c.keypoints, painted):
+                if self._is_new(c, people, painted):
                     c.source = "pass1-unverified"
                     people.append(c)
         if self.recall and len(people) < self.recall_target:
             people = self.find_missed(frame_rgb, people)
         return people
+
+    @classmethod
+    def _is_new(cls, candidate: PersonDetection, people: Sequence[PersonDetection], painted: np.ndarray) -> bool:
+        """Not one of ``people`` again, and not standing mostly on the paint that covers them."""
+        return not any(same_person(candidate.keypoints, k.keypoints) for k in people) \
+            and not cls._mostly_painted(candidate.keypoints, painted)
 
     @staticmethod
     def _mostly_painted(keypoints: np.ndarray, painted: np.ndarray) -> bool:
@@ -483,8 +486,7 @@ class MediaPipePoseDetector(PoseDetector):
             covered |= person_mask(p.keypoints, (h, w), self.mask_min_visibility)
 
         def is_new(c: PersonDetection) -> bool:
-            return not any(same_person(c.keypoints, k.keypoints) for k in people) \
-                and not self._mostly_painted(c.keypoints, covered)
+            return self._is_new(c, people, covered)
 
         def accept(c: PersonDetection) -> None:
             nonlocal covered
@@ -545,31 +547,3 @@ class MediaPipePoseDetector(PoseDetector):
             self.close()
         except Exception:
             pass
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Drawing (debugging and figures)
-# --------------------------------------------------------------------------------------------------------------
-
-_COLOURS = ((230, 60, 60), (60, 120, 230), (60, 200, 90), (230, 180, 40), (180, 70, 220), (40, 200, 220))
-
-
-def draw_detections(frame_rgb: np.ndarray, people: Sequence[PersonDetection | np.ndarray],
-                    labels: Sequence[str] | None = None, min_confidence: float = 0.3) -> np.ndarray:
-    """A copy of the frame with each person's skeleton and box drawn (colour per list position)."""
-    out = np.ascontiguousarray(frame_rgb.copy())
-    lw = max(2, int(round(max(out.shape[:2]) / 400)))
-    for i, p in enumerate(people):
-        kp = p.keypoints if isinstance(p, PersonDetection) else np.asarray(p)
-        colour = _COLOURS[i % len(_COLOURS)]
-        ok = np.isfinite(kp[:, :2]).all(axis=1) & (np.nan_to_num(kp[:, 2]) >= min_confidence)
-        for a, b in KEYPOINT_EDGES:
-            if ok[a] and ok[b]:
-                cv2.line(out, tuple(int(v) for v in kp[a, :2]), tuple(int(v) for v in kp[b, :2]), colour, lw)
-        box = p.box if isinstance(p, PersonDetection) else keypoints_box(kp)
-        if np.isfinite(box).all():
-            cv2.rectangle(out, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), colour, lw)
-            if labels is not None:
-                cv2.putText(out, str(labels[i]), (int(box[0]) + 4, int(box[1]) + 12 * lw),
-                            cv2.FONT_HERSHEY_SIMPLEX, 0.5 * lw, colour, lw)
-    return out

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from socialmirror.body.skeleton import CONTACT_JOINTS
+import numpy as np
+
+from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX
 from socialmirror.errors import InputError
 from socialmirror.io import atomic_write_text
 
@@ -283,3 +285,17 @@ def _check_clip_dict(raw: Any, joints: Sequence[str], where: str, strict: bool) 
         raise AnnotationError(f"{where}: 'warnings' must be a list of strings")
     return ClipAnnotation(start=start, end=end, text=(text[0], text[1]), contacts=tuple(contacts),
                           source=source, confidence=float(conf), warnings=tuple(warnings))
+
+
+def contact_rows(annotations: "Annotations | Sequence[ClipAnnotation] | None", num_frames: int) -> np.ndarray:
+    """Every annotated contact unrolled to video frames: rows (frame, SMPL-24 joint of person 1, joint of
+    person 2, the clip's confidence), (N, 4) float64. Frames past ``num_frames`` are dropped (the one place
+    contacts become frames: the guidance's windows and the fit both read these rows)."""
+    clips = annotations.clips if isinstance(annotations, Annotations) else list(annotations or [])
+    rows = []
+    for clip in clips:
+        for c in clip.contacts:
+            last = min(int(clip.start) + int(c.t1), int(clip.end) - 1, num_frames - 1)
+            for frame in range(int(clip.start) + int(c.t0), last + 1):
+                rows.append((frame, JOINT_INDEX[c.joint_a], JOINT_INDEX[c.joint_b], float(clip.confidence)))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)

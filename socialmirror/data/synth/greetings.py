@@ -51,7 +51,6 @@ def _hand_meet(st: Stage, action: str, height: str, hold: tuple[float, float], g
     # each hand's own-left direction in the world: person 1's is lat, person 2's is -lat
     own_left = {0: lat, 1: -lat}
     toward = {0: f, 1: -f}
-    targets, reaches = [], []
     for k, (sd, p, scale) in enumerate(((side, pa, pe[0].scale), (side_b, pb, pe[1].scale))):
         medial = own_left[k] * (1.0 if sd == "right" else -1.0)  # a right palm faces its own left
         if height == "high":  # palm against palm, fingers up

@@ -28,7 +28,6 @@ def _gait(st: Stage, k: int, start: np.ndarray, yaw: float, speed: float) -> Per
     t0 = st.u(0.0, 2 * Ts)  # gait phase at the first frame
     fwd = facing_dir(yaw)
     lat = np.cross(UP, fwd)  # the body's left
-    S = speed * (t + t0)  # distance along the path
     ankle_h = rj[J["left_ankle"], 1] - pe.rest.sole
     width = abs(rj[J["left_hip"], 0]) * st.u(0.9, 1.1)
     ankles = np.zeros((T, 2, 3))
