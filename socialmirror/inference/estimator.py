@@ -35,6 +35,7 @@ start frame) on the CPU, so the same seed gives the same result whatever the bat
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -225,6 +226,79 @@ def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
+class _StageTimer:
+    """Seconds per stage of ``estimate``, summed over the window batches; ``finish`` adds the total."""
+
+    STAGES = ("initial", "geometry", "infiller", "join", "refiner", "decode", "fit")
+
+    def __init__(self):
+        self.seconds = {name: 0.0 for name in self.STAGES}
+        self._start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - t0
+
+    def finish(self) -> dict[str, float]:
+        return {**self.seconds, "total": time.perf_counter() - self._start}
+
+
+@dataclass
+class _WindowInputs:
+    """One batch of windows' inputs, persons first: keypoints2d (B, 2, L, 24, 3), boxes (B, 2, L, 3), mask
+    (B, 2, L), MediaPipe's 3D (B, 2, L, 24, 3) and (B, 2, L, 24) where given."""
+
+    keypoints2d: Tensor
+    boxes: Tensor
+    mask: Tensor
+    world_joints: Tensor | None
+    world_confidence: Tensor | None
+
+
+def _window_inputs(obs: _Observations, idx: Tensor) -> _WindowInputs:
+    """The windows whose frames ``idx`` (B, L) index the padded sequence."""
+    persons_first = (lambda t: None if t is None else t[idx].transpose(1, 2))  # (B, L, 2, ...) -> (B, 2, L, ...)
+    return _WindowInputs(persons_first(obs.keypoints2d), persons_first(obs.boxes), persons_first(obs.mask),
+                         persons_first(obs.world_joints), persons_first(obs.world_confidence))
+
+
+@dataclass
+class _JoinedSequence:
+    """The windows joined over the padded sequence, persons first: the raw initial motion (2, T_pad, D), its
+    joints (2, T_pad, 24, 3), the Geometry Optimizer's (or None) and the sampled motion (normalised)."""
+
+    x_init: Tensor
+    initial_joints: Tensor
+    geometry_joints: Tensor | None
+    sampled: Tensor
+
+
+@dataclass
+class _WindowOutputs:
+    """Per window batch: the initial motion, its joints, the Geometry Optimizer's joints, the sample."""
+
+    x_init: list[Tensor] = field(default_factory=list)
+    initial_joints: list[Tensor] = field(default_factory=list)
+    geometry_joints: list[Tensor | None] = field(default_factory=list)
+    sampled: list[Tensor] = field(default_factory=list)
+
+    def append(self, x_init: Tensor, initial_joints: Tensor, geometry_joints: Tensor | None, sampled: Tensor):
+        self.x_init.append(x_init)
+        self.initial_joints.append(initial_joints)
+        self.geometry_joints.append(geometry_joints)
+        self.sampled.append(sampled)
+
+    def joined(self, starts: Sequence[int], padded_frames: int) -> _JoinedSequence:
+        join = (lambda windows, time_dim: join_windows(torch.cat(windows), starts, padded_frames, time_dim=time_dim))
+        geometry = None if self.geometry_joints[0] is None else join(self.geometry_joints, -3)
+        return _JoinedSequence(join(self.x_init, -2), join(self.initial_joints, -3), geometry,
+                               join(self.sampled, -2))
+
+
 # ----------------------------------------------------------------------------------------------- estimator
 class TwoPersonMotionEstimator:
     """Runs one method (a preset name or a `MethodConfig`) of a `ModelBundle` on two persons' observations."""
@@ -392,94 +466,82 @@ class TwoPersonMotionEstimator:
         world_joints (T, 2, 24, 3) / world_confidence (T, 2, 24): MediaPipe's root-relative 3D mapped onto
         SMPL-24 (NaN where unknown), the 3D evidence of the fit; up: the world's up in the camera frame (the
         fit's shared floor; None: no floor term)."""
-        timings = {k: 0.0 for k in ("initial", "geometry", "infiller", "join", "refiner", "decode", "fit")}
-        warnings: list[str] = []
-        clock = time.perf_counter()
+        timer, warnings = _StageTimer(), []
         obs = self._observations(keypoints2d, boxes, K, world_joints, world_confidence)
-        L, T_pad, bundle = self.window, obs.padded_frames, self.bundle
-        starts = window_starts(T_pad, L, self.config.stride)
+        starts = window_starts(obs.padded_frames, self.window, self.config.stride)
         conditions = self._window_conditions(starts, obs.num_frames, annotations, text_embeddings)
-        noise = self._start_noise(starts, (2, L, self.representation.dim))
-
-        frame_index = torch.as_tensor(starts, device=self.device)[:, None] + torch.arange(L, device=self.device)
-        x_init_windows, initial_joint_windows, geometry_windows, sample_windows = [], [], [], []
-        bar = _progress(len(starts), progress)
-        for batch in _chunks(range(len(starts)), self.config.batch_windows):
-            idx = frame_index[batch]  # (B, L)
-            kp = obs.keypoints2d[idx].transpose(1, 2)  # (B, 2, L, 24, 3)
-            box = obs.boxes[idx].transpose(1, 2)  # (B, 2, L, 3)
-            mask = obs.mask[idx].transpose(1, 2)  # (B, 2, L)
-
-            t0 = time.perf_counter()
-            world = world_conf = None
-            if obs.world_joints is not None:
-                world = obs.world_joints[idx].transpose(1, 2)  # (B, 2, L, 24, 3)
-                world_conf = obs.world_confidence[idx].transpose(1, 2)  # (B, 2, L, 24)
-            features = bundle.observation_features(kp, box, obs.K, world, world_conf)
-            x_init = bundle.initial(features, mask)
-            mean_motion = self.fallback_motion.expand_as(x_init)
-            x_init = _fallback("initial estimator", x_init, mean_motion, 1, warnings)
-            initial_joints = motion_to_joints(x_init, box, obs.K, self.body, self.representation)
-            if _nonfinite_person_frames(initial_joints, 2).any():  # e.g. a degenerate camera: use the mean
-                x_init = torch.where(_nonfinite_person_frames(initial_joints, 2)[..., None], mean_motion, x_init)
-                initial_joints = motion_to_joints(x_init, box, obs.K, self.body, self.representation)
-            timings["initial"] += time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            geometry_joints = None
-            if self.geometry_network is not None:
-                geometry_joints = self.geometry_network(initial_joints, features, mask)
-                geometry_joints = _fallback("geometry optimizer", geometry_joints, initial_joints, 2, warnings)
-            timings["geometry"] += time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            x0 = self._sample(batch, x_init, geometry_joints, features, kp, box, mask, obs.K,
-                              conditions, noise[batch], warnings)
-            timings["infiller"] += time.perf_counter() - t0
-
-            x_init_windows.append(x_init)
-            initial_joint_windows.append(initial_joints)
-            geometry_windows.append(geometry_joints)
-            sample_windows.append(x0)
-            bar.update(len(batch))
-        bar.close()
-
-        t0 = time.perf_counter()
-        join = (lambda windows, time_dim: join_windows(torch.cat(windows), starts, T_pad, time_dim=time_dim))
-        x_init_seq = join(x_init_windows, -2)  # (2, T_pad, D) raw
-        initial_joints_seq = join(initial_joint_windows, -3)  # (2, T_pad, 24, 3)
-        geometry_seq = join(geometry_windows, -3) if self.geometry_network is not None else None
-        sampled_seq = join(sample_windows, -2)  # (2, T_pad, D) normalised
-        timings["join"] += time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        final_seq = sampled_seq
-        if self.config.refiner:
-            refined = self._refine(sampled_seq, obs.mask.T)
-            final_seq = _fallback("temporal refiner", refined, sampled_seq, 1, warnings)
-        timings["refiner"] += time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        result = self._decode(bundle.denormalize(final_seq), x_init_seq, obs, warnings)
-        timings["decode"] += time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        if self.config.fit.enabled and image_size is not None:
-            result = self._fit(result, keypoints2d, K, image_size, annotations, world_joints, world_confidence,
-                               up, warnings)
-        timings["fit"] += time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - clock
-
-        T = obs.num_frames
-        frames_first = (lambda seq: seq[:, :T].transpose(0, 1).contiguous().cpu().numpy())
+        windows = self._estimate_windows(obs, starts, conditions, timer, warnings, progress)
+        with timer("join"):
+            joined = windows.joined(starts, obs.padded_frames)
+        with timer("refiner"):
+            final = self._refined(joined.sampled, obs, warnings)
+        with timer("decode"):
+            result = self._decode(self.bundle.denormalize(final), joined.x_init, obs, warnings)
+        with timer("fit"):
+            if self.config.fit.enabled and image_size is not None:
+                result = self._fit(result, keypoints2d, K, image_size, annotations, world_joints, world_confidence,
+                                   up, warnings)
+        frames_first = (lambda seq: seq[:, :obs.num_frames].transpose(0, 1).contiguous().cpu().numpy())
         return MotionEstimate(
             rotmats=result["rotmats"], pose6d=result["pose6d"], shape=result["shape"],
             transl=result["transl"], joints=result["joints"], x=result["x"],
-            initial_joints=frames_first(initial_joints_seq),
-            geometry_joints=None if geometry_seq is None else frames_first(geometry_seq),
-            timings=timings, method=self.config.name, warnings=warnings)
+            initial_joints=frames_first(joined.initial_joints),
+            geometry_joints=None if joined.geometry_joints is None else frames_first(joined.geometry_joints),
+            timings=timer.finish(), method=self.config.name, warnings=warnings)
+
+    def _estimate_windows(self, obs: _Observations, starts: list[int], conditions: _WindowConditions,
+                          timer: "_StageTimer", warnings: list[str], progress: bool) -> "_WindowOutputs":
+        """Step 2 of the module docstring on every window, ``batch_windows`` windows at a time."""
+        L = self.window
+        noise = self._start_noise(starts, (2, L, self.representation.dim))
+        frame_index = torch.as_tensor(starts, device=self.device)[:, None] + torch.arange(L, device=self.device)
+        out = _WindowOutputs()
+        bar = _progress(len(starts), progress)
+        for batch in _chunks(range(len(starts)), self.config.batch_windows):
+            inputs = _window_inputs(obs, frame_index[batch])
+            with timer("initial"):
+                features = self.bundle.observation_features(inputs.keypoints2d, inputs.boxes, obs.K,
+                                                            inputs.world_joints, inputs.world_confidence)
+                x_init, initial_joints = self._initial(features, inputs, obs.K, warnings)
+            with timer("geometry"):
+                geometry_joints = self._geometry(initial_joints, features, inputs.mask, warnings)
+            with timer("infiller"):
+                x0 = self._sample(batch, x_init, geometry_joints, features, inputs.keypoints2d, inputs.boxes,
+                                  inputs.mask, obs.K, conditions, noise[batch], warnings)
+            out.append(x_init, initial_joints, geometry_joints, x0)
+            bar.update(len(batch))
+        bar.close()
+        return out
 
     # -- stages -------------------------------------------------------------------------------------------------
+    def _initial(self, features: Tensor, inputs: "_WindowInputs", K: Tensor, warnings: list[str]
+                 ) -> tuple[Tensor, Tensor]:
+        """The Initial Estimator's raw motion (B, 2, L, D) and its joints; the mean motion where either is not
+        finite (e.g. a degenerate camera)."""
+        x_init = self.bundle.initial(features, inputs.mask)
+        mean_motion = self.fallback_motion.expand_as(x_init)
+        x_init = _fallback("initial estimator", x_init, mean_motion, 1, warnings)
+        initial_joints = motion_to_joints(x_init, inputs.boxes, K, self.body, self.representation)
+        bad = _nonfinite_person_frames(initial_joints, 2)
+        if bad.any():
+            x_init = torch.where(bad[..., None], mean_motion, x_init)
+            initial_joints = motion_to_joints(x_init, inputs.boxes, K, self.body, self.representation)
+        return x_init, initial_joints
+
+    def _geometry(self, initial_joints: Tensor, features: Tensor, mask: Tensor, warnings: list[str]
+                  ) -> Tensor | None:
+        """The Geometry Optimizer's joints (B, 2, L, 24, 3), when the method uses them."""
+        if self.geometry_network is None:
+            return None
+        geometry_joints = self.geometry_network(initial_joints, features, mask)
+        return _fallback("geometry optimizer", geometry_joints, initial_joints, 2, warnings)
+
+    def _refined(self, sampled: Tensor, obs: _Observations, warnings: list[str]) -> Tensor:
+        """The temporal refiner over the joined sequence (2, T_pad, D) normalised, when the method uses it."""
+        if not self.config.refiner:
+            return sampled
+        return _fallback("temporal refiner", self._refine(sampled, obs.mask.T), sampled, 1, warnings)
+
     def _sample(self, batch: list[int], x_init: Tensor, geometry_joints: Tensor | None, features: Tensor,
                 kp: Tensor, box: Tensor, mask: Tensor, K: Tensor,
                 conditions: _WindowConditions, noise: Tensor, warnings: list[str]) -> Tensor:
