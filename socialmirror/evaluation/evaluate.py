@@ -192,151 +192,226 @@ def _simulated_case(seq, seq30, rng, observer) -> _Case:
 
 def evaluate(data_specs: list[str], config: EvaluateConfig | None = None) -> dict:
     """Run every method on every sequence of the specs; returns the JSON document of the issue's layout."""
-    from socialmirror import pipeline
-    from socialmirror.data.datasets import sequences_from_spec
-    from socialmirror.data.formats.interchange import resample
-    from socialmirror.data.observation import ObservationModel
-    from socialmirror.evaluation import render_protocol as rp
-
-    cfg = config or EvaluateConfig()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    started = time.perf_counter()
-    models = pipeline.load_models(cfg.checkpoint, cfg.device)
-    methods = {name: cfg.method_config(name) for name in cfg.methods}
-    faces = models.body.faces.cpu().numpy()
-    observer = ObservationModel()
-    render_cache = rp.RenderCache(cfg.render_cache) if cfg.observe == "render" else None
-    pool = None
-    if render_cache is not None and cfg.jobs > 1:  # rendering and perception in worker processes
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        pool = ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=rp.worker_init, initargs=(1,))
-    results, per_action, timing, per_sequence, detection, skipped, wall = {}, {}, {}, {}, {}, {}, {}
+    run = _Evaluation(config or EvaluateConfig())
     try:
         for spec in data_specs:
-            spec_start = time.perf_counter()
-            dataset = spec.split(":", 1)[0] + ":" + Path(spec.split(":", 1)[1]).name if ":" in spec else spec
-            sequences = sequences_from_spec(spec, fps=None, seed=cfg.seed)
-            if cfg.max_sequences:
-                sequences = sequences[: cfg.max_sequences]
-            accs = {m: _Accumulator() for m in cfg.methods}
-            act_accs: dict = {}
-            det_frames = det_hits = det_correct = 0.0
-            prepared = []  # per sequence: (seq, seq30, rng) and, rendering in worker processes, its future
-            for k, seq in enumerate(sequences):
-                seq = rp.clip_sequence(seq, cfg.max_frames, MODEL_FPS)
-                seq30 = seq if abs(seq.fps - MODEL_FPS) < 1e-6 else resample(seq, MODEL_FPS)
-                rng = np.random.default_rng(cfg.seed * 100003 + k)
-                look = np.random.default_rng([cfg.seed, k, zlib.crc32((seq.name or str(k)).encode())])
-                future = None
-                if pool is not None:
-                    future = pool.submit(rp.worker_prepare, seq30, rng, look, cfg.render, render_cache.root, MODEL_FPS)
-                prepared.append((seq, seq30, rng, look, future))
-            for k, (seq, seq30, rng, look, future) in enumerate(prepared):
-                names = list(seq.joint_names)
-                t30, t_own = np.arange(seq30.num_frames) / MODEL_FPS, np.arange(seq.num_frames) / seq.fps
-                if cfg.observe == "simulate":
-                    case = _simulated_case(seq, seq30, rng, observer)
-                else:
-                    try:
-                        if future is None:
-                            rendered = rp.prepare_case(seq30, models.body, rng, look, cfg.render, render_cache,
-                                                       MODEL_FPS)
-                        else:
-                            rendered, renders, hits = future.result()
-                            render_cache.renders += renders
-                            render_cache.hits += hits
-                            if isinstance(rendered, rp.SkippedSequence):
-                                raise rendered
-                            rendered.gt_vertices_cam = rp.exact_vertices(seq30, models.body, rendered.camera,
-                                                                         cfg.render)
-                    except rp.SkippedSequence as exc:
-                        log.warning("%s: %s skipped: %s", dataset, seq.name or f"sequence {k}", exc)
-                        skipped.setdefault(dataset, []).append({"sequence": seq.name or str(k), "reason": str(exc)})
-                        det_frames += 2 * seq30.num_frames  # a sequence the pipeline failed on counts as undetected
-                        continue
-                    R, t = rendered.camera.R, rendered.camera.t
-                    gt_verts = rendered.gt_vertices_cam
-                    if gt_verts is not None and abs(seq.fps - MODEL_FPS) > 1e-6:
-                        gt_verts = _interp_time(gt_verts, t30, t_own)
-                    case = _Case(rendered.observation, rendered.cache,
-                                 (np.asarray(seq.joints3d, dtype=np.float64) @ R.T + t).astype(np.float32), gt_verts,
-                                 rendered.matching.order, rendered.perception, rendered.record)
-                    det_frames += rendered.matching.detected.size
-                    det_hits += float(rendered.matching.detected.sum())
-                    det_correct += float((rendered.matching.frame_iou >= 0.5).sum())
-                order = list(case.order)
-
-                seconds = {}
-
-                def semantics(case=case, seconds=seconds):
-                    t0 = time.perf_counter()
-                    out = pipeline.semantic_inputs(models, case.observation, case.cache, seed=cfg.seed,
-                                                   perception=case.perception, text_encoder=cfg.text_encoder,
-                                                   progress=False)
-                    seconds.setdefault("semantics", time.perf_counter() - t0)  # the first call computes them
-                    return out
-                for name, method in methods.items():
-                    t0 = time.perf_counter()
-                    est = pipeline.estimate(models, case.observation, method, case.cache, seed=cfg.seed,
-                                            semantics=semantics, progress=False)
-                    seconds[f"estimate/{name}"] = time.perf_counter() - t0
-                    timing.setdefault(name, []).append((seconds[f"estimate/{name}"], seq30.num_frames))
-                    pred = _interp_time(est.joints[:, order], t30, t_own)[:, :, joint_indices(names)]
-                    with torch.no_grad():
-                        verts30 = est.vertices(models.body)[:, order]
-                    pverts = _interp_time(verts30, t30, t_own) if seq.fps != MODEL_FPS else verts30
-                    acc = score_sequence(pred, case.gt, names, pverts, faces, case.gt_verts, cfg.pen_stride)
-                    accs[name].merge(acc)
-                    if seq.action:
-                        act_accs.setdefault(seq.action, {}).setdefault(name, _Accumulator()).merge(acc)
-                if case.record is not None:
-                    # estimate/M includes the semantic inputs for the first method that reads them ("semantics")
-                    case.record["seconds"].update({k: round(v, 2) for k, v in seconds.items()})
-                    per_sequence.setdefault(dataset, []).append(case.record)
-                log.info("%s: %d/%d sequences (%.0f s)", dataset, k + 1, len(sequences),
-                         time.perf_counter() - spec_start)
-            results[dataset] = {m: a.means() for m, a in accs.items()}
-            if "socialmirror" in accs and "closeint" in accs:
-                base, ours = results[dataset]["closeint"], results[dataset]["socialmirror"]
-                results[dataset]["improvement_over_closeint_percent"] = {
-                    k: round(100.0 * (base[k] - ours[k]) / base[k], 1) for k in ours if k in base and base[k] > 0}
-            if act_accs:
-                per_action[dataset] = {a: {m: acc.means() for m, acc in ms.items()} for a, ms in act_accs.items()}
-            if cfg.observe == "render":
-                detection[dataset] = {
-                    "sequences": len(sequences), "skipped": len(skipped.get(dataset, [])),
-                    "detection_rate": round(det_hits / det_frames, 4) if det_frames else None,
-                    "correct_detection_rate": round(det_correct / det_frames, 4) if det_frames else None}
-            wall[dataset] = round(time.perf_counter() - spec_start, 1)
+            run.evaluate_spec(spec)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    fps = {m: round(sum(n for _, n in v) / max(1e-9, sum(s for s, _ in v)), 1) for m, v in timing.items()}
-    protocol = {
-        "observe": cfg.observe,
-        "observations": "simulated: socialmirror.data.observation.ObservationModel (default noise), one "
-                        "CameraSampler camera per sequence", "seed": cfg.seed, "model_fps": MODEL_FPS,
-        "max_frames": cfg.max_frames,
-        "clip": "the middle max_frames / 30 s of each sequence" if cfg.max_frames else "whole sequences",
-        "windows": f"non-overlapping {CLIP_LENGTH}-frame windows, end-aligned tail scoring only its new frames",
-        "joints": "the ground truth's joints, by SMPL-24 name", "units": "mm (Accel: mm/frame^2)",
-        "semantics": "offline annotator on the method's semantics-free draft; ground-truth text never used",
-        "checkpoint": str(models.checkpoint), "methods": list(cfg.methods), "method_changes": cfg.method_changes(),
-        "text_encoder": cfg.text_encoder or models.text_encoder, "data": list(data_specs),
-        "pen_frame_stride": cfg.pen_stride, "frames_per_second": fps,
-        "wall_seconds": {**wall, "total": round(time.perf_counter() - started, 1)},
-        "threads": torch.get_num_threads(), "jobs": cfg.jobs if cfg.observe == "render" else 1,
-    }
-    doc = {"protocol": protocol, "results": results, "per_action": per_action}
-    if cfg.observe == "render":
-        protocol.update(rp.protocol_record(cfg.render, render_cache, cfg.seed))
-        doc["detection"] = detection
-        doc["sequences"] = per_sequence
-        doc["skipped"] = skipped
-    return doc
+        run.close()
+    return run.document(data_specs)
+
+
+@dataclass
+class _Prepared:
+    """A sequence ready to be evaluated: at its own rate and at the models', its camera and appearance draws,
+    and (rendering in worker processes) the future of its render and perception."""
+
+    seq: object
+    seq30: object
+    rng: np.random.Generator
+    look: np.random.Generator
+    future: object = None
+
+
+@dataclass
+class _Detection:
+    """Person-frames of one data set under the render protocol: all, detected, detected correctly."""
+
+    frames: float = 0.0
+    hits: float = 0.0
+    correct: float = 0.0
+
+    def record(self, sequences: int, skipped: int) -> dict:
+        rate = (lambda n: round(n / self.frames, 4) if self.frames else None)
+        return {"sequences": sequences, "skipped": skipped, "detection_rate": rate(self.hits),
+                "correct_detection_rate": rate(self.correct)}
+
+
+class _Evaluation:
+    """One ``evaluate`` run: the models and methods, the render cache and workers, and what it has measured."""
+
+    def __init__(self, cfg: EvaluateConfig):
+        from socialmirror import pipeline
+        from socialmirror.data.observation import ObservationModel
+        from socialmirror.evaluation import render_protocol as rp
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.started = time.perf_counter()
+        self.models = pipeline.load_models(cfg.checkpoint, cfg.device)
+        self.methods = {name: cfg.method_config(name) for name in cfg.methods}
+        self.faces = self.models.body.faces.cpu().numpy()
+        self.observer = ObservationModel()
+        self.render_cache = rp.RenderCache(cfg.render_cache) if cfg.observe == "render" else None
+        self.pool = None
+        if self.render_cache is not None and cfg.jobs > 1:  # rendering and perception in worker processes
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            self.pool = ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=rp.worker_init, initargs=(1,))
+        self.results, self.per_action, self.detection, self.wall = {}, {}, {}, {}
+        self.timing: dict[str, list] = {}
+        self.per_sequence: dict[str, list] = {}
+        self.skipped: dict[str, list] = {}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    # -- one data set ----------------------------------------------------------------------------------------
+    def evaluate_spec(self, spec: str) -> None:
+        from socialmirror.data.datasets import sequences_from_spec
+        cfg, spec_start = self.cfg, time.perf_counter()
+        dataset = spec.split(":", 1)[0] + ":" + Path(spec.split(":", 1)[1]).name if ":" in spec else spec
+        sequences = sequences_from_spec(spec, fps=None, seed=cfg.seed)[: cfg.max_sequences or None]
+        accs = {m: _Accumulator() for m in cfg.methods}
+        act_accs: dict = {}
+        detection = _Detection()
+        for k, item in enumerate(self._prepare(sequences)):
+            case = self._case(item, k, dataset, detection)
+            if case is None:
+                continue
+            self._score_methods(case, item, accs, act_accs, dataset)
+            log.info("%s: %d/%d sequences (%.0f s)", dataset, k + 1, len(sequences), time.perf_counter() - spec_start)
+        self._summarise(dataset, accs, act_accs)
+        if cfg.observe == "render":
+            self.detection[dataset] = detection.record(len(sequences), len(self.skipped.get(dataset, [])))
+        self.wall[dataset] = round(time.perf_counter() - spec_start, 1)
+
+    def _prepare(self, sequences: list) -> list[_Prepared]:
+        """Every sequence clipped, at the models' rate, with its seeded draws; its render submitted to the
+        workers where there are any (so they render ahead of the 3D stages)."""
+        from socialmirror.data.formats.interchange import resample
+        from socialmirror.evaluation import render_protocol as rp
+        cfg, prepared = self.cfg, []
+        for k, seq in enumerate(sequences):
+            seq = rp.clip_sequence(seq, cfg.max_frames, MODEL_FPS)
+            seq30 = seq if abs(seq.fps - MODEL_FPS) < 1e-6 else resample(seq, MODEL_FPS)
+            rng = np.random.default_rng(cfg.seed * 100003 + k)
+            look = np.random.default_rng([cfg.seed, k, zlib.crc32((seq.name or str(k)).encode())])
+            future = None
+            if self.pool is not None:
+                future = self.pool.submit(rp.worker_prepare, seq30, rng, look, cfg.render, self.render_cache.root,
+                                          MODEL_FPS)
+            prepared.append(_Prepared(seq, seq30, rng, look, future))
+        return prepared
+
+    def _case(self, item: _Prepared, k: int, dataset: str, detection: _Detection) -> _Case | None:
+        """The observation the methods read (simulated, or rendered and perceived); None when the sequence is
+        skipped (recorded, and counted as undetected)."""
+        from socialmirror.evaluation import render_protocol as rp
+        if self.cfg.observe == "simulate":
+            return _simulated_case(item.seq, item.seq30, item.rng, self.observer)
+        try:
+            rendered = self._rendered(item)
+        except rp.SkippedSequence as exc:
+            name = item.seq.name or f"sequence {k}"
+            log.warning("%s: %s skipped: %s", dataset, name, exc)
+            self.skipped.setdefault(dataset, []).append({"sequence": item.seq.name or str(k), "reason": str(exc)})
+            detection.frames += 2 * item.seq30.num_frames  # a sequence the pipeline failed on counts as undetected
+            return None
+        detection.frames += rendered.matching.detected.size
+        detection.hits += float(rendered.matching.detected.sum())
+        detection.correct += float((rendered.matching.frame_iou >= 0.5).sum())
+        return _rendered_case(item.seq, rendered)
+
+    def _rendered(self, item: _Prepared):
+        """The render protocol's case for the sequence, here or from a worker."""
+        from socialmirror.evaluation import render_protocol as rp
+        if item.future is None:
+            return rp.prepare_case(item.seq30, self.models.body, item.rng, item.look, self.cfg.render,
+                                   self.render_cache, MODEL_FPS)
+        rendered, renders, hits = item.future.result()
+        self.render_cache.renders += renders
+        self.render_cache.hits += hits
+        if isinstance(rendered, rp.SkippedSequence):
+            raise rendered
+        rendered.gt_vertices_cam = rp.exact_vertices(item.seq30, self.models.body, rendered.camera, self.cfg.render)
+        return rendered
+
+    def _score_methods(self, case: _Case, item: _Prepared, accs: dict, act_accs: dict, dataset: str) -> None:
+        """Every method on the case, scored at the data's own frames; one set of semantic inputs shared."""
+        from socialmirror import pipeline
+        cfg, models, seq, seq30 = self.cfg, self.models, item.seq, item.seq30
+        names, order = list(seq.joint_names), list(case.order)
+        t30, t_own = np.arange(seq30.num_frames) / MODEL_FPS, np.arange(seq.num_frames) / seq.fps
+        seconds: dict[str, float] = {}
+
+        def semantics():
+            t0 = time.perf_counter()
+            out = pipeline.semantic_inputs(models, case.observation, case.cache, seed=cfg.seed,
+                                           perception=case.perception, text_encoder=cfg.text_encoder,
+                                           progress=False)
+            seconds.setdefault("semantics", time.perf_counter() - t0)  # the first call computes them
+            return out
+        for name, method in self.methods.items():
+            t0 = time.perf_counter()
+            est = pipeline.estimate(models, case.observation, method, case.cache, seed=cfg.seed,
+                                    semantics=semantics, progress=False)
+            seconds[f"estimate/{name}"] = time.perf_counter() - t0
+            self.timing.setdefault(name, []).append((seconds[f"estimate/{name}"], seq30.num_frames))
+            pred = _interp_time(est.joints[:, order], t30, t_own)[:, :, joint_indices(names)]
+            with torch.no_grad():
+                verts30 = est.vertices(models.body)[:, order]
+            pverts = _interp_time(verts30, t30, t_own) if seq.fps != MODEL_FPS else verts30
+            acc = score_sequence(pred, case.gt, names, pverts, self.faces, case.gt_verts, cfg.pen_stride)
+            accs[name].merge(acc)
+            if seq.action:
+                act_accs.setdefault(seq.action, {}).setdefault(name, _Accumulator()).merge(acc)
+        if case.record is not None:
+            # estimate/M includes the semantic inputs for the first method that reads them ("semantics")
+            case.record["seconds"].update({k: round(v, 2) for k, v in seconds.items()})
+            self.per_sequence.setdefault(dataset, []).append(case.record)
+
+    def _summarise(self, dataset: str, accs: dict, act_accs: dict) -> None:
+        self.results[dataset] = {m: a.means() for m, a in accs.items()}
+        if "socialmirror" in accs and "closeint" in accs:
+            base, ours = self.results[dataset]["closeint"], self.results[dataset]["socialmirror"]
+            self.results[dataset]["improvement_over_closeint_percent"] = {
+                k: round(100.0 * (base[k] - ours[k]) / base[k], 1) for k in ours if k in base and base[k] > 0}
+        if act_accs:
+            self.per_action[dataset] = {a: {m: acc.means() for m, acc in ms.items()} for a, ms in act_accs.items()}
+
+    # -- the document ----------------------------------------------------------------------------------------
+    def document(self, data_specs: list[str]) -> dict:
+        from socialmirror.evaluation import render_protocol as rp
+        cfg = self.cfg
+        doc = {"protocol": self._protocol(data_specs), "results": self.results, "per_action": self.per_action}
+        if cfg.observe == "render":
+            doc["protocol"].update(rp.protocol_record(cfg.render, self.render_cache, cfg.seed))
+            doc.update(detection=self.detection, sequences=self.per_sequence, skipped=self.skipped)
+        return doc
+
+    def _protocol(self, data_specs: list[str]) -> dict:
+        cfg = self.cfg
+        fps = {m: round(sum(n for _, n in v) / max(1e-9, sum(s for s, _ in v)), 1) for m, v in self.timing.items()}
+        return {
+            "observe": cfg.observe,
+            "observations": "simulated: socialmirror.data.observation.ObservationModel (default noise), one "
+                            "CameraSampler camera per sequence", "seed": cfg.seed, "model_fps": MODEL_FPS,
+            "max_frames": cfg.max_frames,
+            "clip": "the middle max_frames / 30 s of each sequence" if cfg.max_frames else "whole sequences",
+            "windows": f"non-overlapping {CLIP_LENGTH}-frame windows, end-aligned tail scoring only its new frames",
+            "joints": "the ground truth's joints, by SMPL-24 name", "units": "mm (Accel: mm/frame^2)",
+            "semantics": "offline annotator on the method's semantics-free draft; ground-truth text never used",
+            "checkpoint": str(self.models.checkpoint), "methods": list(cfg.methods),
+            "method_changes": cfg.method_changes(), "text_encoder": cfg.text_encoder or self.models.text_encoder,
+            "data": list(data_specs), "pen_frame_stride": cfg.pen_stride, "frames_per_second": fps,
+            "wall_seconds": {**self.wall, "total": round(time.perf_counter() - self.started, 1)},
+            "threads": torch.get_num_threads(), "jobs": cfg.jobs if cfg.observe == "render" else 1,
+        }
+
+
+def _rendered_case(seq, rendered) -> _Case:
+    """The render protocol's case: ground truth in the rendering camera's frame at the data's own frames."""
+    R, t = rendered.camera.R, rendered.camera.t
+    gt_verts = rendered.gt_vertices_cam
+    if gt_verts is not None and abs(seq.fps - MODEL_FPS) > 1e-6:
+        t30, t_own = np.arange(gt_verts.shape[0]) / MODEL_FPS, np.arange(seq.num_frames) / seq.fps
+        gt_verts = _interp_time(gt_verts, t30, t_own)
+    gt = (np.asarray(seq.joints3d, dtype=np.float64) @ R.T + t).astype(np.float32)
+    return _Case(rendered.observation, rendered.cache, gt, gt_verts, rendered.matching.order, rendered.perception,
+                 rendered.record)
 
 
 def to_markdown(doc: dict) -> str:
