@@ -335,18 +335,12 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
                  with_vertices: bool = True) -> RenderedCase:
     """Render ``seq30`` (already at ``fps``) or find its video, then run perceive -> pair on it.
     ``with_vertices``: also the ground truth's camera-frame meshes where they are exact (carried parameters)."""
-    import torch
-
-    from socialmirror import pipeline
     from socialmirror.body.skeleton import SMPL24_NAMES
     from socialmirror.data.observation import CameraSampler
-    from socialmirror.pipeline.cache import digest
 
     times = {}
     t0 = time.perf_counter()
     params = body_parameters(seq30, body, settings)
-    rot, shape, transl = (torch.from_numpy(np.asarray(a, dtype=np.float32))
-                          for a in (params.rotmats, params.shape, params.transl))
     body_joints = np.asarray(params.joints, dtype=np.float64)  # (T, 2, 24, 3) world
     times["bodies"] = time.perf_counter() - t0
     # The camera: the simulate protocol's draw, placed on the full bodies (the joints every data set renders).
@@ -354,61 +348,18 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
                         meta={})
     camera = scaled_camera(CameraSampler().place(placed_on, camera_rng), settings.long_side)
     appearance = sample_appearance(appearance_rng)
-    key = digest(RENDER_PROTOCOL_VERSION, body.name, params.rotmats, params.shape, params.transl, seq30.up,
-                 camera.R, camera.t, camera.K, list(camera.image_size), appearance, fps, settings.crf)
-    entry = cache.lookup(key)
-    verts = None
-    if entry is None:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            verts = torch.cat([body(rot[s:s + 32], shape[None], transl[s:s + 32]).vertices
-                               for s in range(0, rot.shape[0], 32)]).numpy()
-        times["bodies"] += time.perf_counter() - t0
-    video = cache.entry(key) / "video.mp4"
-    if entry is None:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            rest = body(torch.eye(3).expand(2, 24, 3, 3), shape)
-        render_video(video, verts, body.faces.cpu().numpy(), rest.vertices.numpy(), rest.joints.numpy(), seq30.up,
-                     camera, appearance, fps, settings.crf)
-        entry = {"sequence": seq30.name, "frames": int(seq30.num_frames), "fps": fps, "bodies": params.method,
-                 "ik_residual_mm": round(float(params.residual_mm), 1), "camera": camera.record(),
-                 "appearance": appearance, "settings": asdict(settings), "version": RENDER_PROTOCOL_VERSION}
-        cache.store(key, entry)
-        cache.renders += 1
-        times["render"] = time.perf_counter() - t0
-    else:
-        cache.hits += 1
-        times["render"] = 0.0
-
-    # The pipeline, as `reconstruct` runs it.
-    stages = pipeline.StageCache(None)
-    video_in = pipeline.VideoInput.at(video)
+    video, key, verts = _rendered_video(seq30, body, params, camera, appearance, settings, cache, fps, times)
     t0 = time.perf_counter()
-    try:
-        perception = pipeline.perceive(video_in, stages, settings.max_people, progress=False)
-        observation = pipeline.pair(perception, stages, pipeline.CameraSettings())
-    except Exception as exc:  # the pipeline's own InputError (nobody / one person found) and the like
-        from socialmirror.errors import InputError
-        if not isinstance(exc, InputError):
-            raise
-        raise SkippedSequence(f"the pipeline failed on the rendered video {video}: {exc}") from None
+    perception, observation, stages = _perceive_rendered(video, seq30, settings)
     times["perceive+pair"] = time.perf_counter() - t0
-    if observation.num_frames != seq30.num_frames:
-        raise SkippedSequence(f"the rendered video {video} decoded to {observation.num_frames} frames, "
-                              f"not {seq30.num_frames}")
     if not np.allclose(observation.intrinsics, camera.K, atol=1e-3):
         log.warning("%s: the pipeline's default intrinsics differ from the rendering camera's", seq30.name)
-    cam_joints = camera.to_camera(body_joints)
-    uv = camera.project(cam_joints)
+    uv = camera.project(camera.to_camera(body_joints))
     in_image = camera.in_image(uv)
     matching = match_people(observation.keypoints2d, uv, in_image)
     gt_verts = None
     if with_vertices and params.method == "sequence":  # the ground truth's own bodies: VPE is exact
-        if verts is None:
-            with torch.no_grad():
-                verts = torch.cat([body(rot[s:s + 32], shape[None], transl[s:s + 32]).vertices
-                                   for s in range(0, rot.shape[0], 32)]).numpy()
+        verts = _body_vertices(body, params) if verts is None else verts
         gt_verts = camera.to_camera(verts).astype(np.float32)
     record = {
         "sequence": seq30.name, "frames": int(seq30.num_frames), "video": str(video), "render_key": key,
@@ -422,6 +373,63 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
     return RenderedCase(observation, perception, stages, matching, gt_verts, camera, record)
+
+
+def _body_vertices(body, params) -> np.ndarray:
+    """The bodies' meshes (T, 2, V, 3), world frame, 32 frames at a time."""
+    import torch
+    rot, shape, transl = (torch.from_numpy(np.asarray(a, dtype=np.float32))
+                          for a in (params.rotmats, params.shape, params.transl))
+    with torch.no_grad():
+        return torch.cat([body(rot[s:s + 32], shape[None], transl[s:s + 32]).vertices
+                          for s in range(0, rot.shape[0], 32)]).numpy()
+
+
+def _rendered_video(seq30, body, params, camera: RenderCamera, appearance: dict, settings: RenderSettings,
+                    cache: RenderCache, fps: float, times: dict) -> tuple[Path, str, np.ndarray | None]:
+    """The video of the bodies under this camera and appearance: from the cache, else rendered and stored.
+    Returns its path, its cache key and the meshes where they were built for it (else None)."""
+    import torch
+
+    from socialmirror.pipeline.cache import digest
+    key = digest(RENDER_PROTOCOL_VERSION, body.name, params.rotmats, params.shape, params.transl, seq30.up,
+                 camera.R, camera.t, camera.K, list(camera.image_size), appearance, fps, settings.crf)
+    video = cache.entry(key) / "video.mp4"
+    if cache.lookup(key) is not None:
+        cache.hits += 1
+        times["render"] = 0.0
+        return video, key, None
+    t0 = time.perf_counter()
+    verts = _body_vertices(body, params)
+    times["bodies"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        rest = body(torch.eye(3).expand(2, 24, 3, 3), torch.from_numpy(np.asarray(params.shape, dtype=np.float32)))
+    render_video(video, verts, body.faces.cpu().numpy(), rest.vertices.numpy(), rest.joints.numpy(), seq30.up,
+                 camera, appearance, fps, settings.crf)
+    cache.store(key, {"sequence": seq30.name, "frames": int(seq30.num_frames), "fps": fps, "bodies": params.method,
+                      "ik_residual_mm": round(float(params.residual_mm), 1), "camera": camera.record(),
+                      "appearance": appearance, "settings": asdict(settings), "version": RENDER_PROTOCOL_VERSION})
+    cache.renders += 1
+    times["render"] = time.perf_counter() - t0
+    return video, key, verts
+
+
+def _perceive_rendered(video: Path, seq30, settings: RenderSettings):
+    """perceive -> pair on the rendered video, as ``reconstruct`` runs them; a pipeline that finds nobody (or
+    one person), or a video that decodes to another length, skips the sequence."""
+    from socialmirror import pipeline
+    from socialmirror.errors import InputError
+    stages = pipeline.StageCache(None)
+    try:
+        perception = pipeline.perceive(pipeline.VideoInput.at(video), stages, settings.max_people, progress=False)
+        observation = pipeline.pair(perception, stages, pipeline.CameraSettings())
+    except InputError as exc:  # the pipeline's own one-line errors (nobody / one person found) and the like
+        raise SkippedSequence(f"the pipeline failed on the rendered video {video}: {exc}") from None
+    if observation.num_frames != seq30.num_frames:
+        raise SkippedSequence(f"the rendered video {video} decoded to {observation.num_frames} frames, "
+                              f"not {seq30.num_frames}")
+    return perception, observation, stages
 
 
 # ------------------------------------------------------------------------------------------- in parallel
