@@ -135,11 +135,13 @@ def annotate(observation: PairObservation, draft_estimate, cache: StageCache,
         crops = [perception.video.fingerprint(), perception.tracks.boxes, observation.track_ids]
 
     def compute():
-        from socialmirror.semantics.annotator import annotate_clips
-        frames = None if crops is None else _clip_crops(perception, observation.track_ids)
+        from socialmirror.semantics.annotator import annotate_clips, vlm_client
+        frames = client = None
+        if crops is not None:
+            frames = _clip_crops(perception, observation.track_ids)
+            client = vlm_client(settings.vlm_url, settings.vlm_model)
         return annotate_clips(settings.source, num_frames=observation.num_frames, frames=frames,
-                              joints3d=draft_estimate.joints, up=observation.up, vlm_url=settings.vlm_url,
-                              vlm_model=settings.vlm_model, seed=seed)
+                              joints3d=draft_estimate.joints, up=observation.up, client=client, seed=seed)
     return cache.fetch("annotations", [draft_estimate.joints, observation.num_frames, observation.up,
                                        settings.fingerprint(), seed, crops], compute, ANNOTATIONS_CODEC)
 
