@@ -348,21 +348,9 @@ def train_stage(stage: str, data: TrainingData, bundle: ModelBundle, body: BodyM
     batch_size = batch_size or DEFAULT_BATCH[stage]
     # geometry_linear draws the very clips (and input noise) of geometry: the ablation differs in the embedding.
     stage_seed = seed + 7919 * (STAGES.index(SEED_OF.get(stage, stage)) + 1)
-    if stage == "geometry_linear" and bundle.geometry_linear is None:
-        # A bundle written before the slot existed: add it (before a checkpoint's weights are loaded into it),
-        # with initial weights fixed by the seed.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stage_seed)
-            bundle.add_geometry_linear()
     ckpt_path = checkpoint_path(out, stage)
-    payload = _load_checkpoint(ckpt_path, stage) if resume and ckpt_path.is_file() else None
-    if resume and payload is None:
-        report(f"{stage}: no checkpoint at {ckpt_path}; starting the stage from the beginning")
+    payload = _restore_bundle(stage, bundle, stage_seed, ckpt_path, resume, report)
     if payload is not None:
-        if any(k.startswith("geometry_linear.") for k in payload["bundle"]):
-            bundle.add_geometry_linear()  # the run that wrote the checkpoint held the slot
-        bundle.load_state_dict(payload["bundle"])
-        bundle.metadata = payload["metadata"]
         steps = payload["total_steps"]
     seed_everything(stage_seed + 1000003 * runtime.rank)
     ensure_statistics(bundle, data, stage, cfg.stats_clips, seed, report)
@@ -386,44 +374,95 @@ def train_stage(stage: str, data: TrainingData, bundle: ModelBundle, body: BodyM
         report(f"{stage}: {steps} steps fit in {seconds / 60:.1f} min")
     start = 0
     if payload is not None:
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        start = int(payload["step"])
-        if runtime.distributed:  # the checkpoint holds rank 0's generator: give every rank its own stream
-            seed_everything(stage_seed + 1000003 * runtime.rank + 7 * start)
-        else:
-            torch.set_rng_state(payload["torch_rng"])
+        start = _restore_optimizer(payload, optimizer, scheduler, stage_seed, runtime)
         report(f"{stage}: resuming at step {start} of {steps}")
-    steps_per_epoch = cfg.steps_per_epoch or steps / cfg.lr_epochs
     dataset = data.dataset(bundle, seed=stage_seed, epoch_size=steps * batch_size * runtime.world_size)
-    history: list[float] = [float(x) for x in bundle.metadata.get("loss_history", {}).get(stage, [])][:start]
-    last_terms: dict[str, float] = {}
-    progress = _progress(runtime, start, steps, stage)
-    t_start, timed_steps = time.perf_counter(), 0
-    for step, batch in zip(range(start, steps), batches(start, steps, dataset)):
-        terms = model(batch)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        lr = optimizer.param_groups[0]["lr"]  # the rate this step used (the scheduler sets the next one)
-        scheduler.step((step + 1) / steps_per_epoch)
-        history.append(float(terms["loss"].detach()))
-        last_terms = {k: float(v.detach()) for k, v in terms.items()}
-        timed_steps += 1
+    loop = _StageLoop(stage, model, params, optimizer, scheduler, cfg, runtime)
+    history, last_terms, seconds_per_step = loop.run(
+        batches(start, steps, dataset), start, steps, bundle, lambda step: save_checkpoint(
+            ckpt_path, bundle, optimizer, scheduler, step, steps, run, stage))
+    return _finish_stage(stage, steps, batch_size, history, last_terms, seconds_per_step, bundle, data, run, out,
+                         runtime, report)
+
+
+def _restore_bundle(stage: str, bundle: ModelBundle, stage_seed: int, ckpt_path: Path, resume: bool,
+                    report: Callable[[str], None]) -> dict | None:
+    """The stage's checkpoint when resuming (its weights loaded into ``bundle``), else None. A bundle
+    written before the Linear-embedding slot existed gets it here, with initial weights fixed by the seed."""
+    if stage == "geometry_linear" and bundle.geometry_linear is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stage_seed)
+            bundle.add_geometry_linear()
+    payload = _load_checkpoint(ckpt_path, stage) if resume and ckpt_path.is_file() else None
+    if resume and payload is None:
+        report(f"{stage}: no checkpoint at {ckpt_path}; starting the stage from the beginning")
+    if payload is not None:
+        if any(k.startswith("geometry_linear.") for k in payload["bundle"]):
+            bundle.add_geometry_linear()  # the run that wrote the checkpoint held the slot
+        bundle.load_state_dict(payload["bundle"])
+        bundle.metadata = payload["metadata"]
+    return payload
+
+
+def _restore_optimizer(payload: dict, optimizer, scheduler, stage_seed: int, runtime: Runtime) -> int:
+    """Optimiser, scheduler and random state from the checkpoint; returns the step to resume at."""
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    start = int(payload["step"])
+    if runtime.distributed:  # the checkpoint holds rank 0's generator: give every rank its own stream
+        seed_everything(stage_seed + 1000003 * runtime.rank + 7 * start)
+    else:
+        torch.set_rng_state(payload["torch_rng"])
+    return start
+
+
+class _StageLoop:
+    """The optimisation steps of one stage: AdamW with gradient clipping and the scheduler stepped per epoch
+    fraction, a progress bar, and a checkpoint every ``checkpoint_every`` steps and at the end (rank 0)."""
+
+    def __init__(self, stage: str, model: nn.Module, params: list, optimizer, scheduler, cfg, runtime: Runtime):
+        self.stage, self.model, self.params = stage, model, params
+        self.optimizer, self.scheduler, self.cfg, self.runtime = optimizer, scheduler, cfg, runtime
+
+    def run(self, batches: Iterator[dict[str, Any]], start: int, steps: int, bundle: ModelBundle,
+            checkpoint: Callable[[int], None]) -> tuple[list[float], dict[str, float], float]:
+        """Steps ``start`` .. ``steps``; returns the loss history (earlier steps' from the bundle's metadata),
+        the last step's loss terms and the seconds a step took."""
+        cfg, stage = self.cfg, self.stage
+        steps_per_epoch = cfg.steps_per_epoch or steps / cfg.lr_epochs
+        history = [float(x) for x in bundle.metadata.get("loss_history", {}).get(stage, [])][:start]
+        last_terms: dict[str, float] = {}
+        progress = _progress(self.runtime, start, steps, stage)
+        t_start, timed_steps = time.perf_counter(), 0
+        for step, batch in zip(range(start, steps), batches):
+            terms = self.model(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+            self.optimizer.step()
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used (the scheduler sets the next one)
+            self.scheduler.step((step + 1) / steps_per_epoch)
+            history.append(float(terms["loss"].detach()))
+            last_terms = {k: float(v.detach()) for k, v in terms.items()}
+            timed_steps += 1
+            if progress is not None:
+                progress.update(1)
+                if (step + 1) % cfg.log_every == 0:
+                    progress.set_postfix(loss=f"{np.mean(history[-cfg.log_every:]):.4f}", lr=f"{lr:.2e}")
+            if self.runtime.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps):
+                bundle.metadata.setdefault("loss_history", {})[stage] = [round(v, 6) for v in history]
+                checkpoint(step + 1)
         if progress is not None:
-            progress.update(1)
-            if (step + 1) % cfg.log_every == 0:
-                progress.set_postfix(loss=f"{np.mean(history[-cfg.log_every:]):.4f}",
-                                     lr=f"{lr:.2e}")
-        if runtime.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps):
-            bundle.metadata.setdefault("loss_history", {})[stage] = [round(v, 6) for v in history]
-            save_checkpoint(ckpt_path, bundle, optimizer, scheduler, step + 1, steps, run, stage)
-    if progress is not None:
-        progress.close()
-    seconds_per_step = (time.perf_counter() - t_start) / max(1, timed_steps)
-    window = max(1, min(cfg.log_every, len(history) // 2 or 1))
+            progress.close()
+        return history, last_terms, (time.perf_counter() - t_start) / max(1, timed_steps)
+
+
+def _finish_stage(stage: str, steps: int, batch_size: int, history: list[float], last_terms: dict[str, float],
+                  seconds_per_step: float, bundle: ModelBundle, data: TrainingData, run: TrainRunConfig, out: Path,
+                  runtime: Runtime, report: Callable[[str], None]) -> StageResult:
+    """The stage's record in the bundle's metadata; rank 0 writes the bundle."""
+    window = max(1, min(run.train.log_every, len(history) // 2 or 1))
     result = StageResult(stage, steps, seconds_per_step,
                          float(np.mean(history[:window])) if history else math.nan,
                          float(np.mean(history[-window:])) if history else math.nan, last_terms)
