@@ -111,102 +111,116 @@ def _parse_floats(tokens: list[str], where: str) -> list[float]:
 def parse_bvh(text: str, source: str = "<bvh>") -> tuple[BvhSkeleton, np.ndarray, float]:
     """Parse BVH text into its skeleton, the (T, C) channel matrix and the frame time in seconds."""
     lines = text.splitlines()
-    names: list[str] = []
-    parents: list[int] = []
-    offsets: list[list[float]] = []
-    channels: list[tuple[str, ...]] = []
-    end_site: list[bool] = []
-    stack: list[int] = []          # node index of each open "{" block, innermost last
-    pending: int | None = None     # node declared but whose "{" has not been seen yet
+    hierarchy = _Hierarchy()
     motion_line: int | None = None
-
-    i = 0
-    while i < len(lines):
-        tokens = lines[i].split()
-        where = f"{source}:{i + 1}"
-        i += 1
-        if not tokens:
+    for i, line in enumerate(lines):
+        tokens = line.split()
+        if not tokens or tokens[0].upper() == "HIERARCHY":
             continue
-        key = tokens[0].upper()
-        if key == "HIERARCHY":
-            continue
-        if key == "MOTION":
-            motion_line = i
+        if tokens[0].upper() == "MOTION":
+            motion_line = i + 1
             break
-        is_end = key == "END" and len(tokens) > 1 and tokens[1].upper() == "SITE"
-        if key in ("ROOT", "JOINT") or is_end:
-            if pending is not None:
-                raise BvhError(f"{where}: expected '{{' after {names[pending]!r}")
-            if key == "ROOT" and (stack or names):
-                raise BvhError(f"{where}: only one top-level ROOT is supported")
-            if key != "ROOT" and not stack:
-                raise BvhError(f"{where}: {tokens[0]} outside of any joint block")
-            parent = stack[-1] if stack else -1
-            if parent >= 0 and end_site[parent]:
-                raise BvhError(f"{where}: an End Site cannot have children")
-            if is_end:
-                name, k = f"{names[parent]}_End", 2
-                while name in names:  # a joint with several End Sites (rare but legal)
-                    name, k = f"{names[parent]}_End{k}", k + 1
-            else:
-                if len(tokens) < 2:
-                    raise BvhError(f"{where}: {tokens[0]} without a name")
-                name = " ".join(tokens[1:])
-                if name in names:
-                    raise BvhError(f"{where}: duplicate joint name {name!r}")
-            names.append(name)
-            parents.append(parent)
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append(())
-            end_site.append(is_end)
-            pending = len(names) - 1
-        elif key == "{":
-            if pending is None or len(tokens) > 1:
-                raise BvhError(f"{where}: '{{' must follow a ROOT, JOINT or End Site line, alone")
-            stack.append(pending)
-            pending = None
-        elif key == "}":
-            if not stack or pending is not None:
-                raise BvhError(f"{where}: unbalanced '}}'")
-            stack.pop()
-        elif key in ("OFFSET", "CHANNELS"):
-            if not stack or pending is not None:
-                raise BvhError(f"{where}: {tokens[0]} outside of a joint's {{ }} block")
-            current = stack[-1]
-            if key == "OFFSET":
-                if len(tokens) != 4:
-                    raise BvhError(f"{where}: OFFSET needs 3 numbers, got {len(tokens) - 1}")
-                offsets[current] = _parse_floats(tokens[1:], where)
-            else:
-                if end_site[current]:
-                    raise BvhError(f"{where}: an End Site cannot have CHANNELS")
-                try:
-                    n = int(tokens[1])
-                except (IndexError, ValueError):
-                    raise BvhError(f"{where}: CHANNELS needs a count") from None
-                if len(tokens) - 2 != n:
-                    raise BvhError(f"{where}: CHANNELS says {n} channels but lists {len(tokens) - 2}")
-                chans = tuple(_normalise_channel(t, where) for t in tokens[2:])
-                if len(set(chans)) != len(chans):
-                    raise BvhError(f"{where}: repeated channel in {' '.join(tokens[2:])!r}")
-                channels[current] = chans
-        else:
-            raise BvhError(f"{where}: unexpected {tokens[0]!r} in HIERARCHY")
-
-    if not names:
+        hierarchy.read(tokens, f"{source}:{i + 1}")
+    if not hierarchy.names:
         raise BvhError(f"{source}: no ROOT found (not a BVH file?)")
-    if stack or pending is not None:
+    if hierarchy.stack or hierarchy.pending is not None:
         raise BvhError(f"{source}: HIERARCHY ends with unclosed '{{' blocks")
     if motion_line is None:
         raise BvhError(f"{source}: no MOTION section")
-
+    channels = hierarchy.channels
     frames, frame_time = _parse_motion(lines, motion_line, sum(len(c) for c in channels), source)
     starts = tuple(int(s) for s in np.cumsum([0] + [len(c) for c in channels])[:-1])
     skeleton = BvhSkeleton(
-        names=tuple(names), parents=tuple(parents), offsets=np.asarray(offsets, dtype=np.float64),
-        channels=tuple(channels), channel_start=starts, end_site=tuple(end_site),
+        names=tuple(hierarchy.names), parents=tuple(hierarchy.parents),
+        offsets=np.asarray(hierarchy.offsets, dtype=np.float64), channels=tuple(channels), channel_start=starts,
+        end_site=tuple(hierarchy.end_site),
     )
     return skeleton, frames, frame_time
+
+
+class _Hierarchy:
+    """The HIERARCHY section read line by line: the joints in file order with their parents, offsets,
+    channels and End Site flags; ``stack`` holds the node of each open ``{`` block (innermost last),
+    ``pending`` a node declared whose ``{`` has not been seen yet."""
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.parents: list[int] = []
+        self.offsets: list[list[float]] = []
+        self.channels: list[tuple[str, ...]] = []
+        self.end_site: list[bool] = []
+        self.stack: list[int] = []
+        self.pending: int | None = None
+
+    def read(self, tokens: list[str], where: str) -> None:
+        key = tokens[0].upper()
+        is_end = key == "END" and len(tokens) > 1 and tokens[1].upper() == "SITE"
+        if key in ("ROOT", "JOINT") or is_end:
+            self._declare(tokens, key, is_end, where)
+        elif key == "{":
+            if self.pending is None or len(tokens) > 1:
+                raise BvhError(f"{where}: '{{' must follow a ROOT, JOINT or End Site line, alone")
+            self.stack.append(self.pending)
+            self.pending = None
+        elif key == "}":
+            if not self.stack or self.pending is not None:
+                raise BvhError(f"{where}: unbalanced '}}'")
+            self.stack.pop()
+        elif key in ("OFFSET", "CHANNELS"):
+            if not self.stack or self.pending is not None:
+                raise BvhError(f"{where}: {tokens[0]} outside of a joint's {{ }} block")
+            if key == "OFFSET":
+                if len(tokens) != 4:
+                    raise BvhError(f"{where}: OFFSET needs 3 numbers, got {len(tokens) - 1}")
+                self.offsets[self.stack[-1]] = _parse_floats(tokens[1:], where)
+            else:
+                self._channels(tokens, where)
+        else:
+            raise BvhError(f"{where}: unexpected {tokens[0]!r} in HIERARCHY")
+
+    def _declare(self, tokens: list[str], key: str, is_end: bool, where: str) -> None:
+        """A ROOT, JOINT or End Site line: a new node under the innermost open block."""
+        names = self.names
+        if self.pending is not None:
+            raise BvhError(f"{where}: expected '{{' after {names[self.pending]!r}")
+        if key == "ROOT" and (self.stack or names):
+            raise BvhError(f"{where}: only one top-level ROOT is supported")
+        if key != "ROOT" and not self.stack:
+            raise BvhError(f"{where}: {tokens[0]} outside of any joint block")
+        parent = self.stack[-1] if self.stack else -1
+        if parent >= 0 and self.end_site[parent]:
+            raise BvhError(f"{where}: an End Site cannot have children")
+        if is_end:
+            name, k = f"{names[parent]}_End", 2
+            while name in names:  # a joint with several End Sites (rare but legal)
+                name, k = f"{names[parent]}_End{k}", k + 1
+        else:
+            if len(tokens) < 2:
+                raise BvhError(f"{where}: {tokens[0]} without a name")
+            name = " ".join(tokens[1:])
+            if name in names:
+                raise BvhError(f"{where}: duplicate joint name {name!r}")
+        names.append(name)
+        self.parents.append(parent)
+        self.offsets.append([0.0, 0.0, 0.0])
+        self.channels.append(())
+        self.end_site.append(is_end)
+        self.pending = len(names) - 1
+
+    def _channels(self, tokens: list[str], where: str) -> None:
+        current = self.stack[-1]
+        if self.end_site[current]:
+            raise BvhError(f"{where}: an End Site cannot have CHANNELS")
+        try:
+            n = int(tokens[1])
+        except (IndexError, ValueError):
+            raise BvhError(f"{where}: CHANNELS needs a count") from None
+        if len(tokens) - 2 != n:
+            raise BvhError(f"{where}: CHANNELS says {n} channels but lists {len(tokens) - 2}")
+        chans = tuple(_normalise_channel(t, where) for t in tokens[2:])
+        if len(set(chans)) != len(chans):
+            raise BvhError(f"{where}: repeated channel in {' '.join(tokens[2:])!r}")
+        self.channels[current] = chans
 
 
 def _parse_motion(lines: list[str], start: int, num_channels: int, source: str) -> tuple[np.ndarray, float]:

@@ -228,6 +228,36 @@ def check_arrays(arrays: Mapping[str, np.ndarray], where: str = "arrays") -> Non
     The order is fixed (missing keys, unknown keys, then joints3d, joint_names, fps, up, action, text,
     contacts, vertices, faces, source, meta) so that the same file always reports the same problem.
     """
+    _check_keys(arrays, where)
+    joints = _check_joints3d(np.asarray(arrays["joints3d"]), where)
+    num_frames, num_joints = joints.shape[0], joints.shape[2]
+    _check_joint_names(np.asarray(arrays["joint_names"]), num_joints, where)
+    _check_fps(np.asarray(arrays["fps"]), where)
+    _check_up(np.asarray(arrays["up"]), where)
+    _check_person_extent(joints, where, "joints3d")
+    if "action" in arrays:
+        _check_string(arrays, "action", (), "a string", where)
+    if "text" in arrays:
+        _check_string(arrays, "text", (2,), "2 strings (one per person)", where)
+    if "contacts" in arrays:
+        _check_contacts(np.asarray(arrays["contacts"]), num_frames, where)
+    if "vertices" in arrays:
+        _check_vertices(np.asarray(arrays["vertices"]), num_frames, where)
+    if "faces" in arrays:
+        _check_faces(arrays, where)
+    if "source" in arrays:
+        _check_string(arrays, "source", (), "a string", where)
+    if "meta" in arrays:
+        _check_string(arrays, "meta", (), "a JSON string", where)
+        try:
+            parsed = json.loads(str(np.asarray(arrays["meta"])))
+        except json.JSONDecodeError as e:
+            raise _fail(where, "meta", f"not valid JSON ({e.msg})") from None
+        if not isinstance(parsed, dict):
+            raise _fail(where, "meta", f"expected a JSON object, got {type(parsed).__name__}")
+
+
+def _check_keys(arrays: Mapping[str, np.ndarray], where: str) -> None:
     for key in REQUIRED_KEYS:
         if key not in arrays:
             raise _fail(where, key, "missing (required keys: " + ", ".join(REQUIRED_KEYS) + ")")
@@ -235,7 +265,8 @@ def check_arrays(arrays: Mapping[str, np.ndarray], where: str = "arrays") -> Non
         if key not in REQUIRED_KEYS and key not in OPTIONAL_KEYS:
             raise _fail(where, key, "unknown key (allowed: " + ", ".join(REQUIRED_KEYS + OPTIONAL_KEYS) + ")")
 
-    joints = np.asarray(arrays["joints3d"])
+
+def _check_joints3d(joints: np.ndarray, where: str) -> np.ndarray:
     if joints.dtype.kind != "f":
         raise _fail(where, "joints3d", f"dtype {joints.dtype}, expected float")
     if joints.ndim != 4 or joints.shape[1] != 2 or joints.shape[3] != 3:
@@ -245,9 +276,10 @@ def check_arrays(arrays: Mapping[str, np.ndarray], where: str = "arrays") -> Non
     if not np.all(np.isfinite(joints)):
         t = int(np.argwhere(~np.isfinite(joints))[0][0])
         raise _fail(where, "joints3d", f"NaN or infinity (first at frame {t})")
-    num_frames, num_joints = joints.shape[0], joints.shape[2]
+    return joints
 
-    names = np.asarray(arrays["joint_names"])
+
+def _check_joint_names(names: np.ndarray, num_joints: int, where: str) -> None:
     if not _is_string_array(names):
         raise _fail(where, "joint_names", f"dtype {names.dtype}, expected strings")
     if names.shape != (num_joints,):
@@ -260,67 +292,50 @@ def check_arrays(arrays: Mapping[str, np.ndarray], where: str = "arrays") -> Non
         dup = next(n for n in name_list if name_list.count(n) > 1)
         raise _fail(where, "joint_names", f"joint {dup!r} appears more than once")
 
-    fps = np.asarray(arrays["fps"])
+
+def _check_fps(fps: np.ndarray, where: str) -> None:
     if fps.shape not in ((), (1,)) or fps.dtype.kind not in "fiu":
         raise _fail(where, "fps", f"expected a number, got dtype {fps.dtype} shape {fps.shape}")
     fps_value = float(fps.reshape(()))
     if not (math.isfinite(fps_value) and fps_value > 0):
         raise _fail(where, "fps", f"{fps_value} is not a positive frame rate")
 
-    up = np.asarray(arrays["up"])
+
+def _check_up(up: np.ndarray, where: str) -> None:
     if up.dtype.kind not in "fiu" or up.shape != (3,):
         raise _fail(where, "up", f"expected a float (3,) vector, got dtype {up.dtype} shape {up.shape}")
     up_norm = float(np.linalg.norm(up.astype(np.float64)))
     if not (math.isfinite(up_norm) and abs(up_norm - 1.0) <= UP_TOLERANCE):
         raise _fail(where, "up", f"length {up_norm:.6g}, expected a unit vector")
 
-    _check_person_extent(joints, where, "joints3d")
 
-    if "action" in arrays:
-        action = np.asarray(arrays["action"])
-        if not _is_string_array(action) or action.shape != ():
-            raise _fail(where, "action", f"expected a string, got dtype {action.dtype} shape {action.shape}")
-    if "text" in arrays:
-        text = np.asarray(arrays["text"])
-        if not _is_string_array(text) or text.shape != (2,):
-            raise _fail(where, "text", f"expected 2 strings (one per person), got dtype {text.dtype} "
-                                       f"shape {text.shape}")
-    if "contacts" in arrays:
-        _check_contacts(np.asarray(arrays["contacts"]), num_frames, where)
-    if "vertices" in arrays:
-        verts = np.asarray(arrays["vertices"])
-        if verts.dtype.kind != "f":
-            raise _fail(where, "vertices", f"dtype {verts.dtype}, expected float")
-        if verts.ndim != 4 or verts.shape[:2] != (num_frames, 2) or verts.shape[3] != 3 or verts.shape[2] == 0:
-            raise _fail(where, "vertices", f"shape {verts.shape}, expected ({num_frames}, 2, V, 3)")
-        if not np.all(np.isfinite(verts)):
-            raise _fail(where, "vertices", "NaN or infinity")
-        _check_person_extent(verts, where, "vertices")
-    if "faces" in arrays:
-        faces = np.asarray(arrays["faces"])
-        if faces.dtype.kind not in "iu":
-            raise _fail(where, "faces", f"dtype {faces.dtype}, expected integers")
-        if faces.ndim != 2 or faces.shape[1] != 3:
-            raise _fail(where, "faces", f"shape {faces.shape}, expected (F, 3)")
-        if "vertices" not in arrays:
-            raise _fail(where, "faces", "given without vertices")
-        num_vertices = np.asarray(arrays["vertices"]).shape[2]
-        if faces.size and (faces.min() < 0 or faces.max() >= num_vertices):
-            raise _fail(where, "faces", f"indices outside [0, {num_vertices})")
-    if "source" in arrays:
-        source = np.asarray(arrays["source"])
-        if not _is_string_array(source) or source.shape != ():
-            raise _fail(where, "source", f"expected a string, got dtype {source.dtype} shape {source.shape}")
-    if "meta" in arrays:
-        meta = np.asarray(arrays["meta"])
-        if not _is_string_array(meta) or meta.shape != ():
-            raise _fail(where, "meta", f"expected a JSON string, got dtype {meta.dtype} shape {meta.shape}")
-        try:
-            parsed = json.loads(str(meta))
-        except json.JSONDecodeError as e:
-            raise _fail(where, "meta", f"not valid JSON ({e.msg})") from None
-        if not isinstance(parsed, dict):
-            raise _fail(where, "meta", f"expected a JSON object, got {type(parsed).__name__}")
+def _check_string(arrays: Mapping[str, np.ndarray], key: str, shape: tuple, what: str, where: str) -> None:
+    value = np.asarray(arrays[key])
+    if not _is_string_array(value) or value.shape != shape:
+        raise _fail(where, key, f"expected {what}, got dtype {value.dtype} shape {value.shape}")
+
+
+def _check_vertices(verts: np.ndarray, num_frames: int, where: str) -> None:
+    if verts.dtype.kind != "f":
+        raise _fail(where, "vertices", f"dtype {verts.dtype}, expected float")
+    if verts.ndim != 4 or verts.shape[:2] != (num_frames, 2) or verts.shape[3] != 3 or verts.shape[2] == 0:
+        raise _fail(where, "vertices", f"shape {verts.shape}, expected ({num_frames}, 2, V, 3)")
+    if not np.all(np.isfinite(verts)):
+        raise _fail(where, "vertices", "NaN or infinity")
+    _check_person_extent(verts, where, "vertices")
+
+
+def _check_faces(arrays: Mapping[str, np.ndarray], where: str) -> None:
+    faces = np.asarray(arrays["faces"])
+    if faces.dtype.kind not in "iu":
+        raise _fail(where, "faces", f"dtype {faces.dtype}, expected integers")
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise _fail(where, "faces", f"shape {faces.shape}, expected (F, 3)")
+    if "vertices" not in arrays:
+        raise _fail(where, "faces", "given without vertices")
+    num_vertices = np.asarray(arrays["vertices"]).shape[2]
+    if faces.size and (faces.min() < 0 or faces.max() >= num_vertices):
+        raise _fail(where, "faces", f"indices outside [0, {num_vertices})")
 
 
 def _check_contacts(contacts: np.ndarray, num_frames: int, where: str) -> None:
