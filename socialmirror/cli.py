@@ -293,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
+    _add_evaluate_parser(sub)
+    _add_tool_parsers(sub)
+    return parser
+
+
+def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="every method on the same observations (simulated, or rendered videos "
                                         "through the whole pipeline), every metric")
     p.add_argument("--data", action="append", required=True,
@@ -320,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(g)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_tool_parsers(sub) -> None:
+    """The commands around the pipeline: bench, make-sample, calibrate-world, fit."""
+    from socialmirror.paths import ASSETS_DIR
     p = sub.add_parser("bench", help="frames per second of every stage on a video (default: the embedded sample)")
     p.add_argument("input", nargs="?", help="video file or folder of frames")
     p.add_argument("--threads", type=int)
@@ -328,7 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("make-sample", help="regenerate the embedded demo sample (rendered video + ground truth)")
-    from socialmirror.paths import ASSETS_DIR
     p.add_argument("-o", "--output", default=str(ASSETS_DIR / "demo"))
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--action", default="handshake")
@@ -349,7 +358,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-o", "--output", help="write the fitted parameters to this .npz")
     p.set_defaults(func=cmd_fit)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

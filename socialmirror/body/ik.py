@@ -166,20 +166,7 @@ def fit_joints(body: BodyModel, target: np.ndarray | torch.Tensor, joint_names=S
     with torch.no_grad():
         shape0 = init_shape if init_shape is not None else body.default_shape(P)
         rest = body.rest_joints(shape0)  # (P, 24, 3)
-        # Per-frame global orientation from the torso joints present (all joints if too few).
-        torso = [k for k, n in enumerate(names) if n in _TORSO]
-        if len(torso) < 3:
-            torso = list(range(J))
-        ti = torch.tensor(torso)
-        src = rest[:, idx[ti]].expand(T, P, -1, -1)
-        R0 = _kabsch(src, tgt[:, :, ti], w[:, :, ti])
-        # Pelvis from the target (hips midpoint or the Kabsch-aligned rest pelvis where absent).
-        mu_s = (src * w[:, :, ti, None]).sum(-2) / w[:, :, ti].sum(-1, keepdim=True).clamp(min=1)
-        mu_d = (tgt[:, :, ti] * w[:, :, ti, None]).sum(-2) / w[:, :, ti].sum(-1, keepdim=True).clamp(min=1)
-        transl0 = mu_d - (R0 @ mu_s[..., None])[..., 0]
-        missing_frames = w[:, :, ti].sum(-1) == 0
-        if missing_frames.any():  # frames with no torso joint: borrow the nearest fitted frame
-            transl0, R0 = _fill_missing(transl0, R0, missing_frames)
+        R0, transl0 = _initial_alignment(rest, tgt, w, idx, names)
 
     r6 = torch.eye(3).expand(T, P, NUM_JOINTS, 3, 3).clone()
     r6[:, :, 0] = R0
@@ -197,17 +184,8 @@ def fit_joints(body: BodyModel, target: np.ndarray | torch.Tensor, joint_names=S
         R = sixd_to_matrix(r6)
         shape = _shape_from_free(body, free)
         joints = body.joints(R, shape[None], transl)
-        pred = joints[:, :, idx]
-        data = (((pred - tgt) ** 2).sum(-1) * w).sum() / wsum
-        loss = data
-        if T > 2 and cfg.smooth_weight > 0:
-            acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
-            loss = loss + cfg.smooth_weight * (acc ** 2).sum(-1).mean()
-        # 1 - cos(angle) ~ angle^2 / 2: a smooth pull toward the rest pose (root excluded).
-        loss = loss + cfg.pose_prior_weight * 2.0 * (1.0 - _cos_angle(R[:, :, 1:])).mean()
-        loss = loss + cfg.limit_weight * limits.penalty(R)
-        if cfg.fit_shape:
-            loss = loss + cfg.shape_prior_weight * ((shape - shape_ref) ** 2).sum(-1).mean()
+        data = (((joints[:, :, idx] - tgt) ** 2).sum(-1) * w).sum() / wsum
+        loss = _with_priors(data, cfg, joints, R, shape, shape_ref, limits)
         loss.backward()
         opt.step()
         sched.step()
@@ -228,6 +206,43 @@ def fit_joints(body: BodyModel, target: np.ndarray | torch.Tensor, joint_names=S
         out.rotmats, out.transl, out.joints = out.rotmats[:, 0], out.transl[:, 0], out.joints[:, 0]
         out.shape = out.shape[0]
     return out
+
+
+def _initial_alignment(rest: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor, idx: torch.Tensor,
+                       names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame and person, the global orientation (T, P, 3, 3) and pelvis (T, P, 3) that best align the rest
+    joints' torso with the target's (Kabsch over the torso joints present; all joints if too few). Frames with
+    no torso joint borrow the nearest fitted frame."""
+    torso = [k for k, n in enumerate(names) if n in _TORSO]
+    if len(torso) < 3:
+        torso = list(range(len(names)))
+    ti = torch.tensor(torso)
+    T, P = tgt.shape[:2]
+    src = rest[:, idx[ti]].expand(T, P, -1, -1)
+    R0 = _kabsch(src, tgt[:, :, ti], w[:, :, ti])
+    # Pelvis from the target (hips midpoint or the Kabsch-aligned rest pelvis where absent).
+    mu_s = (src * w[:, :, ti, None]).sum(-2) / w[:, :, ti].sum(-1, keepdim=True).clamp(min=1)
+    mu_d = (tgt[:, :, ti] * w[:, :, ti, None]).sum(-2) / w[:, :, ti].sum(-1, keepdim=True).clamp(min=1)
+    transl0 = mu_d - (R0 @ mu_s[..., None])[..., 0]
+    missing_frames = w[:, :, ti].sum(-1) == 0
+    if missing_frames.any():
+        transl0, R0 = _fill_missing(transl0, R0, missing_frames)
+    return R0, transl0
+
+
+def _with_priors(loss: torch.Tensor, cfg: "IKConfig", joints: torch.Tensor, R: torch.Tensor, shape: torch.Tensor,
+                 shape_ref: torch.Tensor, limits: "JointLimits") -> torch.Tensor:
+    """The data term ``loss`` plus smoothness, the pull toward the rest pose, the joint limits and (fitting
+    shape) the shape prior."""
+    if joints.shape[0] > 2 and cfg.smooth_weight > 0:
+        acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
+        loss = loss + cfg.smooth_weight * (acc ** 2).sum(-1).mean()
+    # 1 - cos(angle) ~ angle^2 / 2: a smooth pull toward the rest pose (root excluded).
+    loss = loss + cfg.pose_prior_weight * 2.0 * (1.0 - _cos_angle(R[:, :, 1:])).mean()
+    loss = loss + cfg.limit_weight * limits.penalty(R)
+    if cfg.fit_shape:
+        loss = loss + cfg.shape_prior_weight * ((shape - shape_ref) ** 2).sum(-1).mean()
+    return loss
 
 
 def _fill_missing(transl, R, missing):

@@ -316,6 +316,65 @@ def fill_missing_frames(v: np.ndarray) -> np.ndarray:
     return v
 
 
+def _horizontal(x: np.ndarray, up: np.ndarray) -> np.ndarray | None:
+    """``x`` projected on the ground plane and normalised; None where it is (nearly) vertical."""
+    x = x - (x @ up) * up
+    n = np.linalg.norm(x)
+    return x / n if n > 1e-6 else None
+
+
+def _side_direction(centres: np.ndarray, up: np.ndarray, yaw_deg: float, elevation_deg: float) -> np.ndarray:
+    """Unit vector from the pair towards the side camera: horizontal and perpendicular to the line joining
+    the two people (both stay visible), on the original camera's side, turned ``yaw_deg`` about up, raised
+    ``elevation_deg``. centres (T, P, 3) per-frame body centres."""
+    cam_fwd = _horizontal(np.array([0.0, 0.0, 1.0]), up)
+    if cam_fwd is None:
+        cam_fwd = _horizontal(np.array([1.0, 0.0, 0.0]), up)
+    toward_cam = -cam_fwd
+    axis = _horizontal((centres[:, 1] - centres[:, 0]).mean(0), up) if centres.shape[1] >= 2 else None
+    if axis is None:
+        view_from = toward_cam
+    else:
+        view_from = np.cross(up, axis)
+        view_from /= np.linalg.norm(view_from)
+        if view_from @ toward_cam < 0:
+            view_from = -view_from
+    yaw = np.radians(yaw_deg)
+    # Rodrigues rotation of view_from about up.
+    view_from = (view_from * np.cos(yaw) + np.cross(up, view_from) * np.sin(yaw)
+                 + up * (up @ view_from) * (1 - np.cos(yaw)))
+    elev = np.radians(elevation_deg)
+    return view_from * np.cos(elev) + up * np.sin(elev)
+
+
+def _distance_to_fit(v: np.ndarray, target: np.ndarray, direction: np.ndarray, up: np.ndarray, f: float,
+                     size: tuple[int, int], margin: float) -> float:
+    """How far along ``direction`` from ``target`` the eye must stand for every (subsampled) vertex, plus
+    each body's extreme ones along the image axes, to lie in the (H, W) image with ``margin``."""
+    H, W = size
+    R0, _ = _look_at(target + direction, target, up)
+    flat = v.reshape(-1, v.shape[-2], 3)
+    extremes = []
+    for axis in R0:
+        proj = flat @ axis
+        extremes += [np.take_along_axis(flat, proj.argmax(1)[:, None, None], 1)[:, 0],
+                     np.take_along_axis(flat, proj.argmin(1)[:, None, None], 1)[:, 0]]
+    stride = max(1, flat.size // 3 // 50000)
+    pts = np.concatenate([flat.reshape(-1, 3)[::stride]] + extremes)
+    dist = 1.0
+    for _ in range(30):
+        eye = target + direction * dist
+        R, _ = _look_at(eye, target, up)
+        pc = (pts - eye) @ R.T
+        if (pc[:, 2] > 0.1).all():
+            u = np.abs(pc[:, 0] / pc[:, 2]) * f * margin
+            w = np.abs(pc[:, 1] / pc[:, 2]) * f * margin
+            if (u <= W / 2).all() and (w <= H / 2).all():
+                break
+        dist *= 1.15
+    return dist
+
+
 def _look_at(eye, target, up):
     """Camera-from-world rotation R (rows: camera x right, y down, z forward) and eye position."""
     f = target - eye
@@ -365,33 +424,7 @@ class SideCamera:
 
         centres = v.mean(axis=2)  # (T, P, 3)
         centre = centres.mean(axis=(0, 1))
-
-        def horiz(x):
-            x = x - (x @ up) * up
-            n = np.linalg.norm(x)
-            return x / n if n > 1e-6 else None
-
-        cam_fwd = horiz(np.array([0.0, 0.0, 1.0]))
-        if cam_fwd is None:
-            cam_fwd = horiz(np.array([1.0, 0.0, 0.0]))
-        toward_cam = -cam_fwd
-        if P >= 2:
-            axis = horiz((centres[:, 1] - centres[:, 0]).mean(0))
-        else:
-            axis = None
-        if axis is None:
-            view_from = toward_cam
-        else:
-            view_from = np.cross(up, axis)
-            view_from /= np.linalg.norm(view_from)
-            if view_from @ toward_cam < 0:
-                view_from = -view_from
-        yaw = np.radians(yaw_deg)
-        # Rodrigues rotation of view_from about up.
-        view_from = (view_from * np.cos(yaw) + np.cross(up, view_from) * np.sin(yaw)
-                     + up * (up @ view_from) * (1 - np.cos(yaw)))
-        elev = np.radians(elevation_deg)
-        direction = view_from * np.cos(elev) + up * np.sin(elev)  # from the target towards the eye
+        direction = _side_direction(centres, up, yaw_deg, elevation_deg)  # from the target towards the eye
         # Aim at the middle of the bodies' height range.
         hmin, hmax = ground, float(np.percentile(heights.max(axis=2), 95))
         target = centre - (centre @ up) * up + up * (0.5 * (hmin + hmax))
@@ -399,28 +432,7 @@ class SideCamera:
         H, W = size
         f = 0.5 * H / np.tan(np.radians(fov_deg) / 2)
         K = np.array([[f, 0, W / 2.0], [0, f, H / 2.0], [0, 0, 1.0]])
-        # Distance: every (subsampled) vertex inside the image with a margin.
-        # Every (subsampled) vertex, plus each body's extreme ones along the image axes, in the image.
-        R0, _ = _look_at(target + direction, target, up)
-        flat = v.reshape(-1, v.shape[-2], 3)
-        extremes = []
-        for axis in R0:
-            proj = flat @ axis
-            extremes += [np.take_along_axis(flat, proj.argmax(1)[:, None, None], 1)[:, 0],
-                         np.take_along_axis(flat, proj.argmin(1)[:, None, None], 1)[:, 0]]
-        stride = max(1, flat.size // 3 // 50000)
-        pts = np.concatenate([flat.reshape(-1, 3)[::stride]] + extremes)
-        dist = 1.0
-        for _ in range(30):
-            eye = target + direction * dist
-            R, _ = _look_at(eye, target, up)
-            pc = (pts - eye) @ R.T
-            if (pc[:, 2] > 0.1).all():
-                u = np.abs(pc[:, 0] / pc[:, 2]) * f * margin
-                w = np.abs(pc[:, 1] / pc[:, 2]) * f * margin
-                if (u <= W / 2).all() and (w <= H / 2).all():
-                    break
-            dist *= 1.15
+        dist = _distance_to_fit(v, target, direction, up, f, (H, W), margin)
         eye = target + direction * dist
         R, _ = _look_at(eye, target, up)
         return cls(R=R, eye=eye, K=K, size=(H, W), up=up, ground=ground)
