@@ -108,6 +108,7 @@ def test_vertices_helper_and_tensor_inputs(bundle, anny_body):
     assert MotionEstimate.from_arrays(est.to_arrays()).geometry_joints is None
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_any_batching(bundle, anny_body, scene40):
     a = run(bundle, anny_body, scene40, "socialmirror")
     one_by_one = run(bundle, anny_body, scene40, "socialmirror", batch_windows=1)
@@ -122,6 +123,7 @@ def test_same_seed_same_result_any_batching(bundle, anny_body, scene40):
     assert not np.allclose(a.x, other.x)
 
 
+@pytest.mark.slow
 def test_every_preset_runs(bundle, anny_body, scene40):
     annotations, text = hand_annotations(40)
     results = {}
@@ -170,6 +172,7 @@ def test_person_swap_swaps_outputs_closeint(bundle, anny_body, scene40):
     np.testing.assert_allclose(b.shape[::-1], a.shape, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_nan_guard_falls_back_to_previous_stage(bundle, anny_body, scene40, monkeypatch, caplog):
     clean = run(bundle, anny_body, scene40, "socialmirror")
     no_refiner = run(bundle, anny_body, scene40, "no-refiner")

@@ -64,6 +64,7 @@ def test_appearance_is_seeded():
     assert a["outfits"][0]["shirt"] != a["outfits"][1]["shirt"]
 
 
+@pytest.mark.slow
 @needs_weights
 def test_render_protocol_end_to_end_and_cache(tmp_path, anny_body):
     """A short synthesized sequence rendered small, reconstructed by the whole pipeline, scored; the second run

@@ -114,6 +114,7 @@ def short_input(tmp_path_factory):
     return write_sample_frames(tmp_path_factory.mktemp("sample20"), 20)
 
 
+@pytest.mark.slow
 @needs_weights
 def test_cache_contract_method_input_force(tmp_path, short_input, capsys):
     from socialmirror.api import ReconstructConfig, reconstruct
@@ -156,6 +157,7 @@ def test_cache_contract_method_input_force(tmp_path, short_input, capsys):
         assert np.array_equal(r["joints3d"], other.joints3d)
 
 
+@pytest.mark.slow
 @needs_weights
 def test_annotate_runs_the_same_stages_as_reconstruct(tmp_path, short_input, capsys):
     out = tmp_path / "out"

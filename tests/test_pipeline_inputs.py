@@ -120,6 +120,7 @@ def test_three_people_closest_pair_chosen_and_reported(capsys, tmp_path, caplog)
     assert (u > -0.1).all()
 
 
+@pytest.mark.slow
 @needs_weights
 def test_short_clip_vlm_unreachable_and_determinism(capsys, tmp_path, sample_frames):
     short = tmp_path / "short"
@@ -142,6 +143,7 @@ def test_short_clip_vlm_unreachable_and_determinism(capsys, tmp_path, sample_fra
         assert np.array_equal(r["joints3d"], first)  # same seed, same result
 
 
+@pytest.mark.slow
 @needs_weights
 def test_person_leaving_and_reentering(tmp_path, sample_frames):
     """Frames 8-13 lose one person (painted over): the same two tracks cover the whole clip."""
@@ -176,6 +178,7 @@ def test_very_large_frames(tmp_path, sample_frames):
     assert res.image_size == (3840, 2160) and np.isfinite(res.joints3d).all()
 
 
+@pytest.mark.slow
 @needs_weights
 def test_outputs_and_their_schema(tmp_path, sample_frames):
     from socialmirror.api import ReconstructConfig, reconstruct

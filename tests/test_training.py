@@ -123,6 +123,7 @@ def held_out_loss(stage: str, bundle, body, cfg: TrainConfig, batch) -> float:
         return float(module(batch)["loss"])
 
 
+@pytest.mark.slow
 def test_every_stage_lowers_its_loss(training_data, anny_body, tmp_path):
     run = load_run_config(None, TINY)
     bundle = ModelBundle(run.model)
