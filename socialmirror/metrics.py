@@ -24,6 +24,12 @@ listed):
   persons and joints, in mm per frame squared (not divided by ``dt``). ``T < 3`` raises ``ValueError``.
 - **VPE** (CloseInt "Surface"): per person and frame, each mesh translated so its pelvis (from the joints)
   is at the origin; mean vertex distance. Both meshes must share one topology.
+- **Placement** (where the pair's relative placement goes wrong; :func:`placement_errors`): the error of the
+  pelvis-to-pelvis vector ``e = (P_B - P_A) - (G_B - G_A)``, camera frame, split along the camera ray through
+  the ground truth's pelvis midpoint ``d`` (``depth = |e . d|``), the image's vertical orthogonalised to
+  ``d`` (``vertical``) and the remaining axis (``lateral``); and each person's depth error, the difference of
+  the distances of predicted and true pelvis from the camera centre (``person_depth``). Means over frames
+  (and persons), absolute values, mm. No alignment.
 - **Pen** (CloseInt "A-PD"), one frame: for each mesh a signed distance grid (32^3 samples over its
   bounding box enlarged 1.2x about its centre); the other mesh's vertices are looked up by trilinear
   interpolation; the depth inside (``max(-sdf, 0)``) counts, outside counts 0; the mean over all vertices
@@ -53,6 +59,7 @@ from socialmirror.body.skeleton import SMPL24_NAMES, joint_indices
 __all__ = [
     "mpjpe", "pa_mpjpe", "r_mpjpe", "g_mpjpe", "interaction_error", "accel_error", "vertex_error",
     "penetration", "penetration_depths", "penetration_sequence", "signed_distance_grid", "pelvis_positions",
+    "placement_errors",
 ]
 
 GRID_RES = 32
@@ -196,6 +203,25 @@ def interaction_error(pred, gt, *, joint_names: Sequence[str] | None = None) -> 
         return np.linalg.norm(x[:, 0, :, None, :] - x[:, 1, None, :, :], axis=-1)  # (T, J, J)
 
     return float(1000.0 * np.abs(cross(g) - cross(p)).mean())
+
+
+def placement_errors(pred, gt, *, joint_names: Sequence[str] | None = None) -> dict[str, float]:
+    """The pair's placement error decomposed (module docstring, **Placement**), mm: ``depth``, ``lateral`` and
+    ``vertical`` parts of the pelvis-to-pelvis vector's error, and ``person_depth``, each person's error of
+    distance from the camera."""
+    p, g = _check_pair(pred, gt)
+    _names(p.shape[2], joint_names)
+    pp, gp = pelvis_positions(p, joint_names), pelvis_positions(g, joint_names)  # (T, 2, 3)
+    e = (pp[:, 1] - pp[:, 0]) - (gp[:, 1] - gp[:, 0])  # (T, 3)
+    ray = gp.mean(axis=1)
+    ray = ray / np.linalg.norm(ray, axis=-1, keepdims=True).clip(1e-9)
+    down = np.array([0.0, 1.0, 0.0]) - ray[:, 1:2] * ray  # the image's vertical, orthogonal to the ray
+    down = down / np.linalg.norm(down, axis=-1, keepdims=True).clip(1e-9)
+    side = np.cross(down, ray)
+    along = (lambda axis: float(1000.0 * np.abs((e * axis).sum(-1)).mean()))  # noqa: E731
+    depth_error = np.linalg.norm(pp, axis=-1) - np.linalg.norm(gp, axis=-1)  # (T, 2)
+    return {"depth": along(ray), "lateral": along(side), "vertical": along(down),
+            "person_depth": float(1000.0 * np.abs(depth_error).mean())}
 
 
 def accel_error(pred, gt, *, joint_names: Sequence[str] | None = None) -> float:

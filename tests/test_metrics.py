@@ -388,3 +388,27 @@ def test_upper_body_only_aligns_on_the_torso():
     moved = sub.copy()
     moved[:, :, 2, 0] += 0.03
     assert M.mpjpe(moved, sub, joint_names=names) == pytest.approx(10.0, rel=1e-9)
+
+
+def test_placement_errors_split_the_pair_vector_error_by_hand():
+    """Ground truth: pelvises at (-0.5, 0, 4) and (0.5, 0, 4), so the ray through their midpoint is +z, the
+    image's vertical +y, the lateral axis x. The prediction moves person B 0.3 m deeper, 0.1 m lower (+y) and
+    0.2 m to the side: those are the depth, vertical and lateral parts; B's distance from the camera grows by
+    |(0.7, 0.1, 4.3)| - |(0.5, 0, 4)|, A's not at all."""
+    from socialmirror.metrics import placement_errors
+    names = ["pelvis", "head"]
+    gt = np.zeros((3, 2, 2, 3))
+    gt[:, 0, :, :] = [-0.5, 0.0, 4.0]
+    gt[:, 1, :, :] = [0.5, 0.0, 4.0]
+    gt[:, :, 1, 1] -= 0.6  # heads above the pelvises
+    pred = gt.copy()
+    pred[:, 1] += [0.2, 0.1, 0.3]
+    out = placement_errors(pred, gt, joint_names=names)
+    assert out["depth"] == pytest.approx(300.0, abs=1e-6)
+    assert out["vertical"] == pytest.approx(100.0, abs=1e-6)
+    assert out["lateral"] == pytest.approx(200.0, abs=1e-6)
+    b = np.linalg.norm([0.7, 0.1, 4.3]) - np.linalg.norm([0.5, 0.0, 4.0])
+    assert out["person_depth"] == pytest.approx(1000.0 * b / 2, abs=1e-6)
+    # Moving the whole pair leaves the pair-vector parts at zero.
+    shifted = placement_errors(gt + [0.0, 0.0, 1.0], gt, joint_names=names)
+    assert shifted["depth"] == shifted["lateral"] == shifted["vertical"] == 0.0 and shifted["person_depth"] > 900

@@ -48,6 +48,11 @@ from socialmirror.windows import CLIP_LENGTH, evaluation_windows
 log = logging.getLogger(__name__)
 MODEL_FPS = 30.0
 METRICS = ("MPJPE", "PA-MPJPE", "R-MPJPE", "G-MPJPE", "Int", "Pen", "Accel", "VPE")
+# Where the pair's placement goes wrong (metrics.placement_errors): the pelvis-to-pelvis vector's error along
+# the camera ray, sideways and vertically, and each person's depth error (mm).
+PLACEMENT = {"depth": "Pair-depth", "lateral": "Pair-lateral", "vertical": "Pair-vertical",
+             "person_depth": "Person-depth"}
+COLUMNS = METRICS + tuple(PLACEMENT.values())
 
 
 def _default_method() -> MethodConfig:
@@ -121,7 +126,7 @@ class _Accumulator:
             self.counts[k] = self.counts.get(k, 0.0) + other.counts[k]
 
     def means(self) -> dict:
-        return {k: round(self.sums[k] / self.counts[k], 2) for k in METRICS if self.counts.get(k, 0) > 0}
+        return {k: round(self.sums[k] / self.counts[k], 2) for k in COLUMNS if self.counts.get(k, 0) > 0}
 
 
 def _interp_time(x: np.ndarray, src_t: np.ndarray, dst_t: np.ndarray) -> np.ndarray:
@@ -148,6 +153,8 @@ def score_sequence(pred: np.ndarray, gt: np.ndarray, names, pred_verts=None, fac
         acc.add("R-MPJPE", metrics.r_mpjpe(p, g, **kw), n)
         acc.add("Int", metrics.interaction_error(p, g, **kw), n)
         acc.add("G-MPJPE", metrics.g_mpjpe(pred[frames], gt[frames], **kw), n)
+        for key, value in metrics.placement_errors(p, g, **kw).items():
+            acc.add(PLACEMENT[key], value, n)
         if len(frames) >= 3:
             acc.add("Accel", metrics.accel_error(pred[frames], gt[frames], **kw), max(1.0, n - 2))
         if gt_verts is not None and pred_verts is not None and gt_verts.shape[2] == pred_verts.shape[2]:
@@ -414,6 +421,17 @@ def _rendered_case(seq, rendered) -> _Case:
                  rendered.record)
 
 
+def _placement_table(res: dict) -> list[str]:
+    """Where the placement error lies, per method (mm; metrics.placement_errors)."""
+    columns = tuple(PLACEMENT.values())
+    rows = [(m, v) for m, v in res.items() if not m.startswith("improvement") and any(k in v for k in columns)]
+    if not rows:
+        return []
+    lines = ["| placement (mm) | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {m} | " + " | ".join(f"{v[k]:.1f}" if k in v else "-" for k in columns) + " |" for m, v in rows]
+    return lines + [""]
+
+
 def to_markdown(doc: dict) -> str:
     lines = []
     for dataset, res in doc["results"].items():
@@ -428,6 +446,7 @@ def to_markdown(doc: dict) -> str:
             lines.append("| socialmirror vs closeint (% lower) | "
                          + " | ".join(f"{imp[k]:+.1f}" if k in imp else "-" for k in METRICS) + " |")
         lines.append("")
+        lines += _placement_table(res)
         for action, ms in doc.get("per_action", {}).get(dataset, {}).items():
             lines.append(f"- {action}: " + "; ".join(
                 f"{m} R-MPJPE {v.get('R-MPJPE', float('nan')):.1f}, Int {v.get('Int', float('nan')):.1f}, "
