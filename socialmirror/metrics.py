@@ -28,8 +28,10 @@ listed):
   pelvis-to-pelvis vector ``e = (P_B - P_A) - (G_B - G_A)``, camera frame, split along the camera ray through
   the ground truth's pelvis midpoint ``d`` (``depth = |e . d|``), the image's vertical orthogonalised to
   ``d`` (``vertical``) and the remaining axis (``lateral``); and each person's depth error, the difference of
-  the distances of predicted and true pelvis from the camera centre (``person_depth``). Means over frames
-  (and persons), absolute values, mm. No alignment.
+  the distances of predicted and true pelvis from the camera centre (``person_depth``), and, where the joints
+  have the head, pelvis and both legs, each person's stature error along the skeleton (``person_height``: head down the
+  spine to the pelvis plus the mean leg to the ankle). Means over frames (and persons), absolute values, mm.
+  No alignment.
 - **Pen** (CloseInt "A-PD"), one frame: for each mesh a signed distance grid (32^3 samples over its
   bounding box enlarged 1.2x about its centre); the other mesh's vertices are looked up by trilinear
   interpolation; the depth inside (``max(-sdf, 0)``) counts, outside counts 0; the mean over all vertices
@@ -220,8 +222,31 @@ def placement_errors(pred, gt, *, joint_names: Sequence[str] | None = None) -> d
     side = np.cross(down, ray)
     along = (lambda axis: float(1000.0 * np.abs((e * axis).sum(-1)).mean()))  # noqa: E731
     depth_error = np.linalg.norm(pp, axis=-1) - np.linalg.norm(gp, axis=-1)  # (T, 2)
-    return {"depth": along(ray), "lateral": along(side), "vertical": along(down),
-            "person_depth": float(1000.0 * np.abs(depth_error).mean())}
+    out = {"depth": along(ray), "lateral": along(side), "vertical": along(down),
+           "person_depth": float(1000.0 * np.abs(depth_error).mean())}
+    names = _names(p.shape[2], joint_names)
+    if all(n in names for n in STATURE_ENDS):
+        out["person_height"] = float(1000.0 * np.abs(_stature(p, names) - _stature(g, names)).mean())
+    return out
+
+
+# The stature along the skeleton: head down the spine to the pelvis, then each leg to the ankle (the mean of
+# both legs). Pose-independent, unlike the vertical extent of the joints.
+STATURE_CHAINS = (("head", "neck", "spine3", "spine2", "spine1", "pelvis"),
+                  ("pelvis", "left_hip", "left_knee", "left_ankle"), ("pelvis", "right_hip", "right_knee", "right_ankle"))
+
+
+STATURE_ENDS = ("head", "pelvis", "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle")
+
+
+def _stature(x: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """(T, 2, J, 3) -> (T, 2) chain length of STATURE_CHAINS (the spine, then the mean of the two legs) over
+    the chains' joints the data has (a data set without spine2 measures head-neck-spine3-spine1-pelvis)."""
+    def chain(joints):
+        pts = x[..., [names.index(n) for n in joints if n in names], :]
+        return np.linalg.norm(np.diff(pts, axis=-2), axis=-1).sum(-1)
+    spine, left, right = (chain(c) for c in STATURE_CHAINS)
+    return spine + 0.5 * (left + right)
 
 
 def accel_error(pred, gt, *, joint_names: Sequence[str] | None = None) -> float:

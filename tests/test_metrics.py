@@ -412,3 +412,27 @@ def test_placement_errors_split_the_pair_vector_error_by_hand():
     # Moving the whole pair leaves the pair-vector parts at zero.
     shifted = placement_errors(gt + [0.0, 0.0, 1.0], gt, joint_names=names)
     assert shifted["depth"] == shifted["lateral"] == shifted["vertical"] == 0.0 and shifted["person_depth"] > 900
+
+
+def test_person_height_is_the_stature_along_the_skeleton():
+    """A straight skeleton: spine 0.1 m a bone (5 bones), legs 0.1 + 0.4 + 0.4 m. The prediction scales person
+    B by 1.1 about its pelvis: its stature 1.4 m grows by 0.14 m, A's does not; bending a knee changes nothing."""
+    from socialmirror.body.skeleton import SMPL24_NAMES
+    from socialmirror.metrics import placement_errors
+    j = np.zeros((1, 2, 24, 3))
+    idx = {n: i for i, n in enumerate(SMPL24_NAMES)}
+    for k, n in enumerate(("pelvis", "spine1", "spine2", "spine3", "neck", "head")):
+        j[..., idx[n], 1] = -0.1 * k
+    for side, x in (("left", 0.1), ("right", -0.1)):
+        j[..., idx[f"{side}_hip"], :] = [x, 0.0, 0.0]
+        j[..., idx[f"{side}_knee"], :] = [x, 0.4, 0.0]
+        j[..., idx[f"{side}_ankle"], :] = [x, 0.8, 0.0]
+    j[:, 0] += [-0.5, 0.0, 4.0]
+    j[:, 1] += [0.5, 0.0, 4.0]
+    pred = j.copy()
+    pelvis = pred[:, 1, idx["pelvis"]][:, None]
+    pred[:, 1] = pelvis + 1.1 * (pred[:, 1] - pelvis)
+    pred[:, 0, idx["left_ankle"]] += [0.0, -0.4, 0.4]  # a bent knee keeps the bone lengths
+    out = placement_errors(pred, j, joint_names=SMPL24_NAMES)
+    assert out["person_height"] == pytest.approx(1000.0 * 0.14 / 2, abs=1e-6)
+    assert "person_height" not in placement_errors(pred[:, :, :2], j[:, :, :2], joint_names=SMPL24_NAMES[:2])

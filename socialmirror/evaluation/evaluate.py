@@ -51,7 +51,7 @@ METRICS = ("MPJPE", "PA-MPJPE", "R-MPJPE", "G-MPJPE", "Int", "Pen", "Accel", "VP
 # Where the pair's placement goes wrong (metrics.placement_errors): the pelvis-to-pelvis vector's error along
 # the camera ray, sideways and vertically, and each person's depth error (mm).
 PLACEMENT = {"depth": "Pair-depth", "lateral": "Pair-lateral", "vertical": "Pair-vertical",
-             "person_depth": "Person-depth"}
+             "person_depth": "Person-depth", "person_height": "Person-height"}
 COLUMNS = METRICS + tuple(PLACEMENT.values())
 
 
