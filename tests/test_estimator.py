@@ -11,6 +11,7 @@ import torch
 
 from _estimator_helpers import IMAGE_SIZE, make_scene, tiny_bundle
 from socialmirror.body.skeleton import JOINT_INDEX
+from socialmirror.data.observation import PairObservation
 from socialmirror.losses.spheres import sphere_penetration_mm
 from socialmirror.inference import (
     METHOD_PRESETS,
@@ -40,8 +41,12 @@ def run(bundle, body, scene, method="closeint", seed=0, annotations=None, text=N
     if overrides:
         config = dataclasses.replace(config, **overrides)
     estimator = TwoPersonMotionEstimator(bundle, body, config, seed=seed)
-    return estimator.estimate(scene.keypoints2d, scene.boxes, scene.K, IMAGE_SIZE, annotations=annotations,
-                              text_embeddings=text, progress=False)
+    return estimator.estimate(observed(scene), annotations=annotations, text_embeddings=text, progress=False)
+
+
+def observed(scene, image_size=IMAGE_SIZE) -> PairObservation:
+    """The scene's keypoints, boxes and camera as the record the estimator reads."""
+    return PairObservation(scene.keypoints2d, scene.boxes, scene.K, image_size, 30.0, np.arange(2), up=None)
 
 
 def hand_annotations(num_frames: int, confidence: float = 0.9) -> tuple[Annotations, torch.Tensor]:
@@ -59,7 +64,7 @@ def test_the_window_is_the_bundles_clip_length(anny_body, scene40):
     short = tiny_bundle(anny_body, reference.x, clip_len=8)
     estimator = TwoPersonMotionEstimator(short, anny_body, method_config("closeint"))
     assert estimator.window == 8
-    est = estimator.estimate(scene40.keypoints2d, scene40.boxes, scene40.K, IMAGE_SIZE, progress=False)
+    est = estimator.estimate(observed(scene40), progress=False)
     assert est.joints.shape == (40, 2, 24, 3) and np.isfinite(est.joints).all()
     with pytest.raises(ValueError, match="stride"):
         TwoPersonMotionEstimator(tiny_bundle(anny_body, reference.x, clip_len=4), anny_body, "closeint")
@@ -99,8 +104,9 @@ def test_shapes_and_consistency(bundle, anny_body, num_frames, tmp_path):
 def test_vertices_helper_and_tensor_inputs(bundle, anny_body):
     scene = make_scene(anny_body, 10)
     est = run(bundle, anny_body, scene, "closeint")
-    as_tensors = TwoPersonMotionEstimator(bundle, anny_body, "closeint").estimate(
-        torch.as_tensor(scene.keypoints2d), torch.as_tensor(scene.boxes), torch.as_tensor(scene.K), progress=False)
+    tensors = PairObservation(torch.as_tensor(scene.keypoints2d), torch.as_tensor(scene.boxes),
+                              torch.as_tensor(scene.K), IMAGE_SIZE, 30.0, np.arange(2), up=None)
+    as_tensors = TwoPersonMotionEstimator(bundle, anny_body, "closeint").estimate(tensors, progress=False)
     np.testing.assert_array_equal(as_tensors.joints, est.joints)
     verts = est.vertices(anny_body, batch_frames=4)
     assert verts.shape == (10, 2, anny_body.num_vertices, 3) and np.isfinite(verts).all()

@@ -48,7 +48,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -59,6 +61,7 @@ from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL24_MIRROR
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.world_landmarks import simulate_world_landmarks
 from socialmirror.geometry.camera import PinholeCamera, box_from_points, focal_from_diagonal
+from socialmirror.io import atomic_savez
 
 # ----------------------------------------------------------------------------------------------- joints
 
@@ -402,21 +405,60 @@ class ObservationConfig:
 
 
 @dataclass
-class Observation:
-    """What the detector "saw" of a sequence, with the ground truth in the same camera frame.
+class PairObservation:
+    """What the 3D stages see of a pair: for a video, the closest pair's detections (``socialmirror.pipeline``);
+    simulated, an ``Observation`` (below), which is this record with the ground truth beside it. Both are built
+    by the same rules (keypoint layout, boxes), so the networks see at run time what they were trained on."""
 
-    keypoints2d (T, 2, 24, 3) u, v pixels and confidence (0, with u = v = 0, where not given);
-    boxes (T, 2, 3) CLIFF boxes (bx, by, side) from the given keypoints, interpolated over frames where the
-    person is not detected (zeros when never detected); joints_cam (T, 2, 24, 3) metres (NaN where the
-    sequence lacks a joint); joint_mask (24,) which joints the ground truth has; detected (T, 2) whether the
-    person is detected in the frame; occluded (T, 2, 24) geometric occlusion by the other person;
-    in_image (T, 2, 24) in front of the camera and inside the image.
+    keypoints2d: np.ndarray  # (T, 2, 24, 3) u, v, confidence (0 and u = v = 0 where not given)
+    boxes: np.ndarray  # (T, 2, 3) CLIFF boxes (bx, by, side)
+    intrinsics: np.ndarray  # (3, 3)
+    image_size: tuple[int, int]  # (width, height)
+    fps: float
+    track_ids: np.ndarray  # (2,) the pair's track ids (simulated: 0, 1)
+    # The world's up in the camera frame (video: -y; None: unknown, so the fit has no floor term).
+    up: tuple[float, float, float] | None = (0.0, -1.0, 0.0)
+    notes: tuple[str, ...] = ()  # what the user should know about the choice of the pair
+    # MediaPipe's root-relative metric 3D mapped onto SMPL-24 (T, 2, 24, 3), NaN where unknown, and its
+    # per-joint visibility (T, 2, 24): the 3D evidence of the fit (None where there is none).
+    world_joints: np.ndarray | None = None
+    world_confidence: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.keypoints2d.shape[0])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return atomic_savez(path, keypoints2d=self.keypoints2d, boxes=self.boxes, intrinsics=self.intrinsics,
+                            image_size=np.asarray(self.image_size, dtype=np.int64), fps=np.float64(self.fps),
+                            track_ids=np.asarray(self.track_ids, dtype=np.int64),
+                            up=np.asarray(self.up if self.up is not None else [np.nan] * 3, dtype=np.float64),
+                            notes=np.asarray(self.notes, dtype=str),
+                            **({} if self.world_joints is None else
+                               {"world_joints": self.world_joints, "world_confidence": self.world_confidence}))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PairObservation:
+        with np.load(path, allow_pickle=False) as z:
+            world = (z["world_joints"], z["world_confidence"]) if "world_joints" in z.files else (None, None)
+            up = tuple(float(v) for v in z["up"]) if np.isfinite(z["up"]).all() else None
+            return PairObservation(z["keypoints2d"], z["boxes"], z["intrinsics"],
+                                   tuple(int(v) for v in z["image_size"]), float(z["fps"]), z["track_ids"], up,
+                                   tuple(str(n) for n in z["notes"]), *world)
+
+
+@dataclass(kw_only=True)
+class Observation(PairObservation):
+    """A simulated ``PairObservation`` of a sequence (what the detector "saw"), with the ground truth in the
+    same camera frame.
+
+    joints_cam (T, 2, 24, 3) metres (NaN where the sequence lacks a joint); joint_mask (24,) which joints the
+    ground truth has; detected (T, 2) whether the person is detected in the frame (boxes are interpolated over
+    the frames where not, zeros when never); occluded (T, 2, 24) geometric occlusion by the other person;
+    in_image (T, 2, 24) in front of the camera and inside the image; world_joints: MediaPipe-like landmarks
+    with the measured error (``socialmirror.data.world_landmarks``), world_confidence the keypoints' confidence.
     """
 
-    keypoints2d: np.ndarray
-    boxes: np.ndarray
-    intrinsics: np.ndarray
-    image_size: tuple[int, int]
     extrinsics: np.ndarray
     joints_cam: np.ndarray
     joint_mask: np.ndarray
@@ -424,14 +466,6 @@ class Observation:
     occluded: np.ndarray
     in_image: np.ndarray
     camera: Camera
-    # MediaPipe-like root-relative 3D landmarks (T, 2, 24, 3), NaN where not given, with the measured error
-    # (socialmirror.data.world_landmarks), and their visibility (T, 2, 24): the keypoints' confidence.
-    world_joints: np.ndarray | None = None
-    world_confidence: np.ndarray | None = None
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.keypoints2d.shape[0])
 
     def select_frames(self, frames: np.ndarray | Sequence[int]) -> Observation:
         """The observation of the given frames (indices may repeat, e.g. a padded evaluation window)."""
@@ -519,7 +553,8 @@ class ObservationModel:
 
         return Observation(
             keypoints2d=kp.astype(np.float32), boxes=boxes.astype(np.float32),
-            intrinsics=camera.K.astype(np.float32), image_size=(int(width), int(height)),
+            intrinsics=camera.K.astype(np.float32), image_size=(int(width), int(height)), fps=seq.fps,
+            track_ids=np.arange(2), up=tuple(camera.R @ np.asarray(seq.up, dtype=np.float64)),
             extrinsics=camera.extrinsics.astype(np.float32), joints_cam=joints_cam.astype(np.float32),
             joint_mask=present, detected=detected, occluded=occluded & present, in_image=in_image, camera=camera,
             world_joints=world, world_confidence=world_conf,
@@ -535,7 +570,7 @@ class ObservationModel:
         world = simulate_world_landmarks(joints_cam, np.random.default_rng(seed))
         world[..., ~present, :] = np.nan
         world[~detected] = np.nan  # MediaPipe gives no 3D for a person it does not find
-        return world, kp[..., 2].astype(np.float32)
+        return world.astype(np.float32), kp[..., 2].astype(np.float32)
 
     def _occlusion(self, seq: TwoPersonSequence, camera: Camera, joints_cam: np.ndarray) -> np.ndarray:
         cfg = self.config

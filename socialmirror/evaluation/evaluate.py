@@ -181,19 +181,14 @@ class _Case:
 
 
 def _simulated_case(seq, seq30, rng, observer) -> _Case:
+    """The observation model's view of the sequence at the models' rate: a ``PairObservation`` with the
+    ground truth beside it."""
     from socialmirror import pipeline
     from socialmirror.data.observation import CameraSampler
     camera = CameraSampler().place(seq30, rng)
-    obs = observer.observe(seq30, camera, rng=rng)
+    observation = observer.observe(seq30, camera, rng=rng)
     gt = camera.to_camera(seq.joints3d).astype(np.float32)
     gt_verts = None if seq.vertices is None else camera.to_camera(seq.vertices).astype(np.float32)
-    # Simulated MediaPipe world landmarks, where the observation model gives them.
-    world, world_conf = getattr(obs, "world_joints", None), getattr(obs, "world_confidence", None)
-    observation = pipeline.PairObservation(
-        obs.keypoints2d, obs.boxes, obs.intrinsics, tuple(obs.image_size), MODEL_FPS, np.arange(2),
-        up=tuple(camera.R @ np.asarray(seq30.up, dtype=np.float64)),  # world up, camera frame
-        world_joints=None if world is None else np.asarray(world, dtype=np.float32),
-        world_confidence=None if world is None or world_conf is None else np.asarray(world_conf, dtype=np.float32))
     return _Case(observation, pipeline.StageCache(None), gt, gt_verts)
 
 

@@ -1,8 +1,8 @@
 """The 3D estimator (docs/architecture.md, steps 4-8): 2D keypoints and boxes of two people -> their 3D
 motion.
 
-`TwoPersonMotionEstimator(bundle, body, method, device, seed).estimate(keypoints2d, boxes, K, image_size,
-annotations, text_embeddings)` runs, for a method preset (`socialmirror.inference.methods`):
+`TwoPersonMotionEstimator(bundle, body, method, device, seed).estimate(observation, annotations,
+text_embeddings)` (the observation: a ``socialmirror.data.observation.PairObservation``) runs, for a method preset (`socialmirror.inference.methods`):
 
 1. windows: the sequence is cut into windows of L frames (the bundle's `clip_len`, 16), `stride` (8) apart,
    the last one aligned to the end (`socialmirror.windows.window_starts`); a sequence shorter than L is
@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from socialmirror.body.base import BodyModel
 from socialmirror.body.motion import MotionRepresentation, decode_motion, motion_to_joints, pooled_shape
+from socialmirror.data.observation import PairObservation
 from socialmirror.diffusion.guidance import (
     ContactGuidance,
     ContactTargets,
@@ -131,8 +132,9 @@ class MotionEstimate:
 
 # ----------------------------------------------------------------------------------------------- pieces
 @dataclass
-class _Observations:
-    """The inputs as tensors, padded to at least one window; mask (T_pad, 2) True where detected."""
+class _ObservationTensors:
+    """The observation's network inputs as tensors, padded to at least one window; mask (T_pad, 2) True
+    where detected."""
 
     keypoints2d: Tensor  # (T_pad, 2, 24, 3)
     boxes: Tensor  # (T_pad, 2, 3)
@@ -259,7 +261,7 @@ class _WindowInputs:
     world_confidence: Tensor | None
 
 
-def _window_inputs(obs: _Observations, idx: Tensor) -> _WindowInputs:
+def _window_inputs(obs: _ObservationTensors, idx: Tensor) -> _WindowInputs:
     """The windows whose frames ``idx`` (B, L) index the padded sequence."""
     persons_first = (lambda t: None if t is None else t[idx].transpose(1, 2))  # (B, L, 2, ...) -> (B, 2, L, ...)
     return _WindowInputs(persons_first(obs.keypoints2d), persons_first(obs.boxes), persons_first(obs.mask),
@@ -376,8 +378,10 @@ class TwoPersonMotionEstimator:
         return self.weights.contact != 0
 
     # -- inputs -------------------------------------------------------------------------------------------------
-    def _observations(self, keypoints2d, boxes, K, world_joints=None, world_confidence=None) -> _Observations:
-        kp, bx, K = (_float_tensor(v, self.device) for v in (keypoints2d, boxes, K))
+    def _tensors(self, observation: PairObservation) -> _ObservationTensors:
+        kp, bx, K = (_float_tensor(v, self.device)
+                     for v in (observation.keypoints2d, observation.boxes, observation.intrinsics))
+        world_joints, world_confidence = observation.world_joints, observation.world_confidence
         if kp.dim() != 4 or kp.shape[1:] != (2, 24, 3):
             raise ValueError(f"keypoints2d must be (T, 2, 24, 3), got {tuple(kp.shape)}")
         if bx.shape != (kp.shape[0], 2, 3):
@@ -410,7 +414,7 @@ class TwoPersonMotionEstimator:
             if world is not None:
                 world = torch.cat([world, world.new_zeros(pad, *world.shape[1:])])
                 world_conf = torch.cat([world_conf, world_conf.new_zeros(pad, *world_conf.shape[1:])])
-        return _Observations(kp, bx, K, mask, num_frames, world, world_conf)
+        return _ObservationTensors(kp, bx, K, mask, num_frames, world, world_conf)
 
     def _window_conditions(self, starts: Sequence[int], num_frames: int,
                            annotations: Annotations | Sequence[ClipAnnotation] | None,
@@ -454,20 +458,16 @@ class TwoPersonMotionEstimator:
 
     # -- the pipeline -------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def estimate(self, keypoints2d, boxes, K, image_size: tuple[int, int] | None = None,
+    def estimate(self, observation: PairObservation,
                  annotations: Annotations | Sequence[ClipAnnotation] | None = None,
-                 text_embeddings: Tensor | np.ndarray | None = None, progress: bool = True,
-                 world_joints: np.ndarray | None = None, world_confidence: np.ndarray | None = None,
-                 up: tuple[float, float, float] | None = None) -> MotionEstimate:
-        """keypoints2d (T, 2, 24, 3) u, v, confidence (0 = missing); boxes (T, 2, 3) CLIFF (bx, by, b);
-        K (3, 3); image_size (width, height), the image the keypoints lie in (the fit leaves joints outside
-        it to the priors); annotations: the clips (text, contacts, confidence) in video frames, with
-        text_embeddings (num_clips, 2, E) the sentence embeddings of their two sentences in the same order;
-        world_joints (T, 2, 24, 3) / world_confidence (T, 2, 24): MediaPipe's root-relative 3D mapped onto
-        SMPL-24 (NaN where unknown), the 3D evidence of the fit; up: the world's up in the camera frame (the
-        fit's shared floor; None: no floor term)."""
+                 text_embeddings: Tensor | np.ndarray | None = None, progress: bool = True) -> MotionEstimate:
+        """The pair's 3D motion from ``observation``: its keypoints (confidence 0 = missing), boxes and
+        intrinsics feed the networks, with MediaPipe's 3D where the bundle reads it; the fit also reads the
+        image size (joints outside it are left to the priors), MediaPipe's 3D and the world's up (the shared
+        floor; None: no floor term). annotations: the clips (text, contacts, confidence) in video frames, with
+        text_embeddings (num_clips, 2, E) the sentence embeddings of their two sentences in the same order."""
         timer, warnings = _StageTimer(), []
-        obs = self._observations(keypoints2d, boxes, K, world_joints, world_confidence)
+        obs = self._tensors(observation)
         starts = window_starts(obs.padded_frames, self.window, self.config.stride)
         conditions = self._window_conditions(starts, obs.num_frames, annotations, text_embeddings)
         windows = self._estimate_windows(obs, starts, conditions, timer, warnings, progress)
@@ -478,9 +478,8 @@ class TwoPersonMotionEstimator:
         with timer("decode"):
             result = self._decode(self.bundle.denormalize(final), joined.x_init, obs, warnings)
         with timer("fit"):
-            if self.config.fit.enabled and image_size is not None:
-                result = self._fit(result, keypoints2d, K, image_size, annotations, world_joints, world_confidence,
-                                   up, warnings)
+            if self.config.fit.enabled:
+                result = self._fit(result, observation, annotations, warnings)
         frames_first = (lambda seq: seq[:, :obs.num_frames].transpose(0, 1).contiguous().cpu().numpy())
         return MotionEstimate(
             rotmats=result["rotmats"], pose6d=result["pose6d"], shape=result["shape"],
@@ -489,7 +488,7 @@ class TwoPersonMotionEstimator:
             geometry_joints=None if joined.geometry_joints is None else frames_first(joined.geometry_joints),
             timings=timer.finish(), method=self.config.name, warnings=warnings)
 
-    def _estimate_windows(self, obs: _Observations, starts: list[int], conditions: _WindowConditions,
+    def _estimate_windows(self, obs: _ObservationTensors, starts: list[int], conditions: _WindowConditions,
                           timer: "_StageTimer", warnings: list[str], progress: bool) -> "_WindowOutputs":
         """Step 2 of the module docstring on every window, ``batch_windows`` windows at a time."""
         L = self.window
@@ -536,7 +535,7 @@ class TwoPersonMotionEstimator:
         geometry_joints = self.geometry_network(initial_joints, features, mask)
         return _fallback("geometry optimizer", geometry_joints, initial_joints, 2, warnings)
 
-    def _refined(self, sampled: Tensor, obs: _Observations, warnings: list[str]) -> Tensor:
+    def _refined(self, sampled: Tensor, obs: _ObservationTensors, warnings: list[str]) -> Tensor:
         """The temporal refiner over the joined sequence (2, T_pad, D) normalised, when the method uses it."""
         if not self.config.refiner:
             return sampled
@@ -576,15 +575,14 @@ class TwoPersonMotionEstimator:
         x0 = self.sampler.sample(denoise, x_init_n, x_T=x_T, guidance=self.guidance_terms, extras=extras)
         return _fallback("motion infiller", x0, x_init_n, 1, warnings)
 
-    def _fit(self, result: dict, keypoints2d, K, image_size, annotations, world_joints, world_confidence, up,
-             warnings: list[str]) -> dict:
+    def _fit(self, result: dict, observation: PairObservation, annotations, warnings: list[str]) -> dict:
         """The fit to the evidence over the whole sequence (`socialmirror.inference.fit`); the decoded motion
         stays where the fit fails (a warning says so)."""
-        kp = np.asarray(keypoints2d, dtype=np.float32)
+        kp = np.asarray(observation.keypoints2d, dtype=np.float32)
         clips = annotations.clips if isinstance(annotations, Annotations) else list(annotations or [])
-        evidence = FitEvidence(kp, np.asarray(K, dtype=np.float32), tuple(int(v) for v in image_size),
-                               world_joints, world_confidence,
-                               contact_rows(clips, kp.shape[0]), up)
+        evidence = FitEvidence(kp, np.asarray(observation.intrinsics, dtype=np.float32),
+                               tuple(int(v) for v in observation.image_size), observation.world_joints,
+                               observation.world_confidence, contact_rows(clips, kp.shape[0]), observation.up)
         fitted, report = fit_to_evidence(self.body, result["rotmats"], result["transl"], result["shape"],
                                          evidence, self.config.fit)
         if not np.isfinite(fitted.joints).all():
@@ -604,7 +602,7 @@ class TwoPersonMotionEstimator:
         pieces = [self.bundle.refiner(motion[None, :, s:s + chunk], mask[None, :, s:s + chunk])[0] for s in starts]
         return join_windows(pieces, starts, total, time_dim=-2)
 
-    def _decode(self, x_raw: Tensor, x_init_raw: Tensor, obs: _Observations, warnings: list[str]
+    def _decode(self, x_raw: Tensor, x_init_raw: Tensor, obs: _ObservationTensors, warnings: list[str]
                 ) -> dict[str, np.ndarray]:
         """(2, T_pad, D) raw motion -> the result's arrays for the first T frames, frames first."""
         T = obs.num_frames

@@ -3,6 +3,7 @@
     VideoInput        the input: a video file or folder of frames (and a folder's frame rate)
     Perception        stage ``perceive``: everyone tracked through the video (``Tracks``)
     PairObservation   stage ``pair``: the closest pair's SMPL-24 keypoints, CLIFF boxes, intrinsics
+                      (``socialmirror.data.observation``: the one record of what the 3D stages see)
     MotionEstimate    stages ``draft`` and ``estimate`` (``socialmirror.inference``)
     Annotations       stage ``annotate`` (``socialmirror.semantics.annotations``)
     TextFeatures      stage ``encode_text``: the sentence embeddings of every clip
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from socialmirror.data.observation import PairObservation
 from socialmirror.errors import InputError
 from socialmirror.io import atomic_savez, atomic_write_json
 from socialmirror.pipeline.cache import Codec, StaleEntry, file_fingerprint
@@ -121,45 +123,6 @@ class Models:
 class Perception:
     video: VideoInput
     tracks: Any  # socialmirror.perception.tracking.Tracks
-
-
-@dataclass
-class PairObservation:
-    """What the 3D stages see of the pair, built exactly like the observation model the networks were trained
-    on (``socialmirror.data.observation``); for a video, the closest pair's detections."""
-
-    keypoints2d: np.ndarray  # (T, 2, 24, 3) u, v, confidence (0 and u = v = 0 where not given)
-    boxes: np.ndarray  # (T, 2, 3) CLIFF boxes (bx, by, side)
-    intrinsics: np.ndarray  # (3, 3)
-    image_size: tuple[int, int]  # (width, height)
-    fps: float
-    track_ids: np.ndarray  # (2,) the pair's track ids (evaluation: 0, 1)
-    up: tuple[float, float, float] = (0.0, -1.0, 0.0)  # the world's up in the camera frame (video: -y)
-    notes: tuple[str, ...] = ()  # what the user should know about the choice of the pair
-    # MediaPipe's root-relative metric 3D mapped onto SMPL-24 (T, 2, 24, 3), NaN where unknown, and its
-    # per-joint visibility (T, 2, 24): the 3D evidence of the fit (None where there is none, e.g. simulated).
-    world_joints: np.ndarray | None = None
-    world_confidence: np.ndarray | None = None
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.keypoints2d.shape[0])
-
-    def save(self, path: Path) -> Path:
-        return atomic_savez(path, keypoints2d=self.keypoints2d, boxes=self.boxes, intrinsics=self.intrinsics,
-                            image_size=np.asarray(self.image_size, dtype=np.int64), fps=np.float64(self.fps),
-                            track_ids=np.asarray(self.track_ids, dtype=np.int64),
-                            up=np.asarray(self.up, dtype=np.float64), notes=np.asarray(self.notes, dtype=str),
-                            **({} if self.world_joints is None else
-                               {"world_joints": self.world_joints, "world_confidence": self.world_confidence}))
-
-    @classmethod
-    def load(cls, path: Path) -> "PairObservation":
-        with np.load(path, allow_pickle=False) as z:
-            world = (z["world_joints"], z["world_confidence"]) if "world_joints" in z.files else (None, None)
-            return cls(z["keypoints2d"], z["boxes"], z["intrinsics"], tuple(int(v) for v in z["image_size"]),
-                       float(z["fps"]), z["track_ids"], tuple(float(v) for v in z["up"]),
-                       tuple(str(n) for n in z["notes"]), *world)
 
 
 @dataclass

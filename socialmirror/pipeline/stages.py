@@ -19,6 +19,7 @@ one are the same record.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -118,8 +119,9 @@ def draft(models: Models, observation: PairObservation, cache: StageCache, seed:
     estimator = _estimator(models, DRAFT_METHOD, seed)
 
     def compute():
-        return estimator.estimate(observation.keypoints2d, observation.boxes, observation.intrinsics,
-                                  observation.image_size, progress=progress)
+        # The draft reads the 2D evidence only (the offline annotator was measured on such drafts).
+        return estimator.estimate(replace(observation, world_joints=None, world_confidence=None),
+                                  progress=progress)
     return cache.fetch("draft", [_observed(observation), models.fingerprint(), estimator.config, seed], compute,
                        ESTIMATE_CODEC)
 
@@ -185,10 +187,7 @@ def estimate(models: Models, observation: PairObservation, method, cache: StageC
     text = semantics.text.embeddings if reads and semantics is not None else None
 
     def compute():
-        return estimator.estimate(observation.keypoints2d, observation.boxes, observation.intrinsics,
-                                  observation.image_size, annotations=annotations, text_embeddings=text,
-                                  progress=progress, world_joints=observation.world_joints,
-                                  world_confidence=observation.world_confidence, up=observation.up)
+        return estimator.estimate(observation, annotations=annotations, text_embeddings=text, progress=progress)
     depends_on = [_observed(observation), models.fingerprint(), estimator.config, seed, annotations,
                   text if estimator.uses_text else None]
     return cache.fetch("estimate", depends_on, compute, ESTIMATE_CODEC)
