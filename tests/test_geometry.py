@@ -9,6 +9,7 @@ import torch
 from socialmirror.body.motion import MotionParams, MotionRepresentation, motion_dim
 from socialmirror.geometry import rotations as rot
 from socialmirror.geometry.camera import (PinholeCamera, box_from_points, box_iou, crop_cam_to_transl,
+                                         translation_from_keypoints,
                                           focal_from_diagonal, in_image, intrinsics_matrix, person_boxes, project,
                                           project_points, transl_to_crop_cam, world_to_camera)
 
@@ -120,3 +121,20 @@ def test_person_boxes_and_iou_hand_values():
     grid = box_iou(boxes[:, None], boxes[None, :])
     assert grid.shape == (2, 2) and np.allclose(np.diag(grid), 1.0)
     assert box_iou(boxes[0], np.full(4, np.nan)) == 0.0 and box_iou(boxes[0], np.array([20.0, 0, 30, 10])) == 0.0
+
+
+def test_translation_from_keypoints_recovers_a_known_placement():
+    """The exact projection of a body placed at t gives t back, per item; weights of 0 are ignored (an
+    outlier there changes nothing); items with fewer than two weighted points give 0."""
+    g = torch.Generator().manual_seed(0)
+    body = torch.randn(3, 12, 3, generator=g) * 0.4  # three "bodies" of 12 points around their origin
+    truth = torch.tensor([[0.3, -0.2, 4.0], [-1.0, 0.5, 7.5], [0.0, 0.0, 2.5]])
+    K = torch.tensor([[800.0, 0.0, 320.0], [0.0, 780.0, 240.0], [0.0, 0.0, 1.0]])
+    uv = project(body + truth[:, None], K)
+    weights = torch.ones(3, 12)
+    uv[1, 0] += 300.0  # an outlier on a point without weight
+    weights[1, 0] = 0.0
+    weights[2, 1:] = 0.0  # one weighted point: not enough
+    t = translation_from_keypoints(body, uv, weights, K)
+    torch.testing.assert_close(t[:2], truth[:2], atol=1e-3, rtol=0)
+    assert torch.equal(t[2], torch.zeros(3))

@@ -86,6 +86,29 @@ def transl_to_crop_cam(transl: torch.Tensor, box: torch.Tensor, K: torch.Tensor)
     return torch.stack([s, X - (bx - cx) * Z / f, Y - (by - cy) * Z / f], dim=-1)
 
 
+def translation_from_keypoints(points: torch.Tensor, uv: torch.Tensor, weights: torch.Tensor, K: torch.Tensor,
+                               damping: float = 1e-6) -> torch.Tensor:
+    """The translation t (..., 3) that best places a body's points (..., J, 3) (camera-aligned, relative to
+    any origin) so that they project onto ``uv`` (..., J, 2), each point weighted by ``weights`` (..., J).
+
+    Multiplying the pinhole equations by the depth makes them linear in t: with x = (u - cx) / fx and
+    y = (v - cy) / fy, a point P gives tx - x tz = x Pz - Px and ty - y tz = y Pz - Py. The weighted least
+    squares of these (SMPLify's and SPIN's camera-translation initialisation) is solved per item; items
+    with fewer than two weighted points get t = 0 (callers check the weights)."""
+    fx, fy, cx, cy = K[..., 0, 0, None], K[..., 1, 1, None], K[..., 0, 2, None], K[..., 1, 2, None]
+    x, y = (uv[..., 0] - cx) / fx, (uv[..., 1] - cy) / fy
+    zero, one = torch.zeros_like(x), torch.ones_like(x)
+    rows = torch.stack([torch.stack([one, zero, -x], -1), torch.stack([zero, one, -y], -1)], -2)  # (..., J, 2, 3)
+    rhs = torch.stack([x * points[..., 2] - points[..., 0], y * points[..., 2] - points[..., 1]], -1)
+    w = weights[..., None, None]
+    normal = (rows.transpose(-1, -2) @ (w * rows)).sum(-3)  # (..., 3, 3)
+    target = (rows.transpose(-1, -2) @ (w * rhs[..., None])).sum(-3)  # (..., 3, 1)
+    enough = (weights > 0).sum(-1) >= 2
+    eye = torch.eye(3, dtype=normal.dtype, device=normal.device)
+    normal = torch.where(enough[..., None, None], normal + damping * eye, eye)
+    return torch.linalg.solve(normal, torch.where(enough[..., None, None], target, 0.0 * target))[..., 0]
+
+
 def box_from_points(points2d: torch.Tensor, valid: torch.Tensor | None = None, scale: float = 1.2
                     ) -> torch.Tensor:
     """Square CLIFF box (bx, by, b) around 2D points (..., N, 2): centre of the extent, side = the longer
