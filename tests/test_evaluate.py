@@ -7,7 +7,7 @@ import pytest
 
 from socialmirror import cli
 from socialmirror.data.formats.interchange import TwoPersonSequence, write_npz
-from socialmirror.evaluation.evaluate import score_sequence
+from socialmirror.evaluation.evaluate import _Detection, score_sequence, to_markdown
 from socialmirror.models.bundle import default_bundle_path
 
 needs_weights = pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")
@@ -82,3 +82,12 @@ def test_method_adjustments_reach_every_method(tmp_path, anny_body):
                                                                   "methods=[closeint]", "pen_stride=50"]))
     assert base["protocol"]["method_changes"] == {} and tuned["protocol"]["method_changes"] == {"sampling_steps": 1}
     assert base["results"]["npz:data"]["closeint"] != tuned["results"]["npz:data"]["closeint"]
+
+
+def test_detection_shares_and_their_markdown_line():
+    """Of 10 person-frames, 8 detected and 6 with the right box: 20% missed, 20% someone else's box."""
+    record = _Detection(frames=10.0, hits=8.0, correct=6.0).record(sequences=1, skipped=0)
+    assert record["detection_rate"] == 0.8 and record["correct_detection_rate"] == 0.6
+    assert record["missed_share"] == pytest.approx(0.2) and record["wrong_person_share"] == pytest.approx(0.2)
+    doc = {"results": {"d": {"socialmirror": {"MPJPE": 1.0}}}, "detection": {"d": record}}
+    assert "Person-frames missed: 20.0%; detected as someone else (box IoU < 0.5): 20.0%." in to_markdown(doc)

@@ -94,7 +94,10 @@ def test_render_protocol_end_to_end_and_cache(tmp_path, anny_body):
     record = doc["sequences"]["npz:data"][0]
     assert record["frames"] == 6 and record["bodies"] == "sequence" and sorted(record["order"]) == [0, 1]
     assert record["camera"]["image_size"][0] % 2 == 0 and max(record["camera"]["image_size"]) == 320
-    assert 0.0 <= doc["detection"]["npz:data"]["detection_rate"] <= 1.0
+    detection = doc["detection"]["npz:data"]
+    assert 0.0 <= detection["detection_rate"] <= 1.0
+    assert detection["missed_share"] + detection["wrong_person_share"] + detection["correct_detection_rate"] \
+        == pytest.approx(1.0, abs=1e-3)
     videos = list(cache.glob("*/video.mp4"))
     assert len(videos) == 1
     stamp = videos[0].stat().st_mtime_ns

@@ -224,9 +224,13 @@ class _Detection:
     correct: float = 0.0
 
     def record(self, sequences: int, skipped: int) -> dict:
+        """Rates over the person-frames; the shares where the placement cannot be right whatever the 3D
+        stages do: the person missed, or "detected" with a box that is someone else's or both people's
+        (IoU < 0.5 against the person's rendered box)."""
         rate = (lambda n: round(n / self.frames, 4) if self.frames else None)
         return {"sequences": sequences, "skipped": skipped, "detection_rate": rate(self.hits),
-                "correct_detection_rate": rate(self.correct)}
+                "correct_detection_rate": rate(self.correct), "missed_share": rate(self.frames - self.hits),
+                "wrong_person_share": rate(self.hits - self.correct)}
 
 
 class _Evaluation:
@@ -442,6 +446,10 @@ def to_markdown(doc: dict) -> str:
                          + " | ".join(f"{imp[k]:+.1f}" if k in imp else "-" for k in METRICS) + " |")
         lines.append("")
         lines += _placement_table(res)
+        detection = doc.get("detection", {}).get(dataset)
+        if detection and detection.get("missed_share") is not None:
+            lines += [f"Person-frames missed: {100 * detection['missed_share']:.1f}%; detected as someone else "
+                      f"(box IoU < 0.5): {100 * detection['wrong_person_share']:.1f}%.", ""]
         for action, ms in doc.get("per_action", {}).get(dataset, {}).items():
             lines.append(f"- {action}: " + "; ".join(
                 f"{m} R-MPJPE {v.get('R-MPJPE', float('nan')):.1f}, Int {v.get('Int', float('nan')):.1f}, "
