@@ -109,6 +109,13 @@ def test_render_protocol_end_to_end_and_cache(tmp_path, anny_body):
     assert again["sequences"]["npz:data"][0]["render_key"] == record["render_key"]
     assert again["results"]["npz:data"]["closeint"] == res["closeint"]
 
+    # The same video with the pipeline assuming a focal length 30% too long: no new render, and the 3D differs.
+    out3 = tmp_path / "c.json"
+    assert cli.main(args + ["--set", "render.assumed_focal_scale=1.3", "--json", str(out3)]) == 0
+    off = json.loads(out3.read_text())
+    assert off["protocol"]["renderer"]["assumed_focal_scale"] == 1.3 and off["protocol"]["videos_rendered"] == 0
+    assert off["results"]["npz:data"]["closeint"]["MPJPE"] != res["closeint"]["MPJPE"]
+
 
 def test_render_cache_ignores_incomplete_entries(tmp_path):
     cache = RenderCache(tmp_path)
@@ -125,3 +132,5 @@ def test_render_settings_are_checked():
     from socialmirror.config import ConfigError
     with pytest.raises(ConfigError):
         RenderSettings(long_side=10)
+    with pytest.raises(ConfigError):
+        RenderSettings(assumed_focal_scale=0.0)

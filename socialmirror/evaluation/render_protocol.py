@@ -58,6 +58,9 @@ class RenderSettings:
     max_people: int = 3  # people the detector looks for per frame, as `reconstruct`'s default
     max_fit_residual_mm: float = 80.0  # an IK fit worse than this skips the sequence
     sparse_joints: int = 12  # fewer ground-truth joints than this: the IK keeps the average shape
+    # The focal length the pipeline assumes, as a multiple of the rendering camera's (the image diagonal, what
+    # `reconstruct` assumes): e.g. 1.3 measures the placement when a user's camera is 30% off the assumption.
+    assumed_focal_scale: float = 1.0
 
     def __post_init__(self):
         from socialmirror.config import ConfigError
@@ -67,6 +70,8 @@ class RenderSettings:
             raise ConfigError(f"render.crf: 0..51, got {self.crf}")
         if self.max_people < 2:
             raise ConfigError(f"render.max_people: at least 2, got {self.max_people}")
+        if not self.assumed_focal_scale > 0:
+            raise ConfigError(f"render.assumed_focal_scale: positive, got {self.assumed_focal_scale}")
 
 
 class SkippedSequence(SocialMirrorError):
@@ -350,9 +355,10 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
     appearance = sample_appearance(appearance_rng)
     video, key, verts = _rendered_video(seq30, body, params, camera, appearance, settings, cache, fps, times)
     t0 = time.perf_counter()
-    perception, observation, stages = _perceive_rendered(video, seq30, settings)
+    assumed = camera.K[0, 0] * settings.assumed_focal_scale if settings.assumed_focal_scale != 1.0 else None
+    perception, observation, stages = _perceive_rendered(video, seq30, settings, assumed)
     times["perceive+pair"] = time.perf_counter() - t0
-    if not np.allclose(observation.intrinsics, camera.K, atol=1e-3):
+    if assumed is None and not np.allclose(observation.intrinsics, camera.K, atol=1e-3):
         log.warning("%s: the pipeline's default intrinsics differ from the rendering camera's", seq30.name)
     uv = camera.project(camera.to_camera(body_joints))
     in_image = camera.in_image(uv)
@@ -415,15 +421,16 @@ def _rendered_video(seq30, body, params, camera: RenderCamera, appearance: dict,
     return video, key, verts
 
 
-def _perceive_rendered(video: Path, seq30, settings: RenderSettings):
-    """perceive -> pair on the rendered video, as ``reconstruct`` runs them; a pipeline that finds nobody (or
-    one person), or a video that decodes to another length, skips the sequence."""
+def _perceive_rendered(video: Path, seq30, settings: RenderSettings, focal: float | None = None):
+    """perceive -> pair on the rendered video, as ``reconstruct`` runs them (``focal``: as ``--focal``;
+    None: the image diagonal); a pipeline that finds nobody (or one person), or a video that decodes to another
+    length, skips the sequence."""
     from socialmirror import pipeline
     from socialmirror.errors import InputError
     stages = pipeline.StageCache(None)
     try:
         perception = pipeline.perceive(pipeline.VideoInput.at(video), stages, settings.max_people, progress=False)
-        observation = pipeline.pair(perception, stages, pipeline.CameraSettings())
+        observation = pipeline.pair(perception, stages, pipeline.CameraSettings(focal=focal))
     except InputError as exc:  # the pipeline's own one-line errors (nobody / one person found) and the like
         raise SkippedSequence(f"the pipeline failed on the rendered video {video}: {exc}") from None
     if observation.num_frames != seq30.num_frames:
