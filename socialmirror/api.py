@@ -17,8 +17,9 @@ from typing import Literal
 import numpy as np
 
 from socialmirror import pipeline
-from socialmirror.config import ConfigError
+from socialmirror.config import ConfigError, check_device, check_seed, check_threads
 from socialmirror.inference.methods import MethodConfig, method_config
+from socialmirror.io import output_file, output_folder
 from socialmirror.pipeline import AnnotatorSettings, CameraSettings, ExportOptions, StageCache, VideoInput
 
 
@@ -62,6 +63,11 @@ class ReconstructConfig:
             raise ConfigError(f"annotator: {exc}") from None
         if self.max_people < 2:
             raise ConfigError(f"max_people: the detector must look for at least 2 people, got {self.max_people}")
+        check_seed(self.seed)
+        check_threads(self.threads)
+        check_device(self.device)
+        self.camera()  # each settings record checks itself when made: here, before any work
+        self.annotator_settings()
 
     def annotator_settings(self) -> AnnotatorSettings:
         return AnnotatorSettings(self.annotator, self.vlm_url, self.vlm_model)
@@ -102,6 +108,8 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
                 config: ReconstructConfig | None = None, force: bool = False) -> ReconstructionResult:
     """Reconstruct the closest pair of people in a video file or folder of frames into ``output_dir``."""
     cfg = config or ReconstructConfig()
+    video = VideoInput.at(input_path, cfg.fps)
+    out = output_folder(output_dir)
     _set_threads(cfg.threads)
     # Models and the output body first: a bad checkpoint or missing SMPL files fail before the video is read.
     models = pipeline.load_models(cfg.checkpoint, cfg.device)
@@ -109,9 +117,6 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
     if cfg.body != "anny":
         from socialmirror.body import build_body_model
         output_body = build_body_model(cfg.body, device=cfg.device)
-    video = VideoInput.at(input_path, cfg.fps)
-    out = Path(output_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     cache = StageCache(out / ".cache", force)
     perception = pipeline.perceive(video, cache, cfg.max_people, progress=cfg.progress)
     observation = pipeline.pair(perception, cache, cfg.camera())
@@ -134,10 +139,10 @@ def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, conf
              force: bool = False):
     """The stages up to the annotations, written to ``output_json`` (its cache lives beside the file)."""
     cfg = config or ReconstructConfig()
-    output_json = Path(output_json).expanduser()
+    video = VideoInput.at(input_path, cfg.fps)
+    output_json = output_file(output_json)
     _set_threads(cfg.threads)
     models = pipeline.load_models(cfg.checkpoint, cfg.device)
-    video = VideoInput.at(input_path, cfg.fps)
     cache = StageCache(output_json.parent / f".{output_json.stem}.work" / ".cache", force)
     perception = pipeline.perceive(video, cache, cfg.max_people, progress=cfg.progress)
     observation = pipeline.pair(perception, cache, cfg.camera())

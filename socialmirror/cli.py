@@ -360,6 +360,14 @@ def _add_tool_parsers(sub) -> None:
     p.set_defaults(func=cmd_fit)
 
 
+def _check_shared_flags(args) -> None:
+    """--seed and --threads, whichever command has them, checked before any work."""
+    from socialmirror.config import check_seed, check_threads
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed, "--seed")
+    check_threads(getattr(args, "threads", None), "--threads")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -372,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
+        _check_shared_flags(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
         print("socialmirror: interrupted", file=sys.stderr)

@@ -209,3 +209,32 @@ def add_config_options(parser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. method.sampling_steps=10 (repeatable; after "
                              "--config, before the other flags)")
+
+
+# ------------------------------------------------------------------------------ settings every command shares
+MAX_SEED = 2 ** 63 - 1  # numpy's and torch's generators take seeds up to this
+
+
+def check_seed(seed: int, key: str = "seed") -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{key}: an integer from 0 to {MAX_SEED}, got {seed!r}")
+
+
+def check_threads(threads: int | None, key: str = "threads") -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"{key}: a positive number of CPU threads, got {threads!r}")
+
+
+def check_device(device: str, key: str = "device") -> None:
+    """The torch device must exist on this machine (checked before any work, not when the weights load)."""
+    import torch
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{key}: not a torch device: {device!r} (cpu, cuda, cuda:N, mps)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {device!r}, but this torch build sees no CUDA device; use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}: {device!r}, but MPS is not available here; use --device cpu")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{key}: {device!r} is not supported (cpu, cuda, mps)")

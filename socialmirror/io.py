@@ -51,3 +51,29 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda f: f.write(data))
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """``path`` as an output folder, created (with its parents) before any work, so that a path naming a file
+    or a place that cannot be written to is a one-line user error, not a failure after minutes of work."""
+    from socialmirror.errors import InputError
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"output folder {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to the output folder {folder}")
+    return folder
+
+
+def output_file(path: str | os.PathLike) -> Path:
+    """``path`` as an output file: not a folder, its folder created and writable (checked before any work)."""
+    from socialmirror.errors import InputError
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise InputError(f"{file} is a folder; give the path of the file to write")
+    output_folder(file.parent)
+    return file

@@ -121,3 +121,60 @@ def test_every_project_error_has_one_base_and_user_errors_exit_2():
     assert issubclass(VLMError, SocialMirrorError) and exit_code(VLMError("x")) == 1
     assert exit_code(FileNotFoundError("x")) == 2 and exit_code(RuntimeError("x")) == 1
     assert exit_code(KeyboardInterrupt()) == 130
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--focal", "0"], "focal length must be a positive number of pixels, got 0.0"),
+    (["--focal", "nan"], "focal length must be a positive number of pixels, got nan"),
+    (["--intrinsics", "0", "0", "0", "0"], "the focal lengths FX FY must be positive"),
+    (["--intrinsics", "-500", "500", "320", "240"], "the focal lengths FX FY must be positive"),
+    (["--intrinsics", "500", "500", "-1", "240"], "the principal point CX CY must lie in the image"),
+    (["--vlm-url", "ftp://example.org/v1"], "--vlm-url must be an http(s) URL"),
+    (["--threads", "-3"], "--threads: a positive number of CPU threads, got -3"),
+    (["--seed", "99999999999999999999"], "--seed: an integer from 0 to"),
+    (["--seed", "-1"], "--seed: an integer from 0 to"),
+    (["--device", "nonsense"], "device: not a torch device: 'nonsense'"),
+])
+def test_bad_values_are_user_errors_before_any_work(capsys, tmp_path, monkeypatch, flags, message):
+    """Issue 15 cases 5 and 7: each bad value a one-line error and exit 2, before perception runs (the video
+    is a real file here: only the value is wrong) and before the output folder is made."""
+    from socialmirror import pipeline
+    monkeypatch.setattr(pipeline, "perceive", lambda *a, **k: pytest.fail("perception ran"))
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"not decoded: the error comes first")
+    rc, line = _run(capsys, "reconstruct", str(video), "-o", str(tmp_path / "out"), *flags)
+    assert rc == 2 and line.startswith("socialmirror reconstruct: error: ") and message in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_device_this_machine_lacks_is_named_not_the_checkpoint(capsys, tmp_path, monkeypatch):
+    """Issue 15 case 8: --device cuda without CUDA says so (it used to blame the shipped checkpoint)."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, line = _run(capsys, "reconstruct", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o"), "--device", "cuda")
+    assert rc == 2 and "sees no CUDA device" in line and "checkpoint" not in line
+
+
+def test_output_paths_that_cannot_be_written_are_user_errors(capsys, tmp_path, monkeypatch):
+    """Issue 15 case 7: -o naming a file, a folder under a file, annotate -o naming a folder, demo -o FILE."""
+    from socialmirror import pipeline
+    monkeypatch.setattr(pipeline, "perceive", lambda *a, **k: pytest.fail("perception ran"))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"x")
+    cases = [(["reconstruct", str(video), "-o", str(a_file)], "exists and is not a folder"),
+             (["reconstruct", str(video), "-o", str(a_file / "sub")], "cannot create the output folder"),
+             (["annotate", str(video), "-o", str(tmp_path)], "is a folder; give the path of the file"),
+             (["demo", "-o", str(a_file)], "exists and is not a folder")]
+    for argv, message in cases:
+        rc, line = _run(capsys, *argv)
+        assert rc == 2 and message in line, (argv, line)
+
+
+def test_a_principal_point_outside_the_image_is_a_user_error():
+    from socialmirror.errors import InputError
+    from socialmirror.pipeline import CameraSettings
+    assert CameraSettings(intrinsics=(500.0, 500.0, 480.0, 270.0)).matrix(960, 540)[0, 2] == 480.0
+    with pytest.raises(InputError, match="outside the 960x540 image"):
+        CameraSettings(intrinsics=(500.0, 500.0, 5000.0, 240.0)).matrix(960, 540)

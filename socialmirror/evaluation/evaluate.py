@@ -40,7 +40,7 @@ import torch
 
 from socialmirror import metrics
 from socialmirror.body.skeleton import joint_indices
-from socialmirror.config import ConfigError, differences, update
+from socialmirror.config import ConfigError, check_device, check_seed, check_threads, differences, update
 from socialmirror.evaluation.render_protocol import RenderSettings
 from socialmirror.inference.methods import METHOD_PRESETS, MethodConfig, method_config
 from socialmirror.windows import CLIP_LENGTH, evaluation_windows
@@ -97,6 +97,9 @@ class EvaluateConfig:
             raise ConfigError(f"pen_stride: must be at least 1, got {self.pen_stride}")
         if self.jobs < 1:
             raise ConfigError(f"jobs: at least 1, got {self.jobs}")
+        check_seed(self.seed)
+        check_threads(self.threads)
+        check_device(self.device)
         if self.max_frames is not None and self.max_frames < 2:
             raise ConfigError(f"max_frames: at least 2, got {self.max_frames}")
 

@@ -17,7 +17,9 @@ Each stored record has a ``Codec`` (the ``*_CODEC`` constants, ``tracks_codec``)
 from __future__ import annotations
 
 import json
+import math
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,18 +52,33 @@ class VideoInput:
 
 @dataclass(frozen=True)
 class CameraSettings:
+    """The camera's intrinsics as the user gives them; checked when made (before any work), the principal
+    point against the image once its size is known."""
+
     focal: float | None = None  # pixels; None: the image diagonal (CloseInt)
     intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy; wins over focal
+
+    def __post_init__(self):
+        if self.focal is not None and not (math.isfinite(self.focal) and self.focal > 0):
+            raise InputError(f"focal length must be a positive number of pixels, got {self.focal}")
+        if self.intrinsics is not None:
+            if len(self.intrinsics) != 4 or not all(math.isfinite(v) for v in self.intrinsics):
+                raise InputError(f"intrinsics must be four finite numbers FX FY CX CY, got {self.intrinsics}")
+            fx, fy, cx, cy = self.intrinsics
+            if not (fx > 0 and fy > 0):
+                raise InputError(f"intrinsics: the focal lengths FX FY must be positive, got {fx} {fy}")
+            if cx < 0 or cy < 0:
+                raise InputError(f"intrinsics: the principal point CX CY must lie in the image, got {cx} {cy}")
 
     def matrix(self, width: int, height: int) -> np.ndarray:
         from socialmirror.geometry.camera import focal_from_diagonal, intrinsics_matrix
         if self.intrinsics is not None:
             fx, fy, cx, cy = self.intrinsics
+            if cx > width or cy > height:
+                raise InputError(f"intrinsics: the principal point ({cx}, {cy}) lies outside the "
+                                 f"{width}x{height} image")
             return intrinsics_matrix(fx, width, height, fy=fy, cx=cx, cy=cy).numpy()
-        focal = self.focal if self.focal else focal_from_diagonal(width, height)
-        if focal <= 0:
-            raise InputError(f"focal length must be positive, got {focal}")
-        return intrinsics_matrix(focal, width, height).numpy()
+        return intrinsics_matrix(self.focal or focal_from_diagonal(width, height), width, height).numpy()
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,13 @@ class AnnotatorSettings:
     source: str = "offline"  # offline | openai | file:PATH
     vlm_url: str | None = None
     vlm_model: str | None = None
+
+    def __post_init__(self):
+        if self.vlm_url is not None:
+            parts = urllib.parse.urlsplit(self.vlm_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise InputError(f"--vlm-url must be an http(s) URL such as http://127.0.0.1:8000/v1, "
+                                 f"got {self.vlm_url!r}")
 
     def fingerprint(self) -> list:
         """The settings, and for ``file:PATH`` the file's identity (editing the file re-annotates)."""
