@@ -9,6 +9,8 @@ without a traceback and exits with ``EXIT_USER_ERROR``. Anything else is the pro
 """
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USER_ERROR = 2
@@ -27,16 +29,32 @@ class InputError(UserError, ValueError):
     """The input itself is unusable (missing path, unreadable or empty video, nobody to reconstruct)."""
 
 
+class OutputError(UserError, OSError):
+    """An output could not be written completely (disk full, file size limit, permissions); nothing
+    half-written was left in its place."""
+
+
+# A write that failed for one of these reasons is the machine's state, which the user can change.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 def exit_code(exc: BaseException) -> int:
     """The CLI's exit status for an exception that ended a command."""
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(exc, (UserError, FileNotFoundError)):
         return EXIT_USER_ERROR
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        return EXIT_USER_ERROR
     return EXIT_INTERNAL
 
 
 def user_message(exc: BaseException) -> str:
-    """An exception's first line, or its type's name where it has no message."""
+    """An exception's first line, or its type's name where it has no message; a write the machine refused
+    says what to check."""
+    if isinstance(exc, OSError) and not isinstance(exc, UserError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (f"could not write an output{where}: {exc.strerror} (a full disk, a file size limit or missing "
+                f"permission?); the files are written whole or not at all")
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

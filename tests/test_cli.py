@@ -178,3 +178,15 @@ def test_a_principal_point_outside_the_image_is_a_user_error():
     assert CameraSettings(intrinsics=(500.0, 500.0, 480.0, 270.0)).matrix(960, 540)[0, 2] == 480.0
     with pytest.raises(InputError, match="outside the 960x540 image"):
         CameraSettings(intrinsics=(500.0, 500.0, 5000.0, 240.0)).matrix(960, 540)
+
+
+def test_a_write_the_machine_refuses_is_a_user_error_with_a_hint():
+    """Issue 15 case 1: a full disk or a file size limit ends as a one-line error and exit 2 (it used to be an
+    "internal error"), saying what to check; other OS errors stay internal."""
+    import errno
+
+    from socialmirror.errors import exit_code, user_message
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert exit_code(full) == 2 and exit_code(OSError(errno.EFBIG, "File too large")) == 2
+    assert user_message(full).startswith("could not write an output: No space left on device (a full disk")
+    assert exit_code(OSError(errno.EBADF, "Bad file descriptor")) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from socialmirror.render.mesh_renderer import (PERSON_COLORS, SideCamera, draw_meshes, estimate_up, rasterize,
                                                render_side_view)
-from socialmirror.render.video import render_frame, write_render_video
+from socialmirror.render.video import mp4_is_complete, render_frame, write_render_video
 
 
 def icosphere(subdiv: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -233,3 +233,51 @@ def test_overlay_matches_project():
     ys, xs = np.nonzero(mask)
     ry, rx = np.nonzero(ref)
     assert abs(xs.mean() - rx.mean()) < 0.3 and abs(ys.mean() - ry.mean()) < 0.3  # no offset
+
+
+_SIZE_LIMITED_RENDER = """
+import resource, sys
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from test_render import intrinsics, two_capsules
+from socialmirror.errors import OutputError, exit_code
+from socialmirror.render.video import write_render_video
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # ulimit -f: ffmpeg, a child, inherits it
+verts, f = two_capsules(6)
+frames = [np.random.default_rng(t).integers(0, 255, (180, 320, 3), dtype=np.uint8) for t in range(6)]
+try:
+    write_render_video(sys.argv[1], frames, verts, f, intrinsics(), fps=10, progress=False)
+except OutputError as exc:
+    print("OutputError", exit_code(exc))
+except OSError as exc:
+    print("OSError", exit_code(exc))
+else:
+    print("written")
+"""
+
+
+def test_a_render_that_cannot_be_written_whole_is_an_error_and_keeps_the_earlier_one(tmp_path):
+    """Issue 15 case 1: with a file size limit (a full disk) ffmpeg leaves a truncated video; it must not
+    replace a good render.mp4, and the failure is a user-level error (exit 2), not a silent success."""
+    import subprocess
+    import sys
+    good = tmp_path / "render.mp4"
+    verts, f = two_capsules(3)
+    write_render_video(good, [np.zeros((180, 320, 3), np.uint8)] * 3, verts, f, intrinsics(), fps=10,
+                       progress=False)
+    before = good.read_bytes()
+    out = subprocess.run([sys.executable, "-c", _SIZE_LIMITED_RENDER, str(good), os.path.dirname(__file__)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[:2] in (["OutputError", "2"], ["OSError", "2"]), out.stdout + out.stderr
+    assert good.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["render.mp4"]  # no temporary file left behind
+
+
+def test_mp4_is_complete_sees_a_truncated_video(tmp_path):
+    verts, f = two_capsules(3)
+    path = write_render_video(tmp_path / "render.mp4", [np.zeros((180, 320, 3), np.uint8)] * 3, verts, f,
+                              intrinsics(), fps=10, progress=False)
+    assert mp4_is_complete(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) - 100])
+    assert not mp4_is_complete(tmp_path / "cut.mp4")

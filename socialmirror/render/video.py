@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from socialmirror.errors import OutputError
 from socialmirror.render.mesh_renderer import SideCamera, as_numpy, render_camera_view, render_side_view
 
 FrameSource = Iterable[np.ndarray] | Callable[[int], np.ndarray] | None
@@ -147,8 +148,11 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
             writer.send(np.ascontiguousarray(img))
             bar.update(1)
         bar.close()
-        writer.close()
+        writer.close()  # imageio-ffmpeg does not check ffmpeg's exit status: the file itself is checked
         writer = None
+        if not mp4_is_complete(tmp):
+            raise OutputError(f"could not write {path}: ffmpeg left an incomplete video (disk full or a file "
+                              f"size limit?); an earlier {path.name} is kept")
         from socialmirror.io import default_mode
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
@@ -162,6 +166,26 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
             os.remove(tmp)
         raise
     return path
+
+
+def mp4_is_complete(path: str | os.PathLike) -> bool:
+    """Whether the file's top-level MP4 boxes run to its end and include the movie header and data ('moov',
+    'mdat'): a video that ffmpeg could not finish (it writes 'moov' last) is not."""
+    size, offset, seen = os.path.getsize(path), 0, set()
+    with open(path, "rb") as f:
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if box_size == 1 and len(header) == 16:  # a 64-bit size follows the type
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:  # the box runs to the end of the file
+                box_size = size - offset
+            if box_size < 8 or offset + box_size > size:
+                return False
+            seen.add(kind)
+            offset += box_size
+    return offset == size and {b"moov", b"mdat"} <= seen
 
 
 class _NoBar:
