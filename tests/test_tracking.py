@@ -277,3 +277,35 @@ def test_a_plugged_in_detector_runs_through_detect_and_track(tmp_path):
     assert np.allclose(centres_x(tr, 0), 300 + 4 * np.arange(8), atol=3)
     assert set(tr.meta["timing_ms_per_frame"]) == {"read", "detect", "appearance", "track"}
     assert tr.meta["frames"] == 8
+
+
+def test_a_stray_detection_beside_one_person_is_not_a_partner():
+    """Issue 15 case 10: one person through 40 frames and a detection seen in one frame: the one-person error,
+    not a pair with an invented second body. Together in 10% of the frames is enough."""
+    rng = np.random.default_rng(11)
+    stray = track([[person(300, rng=rng)] + ([person(900, rng=rng)] if t == 7 else []) for t in range(40)])
+    with pytest.raises(InputError, match="only one person is in view for most of the video"):
+        select_closest_pair(stray)
+    brief = track([[person(300, rng=rng)] + ([person(420, rng=rng)] if t < 4 else []) for t in range(40)])
+    assert len(select_closest_pair(brief)) == 2
+
+
+def test_a_pair_too_far_apart_to_interact_is_warned_about(caplog, tmp_path):
+    """Issue 15 case 10: the pair stage names a pair whose boxes stay more than FAR_APART body heights apart."""
+    import logging
+
+    from socialmirror import pipeline
+    rng = np.random.default_rng(12)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+
+    def perceived(right_x):
+        tr = track([[person(100, rng=rng, h=150), person(right_x, rng=rng, h=150)] for _ in range(12)],
+                   image_size=(W, H))
+        return pipeline.Perception(pipeline.VideoInput.at(video), tr)
+    with caplog.at_level(logging.WARNING):
+        pipeline.pair(perceived(250), pipeline.StageCache(None))
+    assert "too far apart to interact" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        pipeline.pair(perceived(900), pipeline.StageCache(None))
+    assert "too far apart to interact" in caplog.text

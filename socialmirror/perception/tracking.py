@@ -472,6 +472,15 @@ def pair_distances(tracks: Tracks) -> dict[tuple[int, int], tuple[float, int]]:
     return out
 
 
+# A partner must be in view together with the other person in at least this share of the video's frames: a
+# stray detection in a frame or two beside one person is not a second person (issue 15: a 312-frame video of
+# one tennis player became a "pair" with a detection seen in one frame, 25 m away).
+MIN_COVISIBLE_SHARE = 0.1
+# Box-centre distance over the mean box height beyond which two people are too far apart to interact
+# (about 3 body heights: 5 m between two adults).
+FAR_APART = 3.0
+
+
 def select_closest_pair(tracks: Tracks, min_covisible_fraction: float = 0.5) -> tuple[int, int]:
     """The two track ids with the closest spatial proximity over the video (paper Sec. 1.1).
 
@@ -483,7 +492,8 @@ def select_closest_pair(tracks: Tracks, min_covisible_fraction: float = 0.5) -> 
     ``min_covisible_fraction`` of the best co-visible count compete, so a passer-by seen briefly next to
     someone does not win. The two ids come back left person first (by mean box centre over the shared frames).
 
-    Raises ``InputError`` when there are fewer than two people or no two are ever in view together.
+    Raises ``InputError`` when there are fewer than two people or no two are in view together in at least
+    ``MIN_COVISIBLE_SHARE`` of the frames.
     """
     if tracks.num_tracks == 0:
         raise InputError("no person was found in the video; SocialMirror needs two interacting people in view")
@@ -496,6 +506,10 @@ def select_closest_pair(tracks: Tracks, min_covisible_fraction: float = 0.5) -> 
         raise InputError(f"{tracks.num_tracks} people were found but no two are ever in view at the same time; "
                          "SocialMirror needs two interacting people in view together")
     best_count = max(c for _, c in dist.values())
+    if best_count < MIN_COVISIBLE_SHARE * tracks.num_frames:
+        raise InputError(f"only one person is in view for most of the video: no two people are in view together "
+                         f"in more than {best_count} of its {tracks.num_frames} frames (at least "
+                         f"{MIN_COVISIBLE_SHARE:.0%} needed); SocialMirror needs two interacting people in view")
     eligible = {k: v for k, v in dist.items() if v[1] >= min_covisible_fraction * best_count}
     (a, b), _ = min(eligible.items(), key=lambda kv: (kv[1][0], -kv[1][1], kv[0]))
     ia, ib = tracks.index(a), tracks.index(b)

@@ -70,9 +70,14 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
 
     def compute() -> PairObservation:
         from socialmirror.body.keypoints import keypoints_to_boxes, to_smpl24, to_smpl24_points
-        from socialmirror.perception.tracking import select_closest_pair
+        from socialmirror.perception.tracking import FAR_APART, pair_distances, select_closest_pair
         ids = select_closest_pair(tracks)
         notes = []
+        distances = pair_distances(tracks)
+        apart = distances.get((ids[0], ids[1]), distances.get((ids[1], ids[0])))[0]
+        if apart > FAR_APART:
+            notes.append(f"the two people (ids {ids[0]} and {ids[1]}) are {apart:.1f} body heights apart in the "
+                         f"image (median): too far apart to interact? The result may not be a pair")
         # Count people, not fragments: a track seen in under a tenth of the frames is a stray detection.
         frames_seen = tracks.present.sum(axis=1)
         people = tracks.ids[frames_seen >= max(3, 0.1 * tracks.present.shape[1])]
