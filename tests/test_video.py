@@ -145,3 +145,29 @@ def test_corrupt_frame_in_folder_and_size_mismatch(tmp_path):
     cv2.imwrite(str(tmp_path / "0003.png"), _frame(1, w=32, h=32))
     with pytest.raises(InputError, match="same size|share one size"):
         list(open_video(tmp_path))
+
+
+def test_a_truncated_video_is_read_in_part_with_a_warning_naming_the_counts(tmp_path, caplog):
+    """Issue 15 case 6: a file cut short (its header still announcing every frame) is read as far as it goes,
+    and the user is told how many of the announced frames decoded, once however often it is read."""
+    import logging
+    rng = np.random.default_rng(0)
+    path = tmp_path / "full.mp4"
+    with iio.get_writer(path, fps=10, codec="libx264", macro_block_size=16, ffmpeg_log_level="error",
+                        output_params=["-movflags", "+faststart"]) as writer:  # the header first, as phones write
+        for _ in range(40):
+            writer.append_data(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))  # noise: every frame is large
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING), open_video(cut) as reader:
+        assert reader.num_frames == 40
+        decoded = len(list(reader))
+        list(reader)
+    assert 0 < decoded < 36
+    warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert len(warnings) == 1 and f"announces 40 frames but only {decoded} could be decoded" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), open_video(path) as reader:
+        assert len(list(reader)) == 40
+    assert "truncated" not in caplog.text

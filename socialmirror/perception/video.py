@@ -19,6 +19,7 @@ unreadable or corrupt file, zero frames, empty folder, frames of different sizes
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -32,6 +33,8 @@ from socialmirror.errors import InputError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 DEFAULT_FOLDER_FPS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def natural_key(name: str) -> tuple:
@@ -94,6 +97,7 @@ class VideoFileReader(FrameReader):
         self.num_frames = count if count > 0 else None
         self.size = (int(first.shape[1]), int(first.shape[0]))
         self._cap: cv2.VideoCapture | None = None
+        self._warned_short = False
 
     def _open(self) -> "cv2.VideoCapture":
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
@@ -118,6 +122,16 @@ class VideoFileReader(FrameReader):
             self.close()
         if index == 0:
             raise InputError(f"no frame could be decoded from {self.path} (empty or corrupt video)")
+        self._check_length(index)
+
+    def _check_length(self, decoded: int) -> None:
+        """Say so, once, when far fewer frames decode than the container announces (a truncated file): the
+        header's count is a hint that may be off by a frame or two, not by a tenth."""
+        announced = self.num_frames
+        if announced and decoded < announced - max(2, 0.02 * announced) and not self._warned_short:
+            self._warned_short = True
+            log.warning("%s: the container announces %d frames but only %d could be decoded (a truncated "
+                        "file?); reconstructing those %d", self.path, announced, decoded, decoded)
 
     def close(self) -> None:
         if self._cap is not None:
