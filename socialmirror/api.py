@@ -19,7 +19,7 @@ import numpy as np
 from socialmirror import pipeline
 from socialmirror.config import ConfigError, check_device, check_seed, check_threads
 from socialmirror.inference.methods import MethodConfig, method_config
-from socialmirror.io import output_file, output_folder
+from socialmirror.io import output_file, output_folder, output_lock
 from socialmirror.pipeline import AnnotatorSettings, CameraSettings, ExportOptions, StageCache, VideoInput
 
 
@@ -110,6 +110,11 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
     cfg = config or ReconstructConfig()
     video = VideoInput.at(input_path, cfg.fps)
     out = output_folder(output_dir)
+    with output_lock(out):  # one run at a time per folder: two runs would interleave their files
+        return _reconstruct_into(video, out, cfg, force)
+
+
+def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, force: bool) -> ReconstructionResult:
     _set_threads(cfg.threads)
     # Models and the output body first: a bad checkpoint or missing SMPL files fail before the video is read.
     models = pipeline.load_models(cfg.checkpoint, cfg.device)

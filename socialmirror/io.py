@@ -2,6 +2,7 @@
 so an interrupted run never leaves a truncated result behind."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -77,3 +78,23 @@ def output_file(path: str | os.PathLike) -> Path:
         raise InputError(f"{file} is a folder; give the path of the file to write")
     output_folder(file.parent)
     return file
+
+
+@contextlib.contextmanager
+def output_lock(folder: Path):
+    """Hold ``folder`` for one run: a second run into the same folder at the same time is a one-line user
+    error instead of two runs interleaving their files. The lock is the kernel's (``flock``), so a run that
+    dies releases it."""
+    import fcntl
+
+    from socialmirror.errors import InputError
+    with open(Path(folder) / ".socialmirror.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another socialmirror run is writing into {folder}; wait for it to finish or "
+                             f"choose another output folder") from None
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

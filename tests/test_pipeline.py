@@ -192,3 +192,34 @@ def test_method_settings_the_bundle_cannot_run_are_config_errors(monkeypatch):
     annotations = Annotations([ClipAnnotation(0, 4, ("a person waves.", "a person waves back."))])
     with pytest.raises(ConfigError, match="text_encoder: 'clip:/elsewhere.pt' gives 512-d"):
         pipeline.encode_text(models, annotations, StageCache(None), encoder="clip:/elsewhere.pt")
+
+
+def test_outputs_of_an_earlier_run_that_this_run_does_not_write_are_removed(tmp_path):
+    """Issue 15 case 4: a rerun with --no-render --no-viewer must not leave the old render and viewer beside the
+    new result; files that are not outputs (the user's own) stay."""
+    from socialmirror.pipeline.export import _remove_earlier_outputs
+    for name in ("result.npz", "annotations.json", "render.mp4", "viewer.html", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "meshes" / "000000_p0.obj").write_text("x")
+    _remove_earlier_outputs(tmp_path, {"result": tmp_path / "result.npz",
+                                       "annotations": tmp_path / "annotations.json"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.json", "notes.txt", "result.npz"]
+
+
+def test_a_second_run_into_a_busy_output_folder_is_a_user_error(tmp_path, monkeypatch):
+    """Issue 15 case 4: two runs into one folder at once would interleave their files; the second is refused
+    before any work, and the folder is free again once the first ends."""
+    from socialmirror import api, pipeline
+    from socialmirror.errors import InputError
+    from socialmirror.io import output_lock
+    monkeypatch.setattr(pipeline, "perceive", lambda *a, **k: pytest.fail("perception ran"))
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"x")
+    out = tmp_path / "out"
+    out.mkdir()
+    with output_lock(out):
+        with pytest.raises(InputError, match="another socialmirror run is writing into"):
+            api.reconstruct(video, out)
+    with output_lock(out):  # released
+        pass

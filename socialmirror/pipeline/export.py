@@ -13,6 +13,7 @@ options whose files are all still as written skips the meshes and the rendering.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 from socialmirror.io import atomic_savez, atomic_write_json, atomic_write_text
 from socialmirror.pipeline.cache import StageCache
 from socialmirror.pipeline.records import OUTPUTS_CODEC, ExportOptions, OutputFiles, PairObservation, VideoInput
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,7 +50,28 @@ def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, opt
                   reconstruction.annotations, options, str(out_dir.resolve())]
     files = cache.fetch("outputs", depends_on, compute, OUTPUTS_CODEC).files
     atomic_write_json(out_dir / "timings.json", {k: round(v, 3) for k, v in (timings or {}).items()})
+    _remove_earlier_outputs(out_dir, files)
     return files
+
+
+# Every output ``export`` can write (timings.json is written by every run).
+OUTPUT_NAMES = ("result.npz", "annotations.json", "render.mp4", "viewer.html", "meshes")
+
+
+def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
+    """Remove the outputs of an earlier run that this run did not write (a rerun with ``--no-render`` must not
+    leave the old render.mp4 beside the new result.npz), saying so."""
+    import shutil
+    written = {Path(p).name for p in files.values()}
+    for name in OUTPUT_NAMES:
+        path = out_dir / name
+        if name in written or not path.exists():
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        log.info("removed %s of an earlier run (this run does not write it)", path)
 
 
 def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, body) -> dict[str, Path]:
