@@ -88,6 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(503, b'{"error": "warming up"}')
             else:
                 self._chat(PAPER_REPLY)
+        elif mode == "echo":  # a valid reply that echoes the key inside its sentences
+            self._chat(PAPER_REPLY.replace("shake", f"shake {self.headers.get('Authorization')}", 1))
         elif mode == "notjson":
             self._send(200, b"<html>hello</html>", "text/html")
         elif mode == "unauthorized":
@@ -277,3 +279,17 @@ def test_bad_configuration_is_an_error():
     assert parse_source("file:/tmp/a.json") == ("file", "/tmp/a.json")
     assert OpenAICompatibleClient("http://h:1/v1/", MODEL).url == "http://h:1/v1/chat/completions"
     assert OpenAICompatibleClient("http://h:1/v1/chat/completions", MODEL).url == "http://h:1/v1/chat/completions"
+
+
+def test_a_key_echoed_inside_a_valid_reply_is_written_nowhere(server, tmp_path):
+    """Issue 15 case 9: a server that echoes the key in a successful reply: neither the annotations nor the
+    reply cache may hold it."""
+    client = _client(server, "echo", cache_dir=tmp_path / "vlm")
+    reply = client.annotate_clip(encode_frames(_frames(31)))
+    assert SECRET not in reply.text and "***" in reply.text
+    cached = list((tmp_path / "vlm").glob("*.json"))
+    assert cached and all(SECRET not in path.read_text() for path in cached)
+    annotations = annotate_clips("openai", client=_client(server, "echo", cache_dir=tmp_path / "vlm2"),
+                                 frames=_frames(32), joints3d=handshake(), up=(0, 1, 0))
+    out = annotations.write(tmp_path / "annotations.json")
+    assert SECRET not in out.read_text()

@@ -11,7 +11,7 @@ the full ``.../chat/completions`` URL.
   fail at once. Failures raise ``VLMError`` with a one-line message.
 * The API key is read from the environment variable named by ``api_key_env`` at request time and sent as
   ``Authorization: Bearer ...``; it is never logged, never part of ``repr`` and scrubbed from every message
-  this module logs or raises (even text a server echoes back).
+  this module logs, raises, returns or caches (even text a server echoes back inside a valid reply).
 * Cache: accepted replies are stored under ``cache_dir()/vlm/<key>.json``, keyed by a hash of the clip's
   image bytes, the prompt version and text, and the model (``prompt.clip_cache_key``); a second request for
   the same clip is answered from disk without a request. ``accept`` decides which replies are cached (the
@@ -152,7 +152,7 @@ class OpenAICompatibleClient:
             attempts += 1
             retry_after: float | None = None
             try:
-                text = self._post(data)
+                text = self._scrub(self._post(data))  # a server may echo the key: it is written nowhere
                 if cache_key is not None and (accept is None or accept(text)):
                     self.cache_put(cache_key, text)
                 return VLMReply(text, False, attempts, time.monotonic() - t_start, self.model)
