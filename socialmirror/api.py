@@ -35,6 +35,7 @@ class ReconstructConfig:
     annotator: str = "offline"  # offline | openai | file:PATH
     vlm_url: str | None = None
     vlm_model: str | None = None
+    vlm_timeout: float = 30.0  # seconds per clip request, retries included; then the offline annotator
     body: str = "anny"  # anny | smpl:DIR | smplx:DIR (output meshes; the models work in anny)
     focal: float | None = None  # pixels; default: the image diagonal (CloseInt)
     intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy
@@ -70,7 +71,7 @@ class ReconstructConfig:
         self.annotator_settings()
 
     def annotator_settings(self) -> AnnotatorSettings:
-        return AnnotatorSettings(self.annotator, self.vlm_url, self.vlm_model)
+        return AnnotatorSettings(self.annotator, self.vlm_url, self.vlm_model, self.vlm_timeout)
 
     def camera(self) -> CameraSettings:
         return CameraSettings(self.focal, self.intrinsics)

@@ -59,6 +59,8 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vlm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (key from "
                    "$OPENAI_API_KEY)")
     g.add_argument("--vlm-model", help="model name the VLM server serves")
+    g.add_argument("--vlm-timeout", type=float, metavar="S",
+                   help="seconds for each clip's request, retries included (default 30); then the offline annotator")
     g.add_argument("--focal", type=float, help="focal length in pixels (default: the image diagonal)")
     g.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"))
     g.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
@@ -87,7 +89,7 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-viewer", dest="viewer", action="store_false", default=None, help="skip viewer.html")
 
 
-_PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "focal", "intrinsics", "checkpoint", "device", "fps",
+_PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "checkpoint", "device", "fps",
                    "seed", "threads")
 _RECONSTRUCT_FLAGS = ("body", "meshes", "render", "viewer")
 

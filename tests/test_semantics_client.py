@@ -90,6 +90,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chat(PAPER_REPLY)
         elif mode == "echo":  # a valid reply that echoes the key inside its sentences
             self._chat(PAPER_REPLY.replace("shake", f"shake {self.headers.get('Authorization')}", 1))
+        elif mode in ("trickle", "silent"):  # headers, then a byte every 0.2 s / nothing at all
+            body = json.dumps({"choices": [{"message": {"content": PAPER_REPLY}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            try:
+                for i in range(len(body) if mode == "trickle" else 0):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                time.sleep(3.0 if mode == "silent" else 0.0)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
         elif mode == "notjson":
             self._send(200, b"<html>hello</html>", "text/html")
         elif mode == "unauthorized":
@@ -293,3 +308,15 @@ def test_a_key_echoed_inside_a_valid_reply_is_written_nowhere(server, tmp_path):
                                  frames=_frames(32), joints3d=handshake(), up=(0, 1, 0))
     out = annotations.write(tmp_path / "annotations.json")
     assert SECRET not in out.read_text()
+
+
+@pytest.mark.parametrize("mode", ["trickle", "silent"])
+def test_a_server_that_trickles_or_stalls_is_given_up_at_the_deadline(server, mode):
+    """Issue 15 case 3: the deadline covers the whole request, retries and every byte read: a server that
+    trickles a byte every 0.2 s (it would take minutes) or sends headers and then nothing costs about the
+    deadline, not a socket timeout per byte or per attempt."""
+    client = _client(server, mode, timeout=1.0, max_retries=2)
+    t0 = time.monotonic()
+    with pytest.raises(VLMError, match="timed out"):
+        client.annotate_clip(encode_frames(_frames(41)))
+    assert time.monotonic() - t0 < 2.5

@@ -86,8 +86,11 @@ class AnnotatorSettings:
     source: str = "offline"  # offline | openai | file:PATH
     vlm_url: str | None = None
     vlm_model: str | None = None
+    vlm_timeout: float = 30.0  # seconds for the whole request of one clip (attempts, waits, reading)
 
     def __post_init__(self):
+        if not (math.isfinite(self.vlm_timeout) and self.vlm_timeout > 0):
+            raise InputError(f"--vlm-timeout must be a positive number of seconds, got {self.vlm_timeout}")
         if self.vlm_url is not None:
             parts = urllib.parse.urlsplit(self.vlm_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -100,7 +103,9 @@ class AnnotatorSettings:
         if self.source.startswith("file:"):
             path = Path(self.source[5:]).expanduser()
             user_file = file_fingerprint(path) if path.is_file() else None
-        return [self.source, self.vlm_url, self.vlm_model, user_file]
+        # A longer deadline may turn a clip's fallback into the VLM's answer: it is part of the key.
+        return [self.source, self.vlm_url, self.vlm_model, user_file,
+                self.vlm_timeout if self.source == "openai" else None]
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def annotate(observation: PairObservation, draft_estimate, cache: StageCache,
         frames = client = None
         if crops is not None:
             frames = _clip_crops(perception, observation.track_ids)
-            client = vlm_client(settings.vlm_url, settings.vlm_model)
+            client = vlm_client(settings.vlm_url, settings.vlm_model, timeout=settings.vlm_timeout)
         return annotate_clips(settings.source, num_frames=observation.num_frames, frames=frames,
                               joints3d=draft_estimate.joints, up=observation.up, client=client, seed=seed)
     return cache.fetch("annotations", [draft_estimate.joints, observation.num_frames, observation.up,

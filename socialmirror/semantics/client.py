@@ -4,7 +4,9 @@
 Ollama (``http://localhost:11434/v1``), llama.cpp's server and LM Studio all serve. ``base_url`` may also be
 the full ``.../chat/completions`` URL.
 
-* Timeouts: ``timeout`` seconds per request (connect and each read).
+* Deadline: ``timeout`` seconds for the whole request of a clip: every attempt, the waits between them and
+  every byte read (a server that sends headers and then nothing, or trickles a byte a second, is given up at
+  the deadline).
 * Retries: at most ``max_retries`` more attempts after the first, on timeouts, connection errors, HTTP 5xx,
   429 and 408, waiting ``backoff * 2**k`` seconds (capped at ``max_backoff``; a server's ``Retry-After`` is
   honoured up to that cap). Other HTTP errors (400, 401, 404, ...) and replies that are not chat completions
@@ -57,7 +59,7 @@ class VLMReply:
 class OpenAICompatibleClient:
     """See the module docstring."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 120.0,
+    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
                  max_retries: int = 2, backoff: float = 1.0, max_backoff: float = 30.0, temperature: float = 0.0,
                  max_tokens: int = 512, cache: bool = True, cache_dir: str | os.PathLike | None = None,
                  extra_body: dict | None = None, sleep: Callable[[float], None] = time.sleep):
@@ -137,6 +139,7 @@ class OpenAICompatibleClient:
                  accept: Callable[[str], bool] | None = None) -> VLMReply:
         """Send ``messages``; return the reply text (from the cache when ``cache_key`` is known there)."""
         t_start = time.monotonic()
+        deadline = t_start + self.timeout  # the whole request: every attempt, wait and byte read
         if cache_key is not None:
             hit = self.cache_get(cache_key)
             if hit is not None:
@@ -152,18 +155,19 @@ class OpenAICompatibleClient:
             attempts += 1
             retry_after: float | None = None
             try:
-                text = self._scrub(self._post(data))  # a server may echo the key: it is written nowhere
+                text = self._scrub(self._post(data, deadline))  # a server may echo the key: written nowhere
                 if cache_key is not None and (accept is None or accept(text)):
                     self.cache_put(cache_key, text)
                 return VLMReply(text, False, attempts, time.monotonic() - t_start, self.model)
             except _Retryable as exc:
                 last_error = str(exc)
                 retry_after = exc.retry_after
-            if attempts > self.max_retries:
+            if attempts > self.max_retries or time.monotonic() >= deadline:
                 break
             wait = min(self.backoff * (2 ** (attempts - 1)), self.max_backoff)
             if retry_after is not None:
                 wait = min(max(wait, retry_after), self.max_backoff)
+            wait = min(wait, max(deadline - time.monotonic(), 0.0))
             log.info("VLM request failed (%s); retry %d of %d in %.2f s", last_error, attempts,
                      self.max_retries, wait)
             if wait > 0:
@@ -184,15 +188,15 @@ class OpenAICompatibleClient:
             return urllib.request.build_opener(urllib.request.ProxyHandler({}))
         return urllib.request.build_opener()
 
-    def _post(self, data: bytes) -> str:
+    def _post(self, data: bytes, deadline: float) -> str:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = self._key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
         try:
-            with self._opener().open(req, timeout=self.timeout) as resp:
-                raw = resp.read(_MAX_BODY + 1)
+            with self._opener().open(req, timeout=max(deadline - time.monotonic(), 0.01)) as resp:
+                raw = _read_by(resp, deadline, self.timeout)
         except urllib.error.HTTPError as exc:
             status = exc.code
             try:
@@ -218,6 +222,21 @@ class OpenAICompatibleClient:
         if len(raw) > _MAX_BODY:
             raise VLMError(f"VLM reply from {self.url} is larger than {_MAX_BODY} bytes")
         return _extract_content(raw, self.url, self._scrub)
+
+
+def _read_by(resp, deadline: float, budget: float) -> bytes:
+    """The body, up to ``_MAX_BODY + 1`` bytes, read chunk by chunk so that a server trickling bytes cannot
+    hold the run past the deadline (each read waits at most the socket's timeout)."""
+    chunks, size = [], 0
+    while size <= _MAX_BODY:
+        if time.monotonic() > deadline:
+            raise _Retryable(f"timed out after {budget:g} s (the reply was still arriving)")
+        chunk = resp.read1(min(65536, _MAX_BODY + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 class _Retryable(SocialMirrorError):
