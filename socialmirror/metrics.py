@@ -61,7 +61,7 @@ from socialmirror.body.skeleton import SMPL24_NAMES, joint_indices
 __all__ = [
     "mpjpe", "pa_mpjpe", "r_mpjpe", "g_mpjpe", "interaction_error", "accel_error", "vertex_error",
     "penetration", "penetration_depths", "penetration_sequence", "signed_distance_grid", "pelvis_positions",
-    "placement_errors",
+    "placement_errors", "person_sizes",
 ]
 
 GRID_RES = 32
@@ -228,6 +228,21 @@ def placement_errors(pred, gt, *, joint_names: Sequence[str] | None = None) -> d
     if all(n in names for n in STATURE_ENDS):
         out["person_height"] = float(1000.0 * np.abs(_stature(p, names) - _stature(g, names)).mean())
     return out
+
+
+def person_sizes(pred, gt, *, joint_names: Sequence[str] | None = None) -> dict[str, list[float]]:
+    """Each person's mean distance of the pelvis from the camera centre and, where the joints have the
+    stature's ends, mean stature along the skeleton, predicted and true (metres; lists of two, the persons'
+    order): the per-person numbers behind ``person_depth`` and ``person_height``, so that a report can ask
+    whether a person's depth error follows their size error (one view cannot tell a small near body from a
+    large far one)."""
+    p, g = _check_pair(pred, gt)
+    names = _names(p.shape[2], joint_names)
+    distance = (lambda x: np.linalg.norm(pelvis_positions(x, names), axis=-1).mean(0))  # noqa: E731
+    out = {"depth_pred": distance(p), "depth_true": distance(g)}
+    if all(n in names for n in STATURE_ENDS):
+        out.update(stature_pred=_stature(p, names).mean(0), stature_true=_stature(g, names).mean(0))
+    return {k: [round(float(x), 4) for x in v] for k, v in out.items()}
 
 
 # The stature along the skeleton: head down the spine to the pelvis, then each leg to the ankle (the mean of

@@ -436,3 +436,30 @@ def test_person_height_is_the_stature_along_the_skeleton():
     out = placement_errors(pred, j, joint_names=SMPL24_NAMES)
     assert out["person_height"] == pytest.approx(1000.0 * 0.14 / 2, abs=1e-6)
     assert "person_height" not in placement_errors(pred[:, :, :2], j[:, :, :2], joint_names=SMPL24_NAMES[:2])
+
+
+def test_person_sizes_are_each_persons_distance_and_stature_by_hand():
+    """The skeleton of the test above, pelvises at (-0.5, 0, 4) and (0.5, 0, 4) (distance sqrt(16.25)); the
+    prediction scales person B by 0.9 about its pelvis and moves it 1 m deeper: a smaller, farther body."""
+    from socialmirror.body.skeleton import SMPL24_NAMES
+    from socialmirror.metrics import person_sizes
+    j = np.zeros((2, 2, 24, 3))
+    idx = {n: i for i, n in enumerate(SMPL24_NAMES)}
+    for k, n in enumerate(("pelvis", "spine1", "spine2", "spine3", "neck", "head")):
+        j[..., idx[n], 1] = -0.1 * k
+    for side, x in (("left", 0.1), ("right", -0.1)):
+        j[..., idx[f"{side}_hip"], :] = [x, 0.0, 0.0]
+        j[..., idx[f"{side}_knee"], :] = [x, 0.4, 0.0]
+        j[..., idx[f"{side}_ankle"], :] = [x, 0.8, 0.0]
+    j[:, 0] += [-0.5, 0.0, 4.0]
+    j[:, 1] += [0.5, 0.0, 4.0]
+    pred = j.copy()
+    pelvis = pred[:, 1, idx["pelvis"]][:, None]
+    pred[:, 1] = pelvis + 0.9 * (pred[:, 1] - pelvis) + [0.0, 0.0, 1.0]
+    out = person_sizes(pred, j, joint_names=SMPL24_NAMES)
+    d = float(np.sqrt(16.25))
+    assert out["depth_true"] == pytest.approx([d, d], abs=1e-4)
+    assert out["depth_pred"] == pytest.approx([d, float(np.sqrt(0.25 + 25.0))], abs=1e-4)
+    assert out["stature_true"] == pytest.approx([1.4, 1.4], abs=1e-4)
+    assert out["stature_pred"] == pytest.approx([1.4, 1.26], abs=1e-4)
+    assert set(person_sizes(pred[:, :, :1], j[:, :, :1], joint_names=SMPL24_NAMES[:1])) == {"depth_pred", "depth_true"}

@@ -364,6 +364,8 @@ class _Evaluation:
                 verts30 = est.vertices(models.body)[:, order]
             pverts = _interp_time(verts30, t30, t_own) if seq.fps != MODEL_FPS else verts30
             acc = score_sequence(pred, case.gt, names, pverts, self.faces, case.gt_verts, cfg.pen_stride)
+            if case.record is not None:
+                case.record.setdefault("persons", {})[name] = metrics.person_sizes(pred, case.gt, joint_names=names)
             accs[name].merge(acc)
             if seq.action:
                 act_accs.setdefault(seq.action, {}).setdefault(name, _Accumulator()).merge(acc)
