@@ -281,3 +281,22 @@ def test_mp4_is_complete_sees_a_truncated_video(tmp_path):
     data = path.read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) - 100])
     assert not mp4_is_complete(tmp_path / "cut.mp4")
+
+
+def test_render_video_reads_meshes_frame_by_frame(tmp_path):
+    """The render of meshes skinned two frames at a time (body.meshes.MeshFrames) is the render of the whole
+    array, byte for byte."""
+    from socialmirror.body.meshes import MeshFrames
+
+    T = 5
+    verts, f = two_capsules(T)
+    frames = [np.full((180, 320, 3), 20 * t, np.uint8) for t in range(T)]
+    calls = []
+
+    def skin(index):
+        calls.append(len(index))
+        return verts[index]
+    a = write_render_video(tmp_path / "a.mp4", frames, verts, f, intrinsics(), fps=10, progress=False)
+    b = write_render_video(tmp_path / "b.mp4", frames, MeshFrames(skin, T, chunk=2), f, intrinsics(), fps=10,
+                           progress=False)
+    assert a.read_bytes() == b.read_bytes() and max(calls) <= 2

@@ -171,3 +171,21 @@ def test_viewer_canvas_fallback_in_headless_chromium(tmp_path, anny_sequence):
     img = _screenshot(chromium, html, "renderer=canvas&frame=1", tmp_path / "canvas.png", tmp_path / "profile")
     for c in PERSON_COLORS[:2]:
         assert _color_pixels(img, c) > 2000, f"body colour {c} missing"
+
+
+def test_encoding_chunk_by_chunk_gives_the_same_page_data(anny_sequence):
+    """Meshes read three frames at a time (body.meshes.MeshFrames, as reconstruct's outputs read them) give
+    exactly the page data of the whole array: bounds, deltas across chunk boundaries, a missing person-frame."""
+    from socialmirror.body.meshes import MeshFrames
+
+    verts, faces, joints = anny_sequence
+    verts = verts.copy()
+    verts[2, 1] = np.nan  # person 1 not reconstructed in frame 2
+    calls = []
+
+    def skin(frames):
+        calls.append(len(frames))
+        return verts[frames]
+    whole = encode_animation(verts, faces, fps=25, joints=joints)
+    chunked = encode_animation(MeshFrames(skin, len(verts), chunk=3), faces, fps=25, joints=joints)
+    assert chunked == whole and max(calls) <= 3

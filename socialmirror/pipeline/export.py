@@ -75,55 +75,69 @@ def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
 
 
 def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, body) -> dict[str, Path]:
-    import torch
-
     from socialmirror.body.skeleton import SMPL24_NAMES
     est, obs, video = reconstruction.estimate, reconstruction.observation, reconstruction.video
     if body is None:
         from socialmirror.body import build_body_model
         body = build_body_model(options.body)
     files: dict[str, Path] = {}
-    with torch.no_grad():
-        if body.name == "anny":
-            shape = torch.as_tensor(est.shape)
-            verts = body(torch.as_tensor(est.rotmats), shape[None].expand(est.rotmats.shape[0], -1, -1),
-                         torch.as_tensor(est.transl)).vertices.numpy()
-        else:  # the models work in anny; other bodies are fitted to the estimate's joints
-            from socialmirror.body.ik import fit_joints
-            fit = fit_joints(body, est.joints, SMPL24_NAMES)
-            verts = body(fit.rotmats, fit.shape[None].expand(fit.rotmats.shape[0], -1, -1), fit.transl).vertices.numpy()
-    faces = body.faces.cpu().numpy()
     arrays = dict(joints3d=est.joints.astype(np.float32), joint_names=np.array(SMPL24_NAMES),
                   pose6d=est.pose6d.astype(np.float32), shape=est.shape.astype(np.float32),
                   transl=est.transl.astype(np.float32), body_model=np.array(options.body), fps=np.float32(obs.fps),
                   image_size=np.array(obs.image_size, dtype=np.int32), intrinsics=obs.intrinsics.astype(np.float32),
                   keypoints2d=obs.keypoints2d.astype(np.float32), track_ids=obs.track_ids.astype(np.int64),
                   method=np.array(est.method))
+    meshes = _output_meshes(est, body) if options.meshes or options.render or options.viewer else None
+    faces = body.faces.cpu().numpy()
     if options.meshes:
-        arrays.update(vertices=verts.astype(np.float32), faces=faces.astype(np.int32))
+        arrays.update(vertices=np.asarray(meshes, dtype=np.float32), faces=faces.astype(np.int32))
     files["result"] = atomic_savez(out / "result.npz", **arrays)
     files["annotations"] = reconstruction.annotations.write(out / "annotations.json")
     if options.meshes == "obj":
-        files["meshes"] = _write_objs(out / "meshes", verts, faces)
+        files["meshes"] = _write_objs(out / "meshes", meshes, faces)
     if options.render:
         from socialmirror.perception.video import open_video
         from socialmirror.render.video import write_render_video
         with open_video(video.path, fps=video.fps) as reader:
-            files["render"] = write_render_video(out / "render.mp4", iter(reader), verts, faces, obs.intrinsics,
+            files["render"] = write_render_video(out / "render.mp4", iter(reader), meshes, faces, obs.intrinsics,
                                                  obs.fps, joints=est.joints)
     if options.viewer:
         from socialmirror.render.viewer import write_viewer_html
-        files["viewer"] = write_viewer_html(out / "viewer.html", verts, faces, obs.fps, joints=est.joints,
+        files["viewer"] = write_viewer_html(out / "viewer.html", meshes, faces, obs.fps, joints=est.joints,
                                             title=f"SocialMirror: {video.path.name}")
     return files
 
 
-def _write_objs(folder: Path, verts: np.ndarray, faces: np.ndarray) -> Path:
+def _output_meshes(est, body):
+    """Both people's meshes with the output body (``body.meshes.MeshFrames``: skinned a chunk of frames at a
+    time as the outputs read them, so a long video's meshes are never in memory whole). anny is the models'
+    own body; another body (SMPL, SMPL-X) is first fitted to the estimate's joints, over the whole sequence."""
+    import torch
+
+    from socialmirror.body.meshes import MeshFrames
+    if body.name == "anny":
+        rotmats, shape, transl = (torch.as_tensor(a) for a in (est.rotmats, est.shape, est.transl))
+    else:
+        from socialmirror.body.ik import fit_joints
+        from socialmirror.body.skeleton import SMPL24_NAMES
+        fit = fit_joints(body, est.joints, SMPL24_NAMES)
+        rotmats, shape, transl = fit.rotmats, fit.shape, fit.transl
+
+    def skin(frames: np.ndarray) -> np.ndarray:
+        index = torch.as_tensor(frames, dtype=torch.long)
+        with torch.no_grad():
+            rot = rotmats[index]
+            return body(rot, shape[None].expand(rot.shape[0], -1, -1), transl[index]).vertices.cpu().numpy()
+    return MeshFrames(skin, est.num_frames)
+
+
+def _write_objs(folder: Path, meshes, faces: np.ndarray) -> Path:
     face_lines = "\n".join(f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces)
-    for t in range(verts.shape[0]):
-        for p in range(verts.shape[1]):
-            v = "\n".join(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in verts[t, p])
-            atomic_write_text(folder / f"frame{t:05d}_person{p + 1}.obj", v + "\n" + face_lines + "\n")
+    for start, block in meshes.chunks():
+        for k, frame in enumerate(block):
+            for p, verts in enumerate(frame):
+                v = "\n".join(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in verts)
+                atomic_write_text(folder / f"frame{start + k:05d}_person{p + 1}.obj", v + "\n" + face_lines + "\n")
     return folder
 
 

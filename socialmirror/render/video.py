@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from socialmirror.body.meshes import as_mesh_frames
 from socialmirror.errors import OutputError
 from socialmirror.render.mesh_renderer import SideCamera, as_numpy, render_camera_view, render_side_view
 
@@ -95,7 +96,8 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
 
     path: output .mp4; frames: an iterable of T RGB frames (or of (index, frame) pairs, as the readers of
     ``socialmirror.perception.video`` yield), a function t -> frame, or None (dark background of
-    ``image_size``); vertices (T, P, V, 3) camera frame; faces (F, 3); K (3, 3) or (T, 3, 3); fps: the
+    ``image_size``); vertices (T, P, V, 3) camera frame, an array or ``body.meshes.MeshFrames`` (read frame
+    by frame, so a long video's meshes are never in memory whole); faces (F, 3); K (3, 3) or (T, 3, 3); fps: the
     input's frame rate; joints (T, P, 24, 3) optional skeleton overlay; up: the world's up direction in the
     camera frame for the side view's ground (estimated when None); crf/preset: libx264's quality and speed.
     Returns the path.
@@ -103,9 +105,7 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
     import imageio_ffmpeg
 
     path = Path(path)
-    vertices = as_numpy(vertices, np.float32)
-    if vertices.ndim != 4:
-        raise ValueError(f"vertices must be (T, P, V, 3), got {vertices.shape}")
+    vertices = as_mesh_frames(vertices)
     faces = as_numpy(faces, np.int64)
     K = as_numpy(K)
     joints = None if joints is None else as_numpy(joints)
@@ -130,7 +130,7 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
                 frame = frame[-1]
             frame = _to_rgb_uint8(frame)
             if side_view and side_camera is None:
-                side_camera = SideCamera.fit(vertices, frame.shape[:2], up=up)
+                side_camera = SideCamera.fit(vertices.sample(), frame.shape[:2], up=up)
                 background = side_camera.ground_image()
             Kt = K[t] if K.ndim == 3 else K
             img = _even(render_frame(frame, vertices[t], faces, Kt, side_camera=side_camera, side_view=side_view,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from socialmirror.body.meshes import MeshFrames, as_mesh_frames
 from socialmirror.body.skeleton import SMPL24_PARENTS
 from socialmirror.render.mesh_renderer import PERSON_COLORS, as_numpy, estimate_up, fill_missing_frames
 
@@ -66,40 +67,49 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _pack_int16(q: np.ndarray, compress: bool) -> str:
-    """int16 array -> byte planes (all low bytes, then all high bytes) -> zlib -> base64."""
-    b = np.ascontiguousarray(q.astype("<i2")).view(np.uint8).reshape(-1, 2)
-    planes = np.ascontiguousarray(b.T).tobytes()
-    return _b64(zlib.compress(planes, 6) if compress else planes)
+def _pack_planes(planes: np.ndarray, compress: bool) -> str:
+    """Byte planes (all low bytes, then all high bytes) -> zlib -> base64."""
+    data = planes.tobytes()
+    return _b64(zlib.compress(data, 6) if compress else data)
 
 
 def encode_animation(vertices, faces, fps: float, joints=None, up=None, precision: float = 1e-3,
                      compress: bool = True, colors=None) -> dict:
-    """The page's data object (JSON-serialisable) for vertices (T, P, V, 3) camera frame."""
-    v = as_numpy(vertices, np.float64)
-    if v.ndim == 3:
-        v = v[None]
-    if v.ndim != 4 or v.shape[-1] != 3:
-        raise ValueError(f"vertices must be (T, P, V, 3), got {v.shape}")
-    T, P, V, _ = v.shape
+    """The page's data object (JSON-serialisable) for vertices (T, P, V, 3) camera frame: an array or
+    ``body.meshes.MeshFrames``, read a chunk of frames at a time (two passes: the bounds, then the deltas), so
+    that memory holds the page's two bytes per coordinate and no float copies of the whole sequence."""
+    if not isinstance(vertices, MeshFrames):
+        vertices = as_numpy(vertices, np.float64)
+        vertices = as_mesh_frames(vertices[None] if vertices.ndim == 3 else vertices)
+    T, P, V, _ = vertices.shape
     faces = as_numpy(faces, np.int64)
-    missing = ~np.isfinite(v).all(axis=(2, 3))  # (T, P): a person not reconstructed in a frame
-    filled = fill_missing_frames(v)
-    Rw, origin = world_frame(filled, up)
-    w = (filled - origin) @ Rw.T
-    if missing.any():
-        # Collapse the missing person-frames to one point on the ground: degenerate, so invisible.
-        w[missing] = 0.0
-    lo, hi = w.reshape(-1, 3).min(0), w.reshape(-1, 3).max(0)
+    Rw, origin = world_frame(fill_missing_frames(vertices.sample().astype(np.float64)), up)
+
+    def world_chunks():
+        for start, block in vertices.chunks():
+            w = (block.astype(np.float64) - origin) @ Rw.T
+            # Collapse the missing person-frames (not reconstructed) to one point on the ground: invisible.
+            w[~np.isfinite(w).all(axis=(2, 3))] = 0.0
+            yield start, w
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for _, w in world_chunks():
+        lo, hi = np.minimum(lo, w.min(axis=(0, 1, 2))), np.maximum(hi, w.max(axis=(0, 1, 2)))
     mid = (lo + hi) / 2
     step = max(precision, float((hi - lo).max()) / 65000.0)
-    q = np.round((w - mid) / step).astype(np.int32)  # within +-32500
-    d = np.diff(q, axis=0, prepend=np.zeros_like(q[:1]))  # delta over time; wraps consistently in int16
-    d16 = d.astype(np.int16)  # two's-complement wrap, undone by the page's Int16Array accumulation
+    per_frame = P * V * 3
+    planes = np.empty((2, T * per_frame), np.uint8)  # int16 deltas over time, low bytes then high bytes
+    previous = np.zeros((P, V, 3), np.int32)
+    for start, w in world_chunks():
+        q = np.round((w - mid) / step).astype(np.int32)  # within +-32500
+        d = np.diff(q, axis=0, prepend=previous[None])
+        previous = q[-1]
+        # two's-complement wrap, undone by the page's Int16Array accumulation
+        b = np.ascontiguousarray(d.astype("<i2")).view(np.uint8).reshape(-1, 2)
+        planes[:, start * per_frame:start * per_frame + len(b)] = b.T
     data = {
         "version": 1, "numFrames": T, "numPeople": P, "numVertices": V, "fps": float(fps),
         "compressed": bool(compress),
-        "positions": {"step": step, "offset": mid.tolist(), "data": _pack_int16(d16, compress)},
+        "positions": {"step": step, "offset": mid.tolist(), "data": _pack_planes(planes, compress)},
         "faces": {"type": "uint32" if V > 65535 else "uint16"},
         "colors": [list(c) for c in (colors or [PERSON_COLORS[i % len(PERSON_COLORS)] for i in range(P)])],
         "bounds": {"min": (lo).tolist(), "max": (hi).tolist()},
@@ -173,7 +183,8 @@ html, body {{ margin: 0; height: 100%; overflow: hidden; background: #dfe5ec; fo
 def write_viewer_html(path, vertices, faces, fps: float, joints=None, title: str = "SocialMirror",
                       up=None, precision: float = 1e-3, max_bytes: int = DEFAULT_MAX_BYTES,
                       compress: bool = True) -> Path:
-    """Write ``viewer.html``: vertices (T, P, V, 3) camera frame (P people, usually 2), faces (F, 3),
+    """Write ``viewer.html``: vertices (T, P, V, 3) camera frame (P people, usually 2; an array or
+    ``body.meshes.MeshFrames``), faces (F, 3),
     the frame rate, optional joints (T, P, 24, 3) (a skeleton the page can show). Atomic (temporary file
     in the same folder, renamed). Warns when the page is larger than ``max_bytes``. Returns the path."""
     path = Path(path)
