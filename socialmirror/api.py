@@ -9,6 +9,7 @@ recomputes:
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,10 @@ import numpy as np
 from socialmirror import pipeline
 from socialmirror.config import ConfigError, check_device, check_seed, check_threads
 from socialmirror.inference.methods import MethodConfig, method_config
-from socialmirror.io import output_file, output_folder, output_lock
+from socialmirror.io import output_file, output_folder, output_lock, remove_stale_temporaries
 from socialmirror.pipeline import AnnotatorSettings, CameraSettings, ExportOptions, StageCache, VideoInput
+
+log = logging.getLogger(__name__)
 
 
 def _default_method() -> MethodConfig:
@@ -112,6 +115,8 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
     video = VideoInput.at(input_path, cfg.fps)
     out = output_folder(output_dir)
     with output_lock(out):  # one run at a time per folder: two runs would interleave their files
+        for path in remove_stale_temporaries(out):
+            log.info("removed %s, left by an earlier run that was stopped mid-write", path)
         return _reconstruct_into(video, out, cfg, force)
 
 
@@ -133,7 +138,7 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
                             progress=cfg.progress)
     timings = {**cache.seconds, **{f"3d/{k}": v for k, v in est.timings.items()}}
     files = pipeline.export(pipeline.Reconstruction(video, observation, semantics.annotations, est), out, cache,
-                            cfg.export_options(), output_body, timings)
+                            cfg.export_options(), output_body, timings, progress=cfg.progress)
     timings["outputs"] = cache.seconds["outputs"]
     return ReconstructionResult(out, est.joints, est.pose6d, est.shape, est.transl, observation.fps,
                                 observation.image_size, observation.intrinsics, observation.keypoints2d,

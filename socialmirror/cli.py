@@ -9,6 +9,7 @@ runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -370,6 +371,26 @@ def _check_shared_flags(args) -> None:
     check_threads(getattr(args, "threads", None), "--threads")
 
 
+@contextlib.contextmanager
+def _interrupt_on_sigterm():
+    """While the command runs, SIGTERM (a job scheduler, ``kill``, a container stopping) ends it as Ctrl-C
+    does: through the cleanup paths, so no temporary file is left beside the outputs. Python's default would
+    end the process without running them."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -383,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         _check_shared_flags(args)
-        return int(args.func(args) or 0)
+        with _interrupt_on_sigterm():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
         print("socialmirror: interrupted", file=sys.stderr)
         return exit_code(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -18,12 +19,35 @@ def default_mode() -> int:
     return 0o666 & ~umask
 
 
+# Every temporary file of an output is named ``.NAME.XXXXXXXX.tmp[.EXT]`` (mkstemp's eight random characters):
+# what ``remove_stale_temporaries`` recognises after a run that was killed before it could clean up.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def temporary_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """(fd, name) of a new temporary file beside ``path`` named as ``_TEMPORARY`` says (``suffix`` starts
+    with ``.tmp``)."""
+    if not suffix.startswith(".tmp"):
+        raise ValueError("a temporary file's suffix starts with .tmp")
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that a run killed mid-write (SIGKILL, a power cut) left in ``folder`` and
+    its subfolders; returns them. Call it only while holding ``output_lock(folder)``: then no other run is
+    writing there."""
+    stale = [p for p in Path(folder).rglob(".*.tmp*") if _TEMPORARY.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_write(path: str | os.PathLike, write, suffix: str = ".tmp") -> Path:
     """Call ``write(binary_file)`` on a temporary file beside ``path``, fsync it, then rename it into place
     (the usual 0666-less-umask mode). Nothing is left behind if ``write`` fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = temporary_beside(path, suffix)
     os.fchmod(fd, default_mode())  # mkstemp's 0600 would make results unreadable to others
     try:
         with os.fdopen(fd, "wb") as f:
@@ -39,7 +63,7 @@ def atomic_write(path: str | os.PathLike, write, suffix: str = ".tmp") -> Path:
 
 
 def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
-    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays), ".npz")
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays), ".tmp.npz")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

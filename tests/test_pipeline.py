@@ -4,6 +4,7 @@ changed input recomputes everything, --force recomputes all."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 
 import numpy as np
@@ -205,6 +206,58 @@ def test_outputs_of_an_earlier_run_that_this_run_does_not_write_are_removed(tmp_
     _remove_earlier_outputs(tmp_path, {"result": tmp_path / "result.npz",
                                        "annotations": tmp_path / "annotations.json"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.json", "notes.txt", "result.npz"]
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    """Issue 15 case 11: a run killed mid-write (SIGKILL) leaves its temporary files; the next run into the
+    folder removes exactly those (every kind the project writes, in subfolders too), nothing of the user's."""
+    import os
+
+    from socialmirror.io import remove_stale_temporaries, temporary_beside
+    (tmp_path / ".cache" / "perceive").mkdir(parents=True)
+    made = []
+    for path, suffix in ((tmp_path / "render.mp4", ".tmp.mp4"), (tmp_path / "result.npz", ".tmp.npz"),
+                         (tmp_path / "viewer.html", ".tmp"), (tmp_path / ".cache" / "perceive" / "entry.npz", ".tmp.npz")):
+        fd, name = temporary_beside(path, suffix)
+        os.close(fd)
+        made.append(name)
+    keep = [tmp_path / n for n in ("notes.tmp", ".hidden", "render.mp4", ".my.tmp", "a.b.c.tmp.mp4")]
+    for path in keep:
+        path.write_text("x")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(map(str, removed)) == sorted(made)
+    assert all(p.exists() for p in keep) and not any(os.path.exists(m) for m in made)
+
+
+def test_sigterm_ends_a_command_through_its_cleanup(tmp_path):
+    """Issue 15 case 11: SIGTERM mid-write ends the command like Ctrl-C (exit 130, "interrupted"), and the
+    atomic write removes its temporary file: nothing is left beside the outputs."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent(f"""
+        import sys, time
+        from socialmirror import cli
+        from socialmirror.io import atomic_write
+        def slow(f):
+            f.write(b"partial")
+            print("writing", flush=True)
+            time.sleep(30)
+        def command(args):
+            atomic_write({str(tmp_path / "result.npz")!r}, slow)
+        cli.cmd_demo = command  # the parser, built inside main, dispatches "demo" to it
+        sys.exit(cli.main(["demo"]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_second_run_into_a_busy_output_folder_is_a_user_error(tmp_path, monkeypatch):

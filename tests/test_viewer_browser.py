@@ -189,3 +189,27 @@ def test_encoding_chunk_by_chunk_gives_the_same_page_data(anny_sequence):
     whole = encode_animation(verts, faces, fps=25, joints=joints)
     chunked = encode_animation(MeshFrames(skin, len(verts), chunk=3), faces, fps=25, joints=joints)
     assert chunked == whole and max(calls) <= 3
+
+
+def test_streamed_page_is_the_page_of_the_data(tmp_path, anny_sequence):
+    """The page written chunk by chunk (meshes read three frames at a time, positions streamed into the file)
+    is viewer_html of encode_animation: the same HTML around the data and the same data once inflated."""
+    import base64
+    import json
+    import zlib
+
+    from socialmirror.body.meshes import MeshFrames
+    from socialmirror.render.viewer import viewer_html
+
+    verts, faces, joints = anny_sequence
+    title = "a @positions@ title"  # the placeholder's text in a title changes nothing
+    path = write_viewer_html(tmp_path / "viewer.html", MeshFrames(lambda f: verts[f], len(verts), chunk=3), faces,
+                             fps=25, joints=joints, title=title)
+    expected = viewer_html(encode_animation(verts, faces, fps=25, joints=joints), title=title)
+    pattern = r'(<script id="sm-data" type="application/json">)(.*?)(</script>)'
+    written = path.read_text(encoding="utf-8")
+    (got_json,), (want_json,) = ([m.group(2) for m in re.finditer(pattern, t, re.S)] for t in (written, expected))
+    assert re.sub(pattern, "", written, flags=re.S) == re.sub(pattern, "", expected, flags=re.S)
+    got, want = json.loads(got_json), json.loads(want_json)
+    inflate = (lambda d: zlib.decompress(base64.b64decode(d["positions"].pop("data"))))  # noqa: E731
+    assert inflate(got) == inflate(want) and got == want

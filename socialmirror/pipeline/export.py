@@ -37,14 +37,15 @@ class Reconstruction:
 
 
 def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, options: ExportOptions = ExportOptions(),
-           body=None, timings: dict[str, float] | None = None) -> dict[str, Path]:
+           body=None, timings: dict[str, float] | None = None, progress: bool = True) -> dict[str, Path]:
     """Write the outputs into ``out_dir`` (meshes with ``body``, the output body model built from
-    ``options.body``; default anny); returns name -> path of each output (timings.json aside)."""
+    ``options.body``; default anny; a progress bar for the render with ``progress``); returns name -> path of
+    each output (timings.json aside)."""
     out_dir = Path(out_dir)
     est, obs = reconstruction.estimate, reconstruction.observation
 
     def compute() -> OutputFiles:
-        return OutputFiles.of(_write(reconstruction, out_dir, options, body))
+        return OutputFiles.of(_write(reconstruction, out_dir, options, body, progress))
     depends_on = [reconstruction.video.fingerprint(), obs.keypoints2d, obs.intrinsics, obs.image_size, obs.fps,
                   obs.track_ids, est.rotmats, est.pose6d, est.shape, est.transl, est.joints, est.method,
                   reconstruction.annotations, options, str(out_dir.resolve())]
@@ -74,7 +75,8 @@ def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
         log.info("removed %s of an earlier run (this run does not write it)", path)
 
 
-def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, body) -> dict[str, Path]:
+def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, body,
+           progress: bool = True) -> dict[str, Path]:
     from socialmirror.body.skeleton import SMPL24_NAMES
     est, obs, video = reconstruction.estimate, reconstruction.observation, reconstruction.video
     if body is None:
@@ -100,7 +102,7 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
         from socialmirror.render.video import write_render_video
         with open_video(video.path, fps=video.fps) as reader:
             files["render"] = write_render_video(out / "render.mp4", iter(reader), meshes, faces, obs.intrinsics,
-                                                 obs.fps, joints=est.joints)
+                                                 obs.fps, joints=est.joints, progress=progress)
     if options.viewer:
         from socialmirror.render.viewer import write_viewer_html
         files["viewer"] = write_viewer_html(out / "viewer.html", meshes, faces, obs.fps, joints=est.joints,

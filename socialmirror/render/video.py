@@ -8,7 +8,6 @@ folder and renamed into place when complete, so a reader never sees a partial ``
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from socialmirror.body.meshes import as_mesh_frames
 from socialmirror.errors import OutputError
+from socialmirror.io import temporary_beside
 from socialmirror.render.mesh_renderer import SideCamera, as_numpy, render_camera_view, render_side_view
 
 FrameSource = Iterable[np.ndarray] | Callable[[int], np.ndarray] | None
@@ -115,7 +115,7 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
     source = _frame_getter(frames, T, image_size)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
+    fd, tmp = temporary_beside(path, ".tmp.mp4")
     os.close(fd)
     writer = None
     side_camera = background = None

@@ -67,52 +67,76 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _pack_planes(planes: np.ndarray, compress: bool) -> str:
-    """Byte planes (all low bytes, then all high bytes) -> zlib -> base64."""
-    data = planes.tobytes()
-    return _b64(zlib.compress(data, 6) if compress else data)
+class _Layout:
+    """Where the page's positions live: the y-up world (``world_frame`` of a sample of the frames) and the
+    int16 grid over the bounds of every frame (one pass over the meshes)."""
+
+    def __init__(self, meshes: MeshFrames, up, precision: float):
+        self.meshes = meshes
+        self.Rw, self.origin = world_frame(fill_missing_frames(meshes.sample().astype(np.float64)), up)
+        lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+        for _, w in self.world_chunks():
+            lo, hi = np.minimum(lo, w.min(axis=(0, 1, 2))), np.maximum(hi, w.max(axis=(0, 1, 2)))
+        self.lo, self.hi = lo, hi
+        self.mid = (lo + hi) / 2
+        self.step = max(precision, float((hi - lo).max()) / 65000.0)
+
+    def world_chunks(self):
+        """(first frame, (n, P, V, 3) world positions) a chunk at a time."""
+        for start, block in self.meshes.chunks():
+            w = (block.astype(np.float64) - self.origin) @ self.Rw.T
+            # Collapse the missing person-frames (not reconstructed) to one point on the ground: invisible.
+            w[~np.isfinite(w).all(axis=(2, 3))] = 0.0
+            yield start, w
+
+    def planes(self):
+        """The positions as the page reads them: int16 deltas over time, all low bytes, then all high bytes
+        (one pass over the meshes per plane), as a stream of byte strings."""
+        for byte in (0, 1):
+            previous = np.zeros(self.meshes.shape[1:], np.int32)
+            for _, w in self.world_chunks():
+                q = np.round((w - self.mid) / self.step).astype(np.int32)  # within +-32500
+                d = np.diff(q, axis=0, prepend=previous[None])
+                previous = q[-1]
+                # two's-complement wrap, undone by the page's Int16Array accumulation
+                yield np.ascontiguousarray(d.astype("<i2")).view(np.uint8).reshape(-1, 2)[:, byte].tobytes()
 
 
-def encode_animation(vertices, faces, fps: float, joints=None, up=None, precision: float = 1e-3,
-                     compress: bool = True, colors=None) -> dict:
-    """The page's data object (JSON-serialisable) for vertices (T, P, V, 3) camera frame: an array or
-    ``body.meshes.MeshFrames``, read a chunk of frames at a time (two passes: the bounds, then the deltas), so
-    that memory holds the page's two bytes per coordinate and no float copies of the whole sequence."""
+def _base64_stream(chunks, compress: bool):
+    """Byte strings -> (zlib ->) base64 text pieces, holding only what the compressor has not yet emitted."""
+    packer = zlib.compressobj(6) if compress else None
+    pending = b""
+    for chunk in chunks:
+        pending += packer.compress(chunk) if packer else chunk
+        cut = len(pending) - len(pending) % 3  # base64 encodes whole 3-byte groups
+        if cut:
+            yield _b64(pending[:cut])
+            pending = pending[cut:]
+    if packer:
+        pending += packer.flush()
+    if pending:
+        yield _b64(pending)
+
+
+_POSITIONS = "@positions@"  # where the streamed position data goes in the page's JSON
+
+
+def _animation_data(vertices, faces, fps: float, joints, up, precision: float, compress: bool, colors):
+    """(the page's data object with ``_POSITIONS`` in place of the position data, the stream of its base64
+    pieces). Vertices: (T, P, V, 3) camera frame, an array or ``body.meshes.MeshFrames``."""
     if not isinstance(vertices, MeshFrames):
         vertices = as_numpy(vertices, np.float64)
         vertices = as_mesh_frames(vertices[None] if vertices.ndim == 3 else vertices)
     T, P, V, _ = vertices.shape
     faces = as_numpy(faces, np.int64)
-    Rw, origin = world_frame(fill_missing_frames(vertices.sample().astype(np.float64)), up)
-
-    def world_chunks():
-        for start, block in vertices.chunks():
-            w = (block.astype(np.float64) - origin) @ Rw.T
-            # Collapse the missing person-frames (not reconstructed) to one point on the ground: invisible.
-            w[~np.isfinite(w).all(axis=(2, 3))] = 0.0
-            yield start, w
-    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    for _, w in world_chunks():
-        lo, hi = np.minimum(lo, w.min(axis=(0, 1, 2))), np.maximum(hi, w.max(axis=(0, 1, 2)))
-    mid = (lo + hi) / 2
-    step = max(precision, float((hi - lo).max()) / 65000.0)
-    per_frame = P * V * 3
-    planes = np.empty((2, T * per_frame), np.uint8)  # int16 deltas over time, low bytes then high bytes
-    previous = np.zeros((P, V, 3), np.int32)
-    for start, w in world_chunks():
-        q = np.round((w - mid) / step).astype(np.int32)  # within +-32500
-        d = np.diff(q, axis=0, prepend=previous[None])
-        previous = q[-1]
-        # two's-complement wrap, undone by the page's Int16Array accumulation
-        b = np.ascontiguousarray(d.astype("<i2")).view(np.uint8).reshape(-1, 2)
-        planes[:, start * per_frame:start * per_frame + len(b)] = b.T
+    layout = _Layout(vertices, up, precision)
     data = {
         "version": 1, "numFrames": T, "numPeople": P, "numVertices": V, "fps": float(fps),
         "compressed": bool(compress),
-        "positions": {"step": step, "offset": mid.tolist(), "data": _pack_planes(planes, compress)},
+        "positions": {"step": layout.step, "offset": layout.mid.tolist(), "data": _POSITIONS},
         "faces": {"type": "uint32" if V > 65535 else "uint16"},
         "colors": [list(c) for c in (colors or [PERSON_COLORS[i % len(PERSON_COLORS)] for i in range(P)])],
-        "bounds": {"min": (lo).tolist(), "max": (hi).tolist()},
+        "bounds": {"min": layout.lo.tolist(), "max": layout.hi.tolist()},
         "parents": list(SMPL24_PARENTS),
     }
     fb = faces.astype("<u4" if V > 65535 else "<u2").tobytes()
@@ -121,25 +145,45 @@ def encode_animation(vertices, faces, fps: float, joints=None, up=None, precisio
         j = as_numpy(joints, np.float64)
         if j.ndim == 3:
             j = j[None]
-        jw = (j - origin) @ Rw.T
+        jw = (j - layout.origin) @ layout.Rw.T
         jw[~np.isfinite(jw).all(axis=(-1, -2))] = 0.0
         jw = jw.astype("<f4")
         data["joints"] = {"numJoints": int(j.shape[-2]), "data": _b64(jw.tobytes())}
+    return data, _base64_stream(layout.planes(), compress)
+
+
+def encode_animation(vertices, faces, fps: float, joints=None, up=None, precision: float = 1e-3,
+                     compress: bool = True, colors=None) -> dict:
+    """The page's data object (JSON-serialisable) for vertices (T, P, V, 3) camera frame (an array or
+    ``body.meshes.MeshFrames``, read a chunk of frames at a time)."""
+    data, positions = _animation_data(vertices, faces, fps, joints, up, precision, compress, colors)
+    data["positions"]["data"] = "".join(positions)
     return data
 
 
 def viewer_html(data: dict, title: str = "SocialMirror") -> str:
     """The page's HTML for an ``encode_animation`` data object."""
+    payload = json.dumps(data, separators=(",", ":"))
+    _check_inlinable("data", payload)
+    head, tail = _page_around_data(title, data["numFrames"])
+    return head + payload + tail
+
+
+def _check_inlinable(name: str, text: str) -> None:
+    low = text.lower()
+    if "</script" in low or "<!--" in low:
+        raise ValueError(f"{name} cannot be inlined in a <script> element")
+
+
+def _page_around_data(title: str, num_frames: int) -> tuple[str, str]:
+    """The page's HTML before and after the data object's JSON."""
     three = _asset("three.module.min.js")
     script = _asset("viewer.js")
-    payload = json.dumps(data, separators=(",", ":"))
-    for name, text in (("three.js", three), ("viewer.js", script), ("data", payload)):
-        low = text.lower()
-        if "</script" in low or "<!--" in low:
-            raise ValueError(f"{name} cannot be inlined in a <script> element")
+    for name, text in (("three.js", three), ("viewer.js", script)):
+        _check_inlinable(name, text)
     t = html.escape(title)
-    T = data["numFrames"]
-    return f"""<!DOCTYPE html>
+    T = num_frames
+    page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -170,7 +214,7 @@ html, body {{ margin: 0; height: 100%; overflow: hidden; background: #dfe5ec; fo
   <label><input id="skeleton-toggle" type="checkbox"> skeleton</label>
   <span id="legend"></span>
 </div>
-<script id="sm-data" type="application/json">{payload}</script>
+<script id="sm-data" type="application/json">{_POSITIONS}</script>
 <script id="sm-three" type="text/plain">{three}</script>
 <script type="module">
 {script}
@@ -178,23 +222,34 @@ html, body {{ margin: 0; height: 100%; overflow: hidden; background: #dfe5ec; fo
 </body>
 </html>
 """
+    head, tail = page.rsplit(_POSITIONS, 1)  # the last: a title may hold anything
+    return head, tail
 
 
 def write_viewer_html(path, vertices, faces, fps: float, joints=None, title: str = "SocialMirror",
                       up=None, precision: float = 1e-3, max_bytes: int = DEFAULT_MAX_BYTES,
                       compress: bool = True) -> Path:
     """Write ``viewer.html``: vertices (T, P, V, 3) camera frame (P people, usually 2; an array or
-    ``body.meshes.MeshFrames``), faces (F, 3),
-    the frame rate, optional joints (T, P, 24, 3) (a skeleton the page can show). Atomic (temporary file
-    in the same folder, renamed). Warns when the page is larger than ``max_bytes``. Returns the path."""
-    path = Path(path)
-    text = viewer_html(encode_animation(vertices, faces, fps, joints=joints, up=up, precision=precision,
-                                        compress=compress), title=title)
-    raw = text.encode("utf-8")
-    if len(raw) > max_bytes:
-        msg = (f"viewer.html is {len(raw) / 1e6:.1f} MB (over {max_bytes / 1e6:.0f} MB): browsers may be slow "
+    ``body.meshes.MeshFrames``), faces (F, 3), the frame rate, optional joints (T, P, 24, 3) (a skeleton the
+    page can show). The position data is streamed into the file as it is compressed, so memory holds neither
+    the page nor its data whole. Atomic (temporary file in the same folder, renamed). Warns when the page is
+    larger than ``max_bytes``. Returns the path."""
+    from socialmirror.io import atomic_write
+    data, positions = _animation_data(vertices, faces, fps, joints, up, precision, compress, None)
+    before, after = json.dumps(data, separators=(",", ":")).split(json.dumps(_POSITIONS))
+    _check_inlinable("data", before + after)  # base64 cannot close the element
+    head, tail = _page_around_data(title, data["numFrames"])
+
+    def write(f) -> None:
+        f.write((head + before + '"').encode("utf-8"))
+        for piece in positions:
+            f.write(piece.encode("ascii"))
+        f.write(('"' + after + tail).encode("utf-8"))
+    path = atomic_write(path, write)
+    size = path.stat().st_size
+    if size > max_bytes:
+        msg = (f"viewer.html is {size / 1e6:.1f} MB (over {max_bytes / 1e6:.0f} MB): browsers may be slow "
                f"to open it; a coarser precision or fewer frames make it smaller")
         warnings.warn(msg, stacklevel=2)
         log.warning(msg)
-    from socialmirror.io import atomic_write_bytes
-    return atomic_write_bytes(path, raw)
+    return path
