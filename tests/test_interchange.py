@@ -85,6 +85,7 @@ def test_folder_is_sorted_and_ignores_temporary_files(tmp_path):
     seqs = [two_people(name=n) for n in ("b", "a", "c")]
     write_folder(seqs, tmp_path / "out")
     (tmp_path / "out" / ".x.npz.tmp").write_bytes(b"half written")
+    (tmp_path / "out" / ".y.npz.ab12cd34.tmp.npz").write_bytes(b"half written")  # io.atomic_write's name
     assert [s.name for s in read_folder(tmp_path / "out")] == ["a", "b", "c"]
     assert [s.name for s in interchange.iter_folder(tmp_path / "out")] == ["a", "b", "c"]
     with pytest.raises(FileNotFoundError):

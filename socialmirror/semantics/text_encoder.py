@@ -228,7 +228,7 @@ class CachedTextEncoder:
         folder = self.cache_dir / key[:2]
         try:
             from socialmirror.io import atomic_write
-            atomic_write(folder / f"{key}.npy", lambda fh: np.save(fh, arr, allow_pickle=False), ".npy.tmp")
+            atomic_write(folder / f"{key}.npy", lambda fh: np.save(fh, arr, allow_pickle=False), ".tmp.npy")
         except OSError:
             pass  # a cache that cannot be written only costs time
 

@@ -403,7 +403,8 @@ def read_npz(path: str | Path) -> TwoPersonSequence:
 def _npz_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder: {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix == ".npz" and p.is_file())
+    # Hidden files are temporaries of a write in progress (io.atomic_write), never sequences.
+    return sorted(p for p in folder.iterdir() if p.suffix == ".npz" and not p.name.startswith(".") and p.is_file())
 
 
 def iter_folder(folder: str | Path) -> Iterator[TwoPersonSequence]:
@@ -433,7 +434,7 @@ def write_npz(seq: TwoPersonSequence, path: str | Path, compress: bool = True) -
     arrays = seq.to_arrays()
     check_arrays(arrays, where=seq.name or str(path))
     from socialmirror.io import atomic_write
-    return atomic_write(path, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrays), ".npz.tmp")
+    return atomic_write(path, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrays), ".tmp.npz")
 
 
 def write_folder(seqs: Iterable[TwoPersonSequence], folder: str | Path, compress: bool = True) -> list[Path]:
