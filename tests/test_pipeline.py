@@ -276,3 +276,42 @@ def test_a_second_run_into_a_busy_output_folder_is_a_user_error(tmp_path, monkey
             api.reconstruct(video, out)
     with output_lock(out):  # released
         pass
+
+
+def test_the_vlm_crops_are_decoded_in_one_pass_over_the_video(tmp_path, monkeypatch):
+    """Issue 15 case 3: every clip re-decoded the video from frame 0 (quadratic in the length). Clips asked in
+    order (the last one end-aligned, overlapping the one before) now cost one pass; each crop is the crop of its
+    own frame; a clip before the kept ones reopens the video."""
+    from socialmirror.perception import tracking, video
+    from socialmirror.pipeline.records import Perception, VideoInput
+    from socialmirror.pipeline.stages import _ClipCrops
+    from socialmirror.windows import clip_ranges
+    T = 20
+    write_sample_frames(tmp_path, T)
+    boxes = np.array([[100.0 + 5 * t, 80.0, 400.0 + 5 * t, 380.0] for t in range(T)])
+    monkeypatch.setattr(tracking, "pair_crop_boxes", lambda tracks, ids: boxes)
+    decoded = []
+    real_open = video.open_video
+
+    class Counting:
+        def __init__(self, reader):
+            self.reader = reader
+
+        def __enter__(self):
+            return (decoded.append(i) or (i, f) for i, f in self.reader.__enter__())
+
+        def __exit__(self, *exc):
+            return self.reader.__exit__(*exc)
+    monkeypatch.setattr(video, "open_video", lambda *a, **k: Counting(real_open(*a, **k)))
+    frames = [f for _, f in real_open(tmp_path).__enter__()]
+    clips = clip_ranges(T, 8)
+    assert clips[-1][0] < clips[-2][1]  # the end-aligned last clip overlaps
+    with _ClipCrops(Perception(VideoInput(tmp_path), None), [0, 1], side=64) as crops:
+        for s, e in clips:
+            got = crops(s, e)
+            assert len(got) == e - s
+            for t, crop in zip(range(s, e), got):
+                assert np.array_equal(crop, tracking.crop_frame(frames[t], boxes[t], 64))
+        assert decoded == list(range(T))
+        crops(0, 4)  # backwards: the video is read again from its start
+        assert decoded == list(range(T)) + list(range(4))

@@ -18,6 +18,7 @@ one are the same record.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -145,10 +146,11 @@ def annotate(observation: PairObservation, draft_estimate, cache: StageCache,
         from socialmirror.semantics.annotator import annotate_clips, vlm_client
         frames = client = None
         if crops is not None:
-            frames = _clip_crops(perception, observation.track_ids)
+            frames = _ClipCrops(perception, observation.track_ids)
             client = vlm_client(settings.vlm_url, settings.vlm_model, timeout=settings.vlm_timeout)
-        return annotate_clips(settings.source, num_frames=observation.num_frames, frames=frames,
-                              joints3d=draft_estimate.joints, up=observation.up, client=client, seed=seed)
+        with frames if frames is not None else contextlib.nullcontext():
+            return annotate_clips(settings.source, num_frames=observation.num_frames, frames=frames,
+                                  joints3d=draft_estimate.joints, up=observation.up, client=client, seed=seed)
     return cache.fetch("annotations", [draft_estimate.joints, observation.num_frames, observation.up,
                                        settings.fingerprint(), seed, crops], compute, ANNOTATIONS_CODEC)
 
@@ -211,23 +213,66 @@ def reprojection_error_px(estimate_, observation: PairObservation, min_confidenc
     return float(np.linalg.norm(proj - kp[..., :2], axis=-1)[confident].mean())
 
 
-def _clip_crops(perception: Perception, track_ids):
-    """``frames(start, end)`` for the VLM: the crop around the pair in each frame of the clip (streamed)."""
-    from socialmirror.perception.tracking import crop_frame, pair_crop_boxes
-    from socialmirror.perception.video import open_video
-    boxes = pair_crop_boxes(perception.tracks, [int(i) for i in track_ids])
-    video = perception.video
+class _ClipCrops:
+    """``frames(start, end)`` for the VLM: the crop around the pair in each frame of the clip, decoded in one
+    pass over the video. The annotator asks for the clips in order, so the reader stays open between clips
+    (reopening it for every clip decoded the video from frame 0 each time: the annotation time grew with the
+    square of the length), and the last clip's crops are kept for a clip that overlaps it (the end-aligned
+    last one). A clip before those reopens the video. A context manager: the reader is closed on exit."""
 
-    def frames(start: int, end: int):
-        out = []
-        with open_video(video.path, fps=video.fps) as reader:
-            for i, frame in reader:
-                if i >= end:
-                    break
-                if i >= start:
-                    out.append(crop_frame(frame, boxes[i], 512))
-        return out
-    return frames
+    def __init__(self, perception: Perception, track_ids, side: int = 512):
+        from socialmirror.perception.tracking import pair_crop_boxes
+        self.video = perception.video
+        self.boxes = pair_crop_boxes(perception.tracks, [int(i) for i in track_ids])
+        self.side = side
+        self.kept: dict[int, np.ndarray] = {}
+        self._reader = self._frames = None
+        self._next = 0  # the index of the reader's next frame
+
+    def __call__(self, start: int, end: int) -> list[np.ndarray]:
+        if start < self._next and any(i not in self.kept for i in range(start, min(end, self._next))):
+            self._open()
+        crops = {i: self.kept[i] for i in range(start, min(end, self._next)) if i in self.kept}
+        while self._next < end:
+            index, frame = self._read()
+            if index is None:
+                break
+            if index >= start:
+                crops[index] = self._crop(index, frame)
+        self.kept = crops
+        return [crops[i] for i in sorted(crops)]
+
+    def _crop(self, index: int, frame: np.ndarray) -> np.ndarray:
+        from socialmirror.perception.tracking import crop_frame
+        return crop_frame(frame, self.boxes[index], self.side)
+
+    def _open(self) -> None:
+        from socialmirror.perception.video import open_video
+        self.close()
+        self._reader = open_video(self.video.path, fps=self.video.fps)
+        self._frames = iter(self._reader.__enter__())
+        self._next, self.kept = 0, {}
+
+    def _read(self) -> tuple[int | None, np.ndarray | None]:
+        if self._frames is None:
+            self._open()
+        try:
+            index, frame = next(self._frames)
+        except StopIteration:
+            return None, None
+        self._next = index + 1
+        return index, frame
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.__exit__(None, None, None)
+        self._reader = self._frames = None
+
+    def __enter__(self) -> "_ClipCrops":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 __all__ = ["DRAFT_METHOD", "annotate", "draft", "encode_text", "estimate", "load_models", "pair", "perceive",
