@@ -113,11 +113,21 @@ def reconstruct(input_path: str | os.PathLike, output_dir: str | os.PathLike,
     """Reconstruct the closest pair of people in a video file or folder of frames into ``output_dir``."""
     cfg = config or ReconstructConfig()
     video = VideoInput.at(input_path, cfg.fps)
+    _check_camera(video, cfg.camera())
     out = output_folder(output_dir)
     with output_lock(out):  # one run at a time per folder: two runs would interleave their files
         for path in remove_stale_temporaries(out):
             log.info("removed %s, left by an earlier run that was stopped mid-write", path)
         return _reconstruct_into(video, out, cfg, force)
+
+
+def _check_camera(video: VideoInput, camera: CameraSettings) -> None:
+    """Given intrinsics, the principal point against the image's size, before any work (the reader decodes
+    the first frame only)."""
+    if camera.intrinsics is not None:
+        from socialmirror.perception.video import open_video
+        with open_video(video.path, fps=video.fps) as reader:
+            camera.matrix(*reader.size)
 
 
 def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, force: bool) -> ReconstructionResult:
@@ -151,6 +161,7 @@ def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, conf
     """The stages up to the annotations, written to ``output_json`` (its cache lives beside the file)."""
     cfg = config or ReconstructConfig()
     video = VideoInput.at(input_path, cfg.fps)
+    _check_camera(video, cfg.camera())
     output_json = output_file(output_json)
     _set_threads(cfg.threads)
     models = pipeline.load_models(cfg.checkpoint, cfg.device)

@@ -190,3 +190,32 @@ def test_a_write_the_machine_refuses_is_a_user_error_with_a_hint():
     assert exit_code(full) == 2 and exit_code(OSError(errno.EFBIG, "File too large")) == 2
     assert user_message(full).startswith("could not write an output: No space left on device (a full disk")
     assert exit_code(OSError(errno.EBADF, "Bad file descriptor")) == 1
+
+
+def test_a_principal_point_outside_the_video_is_refused_before_perception(capsys, tmp_path, monkeypatch):
+    """Issue 15 case 5: the principal point is checked against the video's size (its first frame read) before
+    perception runs, not after it."""
+    from socialmirror import pipeline
+    from socialmirror.render.demo_sample import SAMPLE_VIDEO
+    monkeypatch.setattr(pipeline, "perceive", lambda *a, **k: pytest.fail("perception ran"))
+    for command, out in (("reconstruct", tmp_path / "out"), ("annotate", tmp_path / "a.json")):
+        rc, line = _run(capsys, command, str(SAMPLE_VIDEO), "-o", str(out),
+                        "--intrinsics", "500", "500", "5000", "240")
+        assert rc == 2 and "outside the 960x540 image" in line, line
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=-1", "lr must be a finite positive number, got -1"),
+    ("train.lr=nan", "lr must be a finite positive number, got nan"),
+    ("train.grad_clip=0", "grad_clip must be a finite positive number"),
+    ("train.log_every=0", "log_every must be at least 1"),
+    ("train.lr_min=0.1", "lr_min (0.1) must not exceed lr"),
+])
+def test_bad_training_values_are_user_errors_before_data_synthesis(capsys, tmp_path, monkeypatch, override, message):
+    """Issue 15 case 7: a training config with a bad learning rate failed only after the data was
+    synthesized; now it is a one-line error, exit 2, before."""
+    from socialmirror.training import trainer
+    monkeypatch.setattr(trainer.TrainingData, "load", lambda *a, **k: pytest.fail("data was made"))
+    rc, line = _run(capsys, "train", "initial", "--data", "synth:4", "--steps", "1", "--out", str(tmp_path / "b"),
+                    "--set", override)
+    assert rc == 2 and message in line, line

@@ -86,6 +86,27 @@ class TrainConfig:
     geometry_input_noise: float = 0.05  # metres; geometry stage without a trained initial estimator
     weights: LossWeights = field(default_factory=LossWeights)
 
+    def __post_init__(self):
+        # Checked when the config is made, so a bad value fails before data synthesis and training start.
+        positive = ("lr", "lr_min", "lr_epochs", "grad_clip")
+        non_negative = ("weight_decay", "geometry_input_noise")
+        at_least_one = ("restart_period", "restart_mult", "checkpoint_every", "log_every", "threads", "stats_clips")
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)
+                    and (value > 0 if name in positive else value >= 0)):
+                raise ValueError(f"{name} must be a finite {'positive' if name in positive else 'non-negative'} "
+                                 f"number, got {value!r}")
+        for name in at_least_one:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {self.workers!r}")
+        if self.steps_per_epoch is not None and not (math.isfinite(self.steps_per_epoch) and self.steps_per_epoch > 0):
+            raise ValueError(f"steps_per_epoch must be positive (or null), got {self.steps_per_epoch!r}")
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
+
 
 def _trained_bundle_config() -> ModelBundleConfig:
     """Trained bundles hold the Linear-embedding Geometry Optimizer of the ablation too
