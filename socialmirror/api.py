@@ -54,6 +54,7 @@ class ReconstructConfig:
     render: bool = True
     viewer: bool = True
     meshes: Literal["obj"] | None = None  # "obj": per-frame meshes
+    export: tuple[str, ...] = ()  # files for other tools: bvh (one per person); a list or "bvh,..."
     threads: int | None = None
     progress: bool = True
 
@@ -70,6 +71,7 @@ class ReconstructConfig:
         check_seed(self.seed)
         check_threads(self.threads)
         check_device(self.device)
+        self.export = _export_formats(self.export)
         self.camera()  # each settings record checks itself when made: here, before any work
         self.annotator_settings()
 
@@ -80,7 +82,18 @@ class ReconstructConfig:
         return CameraSettings(self.focal, self.intrinsics)
 
     def export_options(self) -> ExportOptions:
-        return ExportOptions(self.body, self.meshes, self.render, self.viewer)
+        return ExportOptions(self.body, self.meshes, self.render, self.viewer, self.export)
+
+
+def _export_formats(value) -> tuple[str, ...]:
+    """``--export`` as a tuple of known formats: a comma-separated string or a list."""
+    from socialmirror.pipeline.records import EXPORT_FORMATS
+    values = [value] if isinstance(value, str) else list(value or ())
+    names = tuple(dict.fromkeys(n.strip().lower() for v in values for n in str(v).split(",") if n.strip()))
+    unknown = [n for n in names if n not in EXPORT_FORMATS]
+    if unknown:
+        raise ConfigError(f"export: unknown format {unknown[0]!r} (known: {', '.join(EXPORT_FORMATS)})")
+    return names
 
 
 @dataclass

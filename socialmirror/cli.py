@@ -86,13 +86,15 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
                    help="skip the final fit to the image evidence (method.fit.enabled=false)")
     g.add_argument("--body", help="output body model: anny (default), smpl:DIR, smplx:DIR")
     g.add_argument("--meshes", choices=["obj"], help="also write per-frame meshes")
+    g.add_argument("--export", metavar="FORMATS",
+                   help="also write files for other tools, comma-separated: bvh (person1.bvh, person2.bvh)")
     g.add_argument("--no-render", dest="render", action="store_false", default=None, help="skip render.mp4")
     g.add_argument("--no-viewer", dest="viewer", action="store_false", default=None, help="skip viewer.html")
 
 
 _PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "checkpoint", "device", "fps",
                    "seed", "threads")
-_RECONSTRUCT_FLAGS = ("body", "meshes", "render", "viewer")
+_RECONSTRUCT_FLAGS = ("body", "meshes", "render", "viewer", "export")
 
 
 def _given(args, names) -> dict:

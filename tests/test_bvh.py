@@ -158,3 +158,31 @@ def test_parse_errors_are_one_clear_line(bad, message):
     with pytest.raises(BvhError, match=message) as info:
         parse_bvh(bad, source="bad.bvh")
     assert "\n" not in str(info.value) and "bad.bvh" in str(info.value)
+
+
+def test_written_bvh_reads_back_to_the_same_joint_positions(tmp_path):
+    """format_bvh is read_bvh's inverse: random rotations on the SMPL-24 tree with random bone offsets, written
+    and read back, give the forward kinematics pos_j = pos_parent + G_parent offset_j, G_j = G_parent R_j."""
+    from socialmirror.body.skeleton import SMPL24_NAMES, SMPL24_PARENTS
+    from socialmirror.data.formats.bvh import format_bvh
+    rng = np.random.default_rng(0)
+    T, J = 5, len(SMPL24_NAMES)
+    offsets = rng.normal(scale=0.2, size=(J, 3))
+    rotations = Rotation.random(T * J, random_state=1).as_matrix().reshape(T, J, 3, 3)
+    root = rng.normal(size=(T, 3))
+    expected, glob = np.zeros((T, J, 3)), np.zeros((T, J, 3, 3))
+    for j, p in enumerate(SMPL24_PARENTS):
+        if p < 0:
+            expected[:, j], glob[:, j] = root, rotations[:, j]
+        else:
+            expected[:, j] = expected[:, p] + np.einsum("tij,j->ti", glob[:, p], offsets[j])
+            glob[:, j] = glob[:, p] @ rotations[:, j]
+    path = tmp_path / "person.bvh"
+    path.write_text(format_bvh(SMPL24_NAMES, SMPL24_PARENTS, offsets, root, rotations, fps=30.0,
+                               end_sites={15: np.array([0.0, 0.1, 0.0])}))
+    motion = read_bvh(path)
+    assert motion.fps == 30.0 and motion.num_frames == T
+    got = np.stack([motion.joint(n) for n in SMPL24_NAMES], axis=1)
+    assert np.abs(got - expected).max() < 1e-4
+    head_top = motion.joint("head_End") - motion.joint("head")
+    assert np.allclose(np.linalg.norm(head_top, axis=-1), 0.1, atol=1e-5)

@@ -178,13 +178,20 @@ def test_very_large_frames(tmp_path, sample_frames):
     assert res.image_size == (3840, 2160) and np.isfinite(res.joints3d).all()
 
 
+@pytest.fixture(scope="module")
+def sample_outputs(tmp_path_factory, sample_frames):
+    """One reconstruction of the 24-frame sample with every output (meshes, BVH) for the tests below."""
+    from socialmirror.api import ReconstructConfig, reconstruct
+    out = tmp_path_factory.mktemp("outputs") / "o"
+    reconstruct(sample_frames, out, ReconstructConfig(progress=False, meshes="obj", export="bvh"))
+    return out
+
+
 @pytest.mark.slow
 @needs_weights
-def test_outputs_and_their_schema(tmp_path, sample_frames):
-    from socialmirror.api import ReconstructConfig, reconstruct
+def test_outputs_and_their_schema(sample_outputs):
     from socialmirror.semantics.annotations import Annotations
-    reconstruct(sample_frames, tmp_path / "o", ReconstructConfig(progress=False, meshes="obj"))
-    out = tmp_path / "o"
+    out = sample_outputs
     with np.load(out / "result.npz") as r:
         keys = set(r.files)
         assert {"joints3d", "joint_names", "pose6d", "shape", "transl", "body_model", "fps", "image_size",
@@ -206,3 +213,29 @@ def test_outputs_and_their_schema(tmp_path, sample_frames):
     assert "frame-slider" in html and "http://" not in html.replace("http://www.w3.org", "")
     assert len(list((out / "meshes").glob("*.obj"))) == 2 * T
     assert not list(out.glob(".*.tmp*"))  # atomic writes leave nothing behind
+
+
+@pytest.mark.slow
+@needs_weights
+def test_bvh_export_reproduces_the_joints_of_the_result(sample_outputs):
+    """Issue 14 item 3: person1.bvh and person2.bvh, read back by the project's reader and by an independent
+    one (bvhio), give each person's joints of result.npz (turned y up) within 1 cm, at the video's rate."""
+    from socialmirror.body.skeleton import SMPL24_NAMES
+    from socialmirror.data.formats.bvh import read_bvh
+    from socialmirror.pipeline.export import CAMERA_TO_Y_UP
+    with np.load(sample_outputs / "result.npz") as r:
+        joints = r["joints3d"].astype(np.float64) @ CAMERA_TO_Y_UP.T
+        fps = float(r["fps"])
+    for p in range(2):
+        path = sample_outputs / f"person{p + 1}.bvh"
+        motion = read_bvh(path)
+        assert motion.num_frames == len(joints) and motion.fps == pytest.approx(fps)
+        got = np.stack([motion.joint(n) for n in SMPL24_NAMES], axis=1)
+        assert np.linalg.norm(got - joints[:, p], axis=-1).max() < 0.01
+        bvhio = pytest.importorskip("bvhio")
+        root = bvhio.readAsHierarchy(str(path))
+        for t in (0, len(joints) // 2, len(joints) - 1):
+            root.loadPose(t)
+            world = {joint.Name: np.array(joint.PositionWorld) for joint, _, _ in root.layout()}
+            got = np.stack([world[n] for n in SMPL24_NAMES])
+            assert np.linalg.norm(got - joints[t, p], axis=-1).max() < 0.01, (p, t)

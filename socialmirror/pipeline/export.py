@@ -6,6 +6,7 @@
     render.mp4        the input frames with both meshes overlaid, beside a side view (``render``)
     viewer.html       the self-contained viewer (``viewer``)
     meshes/           one .obj per frame and person (``meshes="obj"``)
+    person1.bvh, person2.bvh   each person's motion on the SMPL-24 skeleton (``exports`` with "bvh")
     timings.json      seconds per stage of this run (written every run; not part of the cached outputs)
 
 The files are the ``outputs`` entry of the stage cache: a rerun with the same estimate, annotations, video and
@@ -56,7 +57,7 @@ def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, opt
 
 
 # Every output ``export`` can write (timings.json is written by every run).
-OUTPUT_NAMES = ("result.npz", "annotations.json", "render.mp4", "viewer.html", "meshes")
+OUTPUT_NAMES = ("result.npz", "annotations.json", "render.mp4", "viewer.html", "meshes", "person1.bvh", "person2.bvh")
 
 
 def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
@@ -103,6 +104,8 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
         with open_video(video.path, fps=video.fps) as reader:
             files["render"] = write_render_video(out / "render.mp4", iter(reader), meshes, faces, obs.intrinsics,
                                                  obs.fps, joints=est.joints, progress=progress)
+    if "bvh" in options.exports:
+        files.update(_write_bvh(out, est, body, obs.fps))
     if options.viewer:
         from socialmirror.render.viewer import write_viewer_html
         files["viewer"] = write_viewer_html(out / "viewer.html", meshes, faces, obs.fps, joints=est.joints,
@@ -131,6 +134,39 @@ def _output_meshes(est, body):
             rot = rotmats[index]
             return body(rot, shape[None].expand(rot.shape[0], -1, -1), transl[index]).vertices.cpu().numpy()
     return MeshFrames(skin, est.num_frames)
+
+
+# The camera frame (OpenCV: x right, y down, z forward) turned half about x into the y-up frame that BVH tools
+# (Blender, MotionBuilder, bvhio) expect: x right, y up, z towards the camera.
+CAMERA_TO_Y_UP = np.diag([1.0, -1.0, -1.0])
+
+
+def _write_bvh(out: Path, est, body, fps: float) -> dict[str, Path]:
+    """person1.bvh and person2.bvh: each person's motion on the SMPL-24 skeleton with that person's bone
+    lengths (the models' anny body at the estimated shape), in metres, y up (``CAMERA_TO_Y_UP``), so that the
+    two files loaded together keep the pair's placement. Forward kinematics of a file gives the joints of
+    result.npz turned by ``CAMERA_TO_Y_UP``."""
+    import torch
+
+    from socialmirror.body.skeleton import SMPL24_NAMES, SMPL24_PARENTS
+    from socialmirror.data.formats.bvh import format_bvh
+    if body.name != "anny":  # the estimate's shape is anny's; another output body does not read it
+        from socialmirror.body import build_body_model
+        body = build_body_model("anny")
+    with torch.no_grad():
+        rest = body.rest_joints(torch.as_tensor(est.shape, dtype=torch.float32)).cpu().numpy().astype(np.float64)
+    parents = np.array(SMPL24_PARENTS)
+    files = {}
+    for p in range(est.shape.shape[0]):
+        offsets = rest[p] - rest[p][np.maximum(parents, 0)]
+        rotations = est.rotmats[:, p].astype(np.float64).copy()
+        rotations[:, 0] = CAMERA_TO_Y_UP @ rotations[:, 0]
+        # A nominal tip beyond each leaf (head top, toes, finger tips): half its bone again.
+        tips = {j: 0.5 * offsets[j] for j in range(len(parents)) if j not in parents}
+        text = format_bvh(SMPL24_NAMES, SMPL24_PARENTS, offsets, est.transl[:, p] @ CAMERA_TO_Y_UP.T, rotations,
+                          fps, end_sites=tips)
+        files[f"bvh_person{p + 1}"] = atomic_write_text(out / f"person{p + 1}.bvh", text)
+    return files
 
 
 def _write_objs(folder: Path, meshes, faces: np.ndarray) -> Path:

@@ -309,6 +309,63 @@ def forward_kinematics(skeleton: BvhSkeleton, frames: np.ndarray, scale: float =
     return positions * scale
 
 
+# -------------------------------------------------------------------------------------------- the writer
+
+# Every joint's rotation channels, in the reader's convention: ``Zrotation Xrotation Yrotation`` is
+# ``Rz @ Rx @ Ry`` (scipy's intrinsic "ZXY"), the order MotionBuilder and the CMU files use.
+_WRITE_ORDER = "ZXY"
+
+
+def format_bvh(names, parents, offsets: np.ndarray, root_positions: np.ndarray, rotations: np.ndarray,
+               fps: float, end_sites: dict[int, np.ndarray] | None = None, decimals: int = 6) -> str:
+    """BVH text of a motion on a joint tree (the inverse of ``read_bvh``'s forward kinematics).
+
+    names (J,), parents (J,) with -1 for the root (a parent before its children); offsets (J, 3) each joint
+    from its parent in the rest pose (the root's is written as zero: its position channels carry it);
+    root_positions (T, 3); rotations (T, J, 3, 3) each joint's rotation relative to its parent (the root's:
+    its global orientation); end_sites {joint: (3,) offset} of the leaves' ``End Site`` blocks (default: a
+    zero offset). Units are the offsets' and positions'. The root has six channels, every other joint three,
+    ``Zrotation Xrotation Yrotation``."""
+    from scipy.spatial.transform import Rotation
+
+    parents = [int(p) for p in parents]
+    J = len(names)
+    if parents[0] != -1 or any(not (0 <= parents[j] < j) for j in range(1, J)):
+        raise ValueError("joint 0 must be the root and every parent must come before its children")
+    offsets = np.asarray(offsets, dtype=np.float64)
+    rotations = np.asarray(rotations, dtype=np.float64)
+    T = rotations.shape[0]
+    children = {j: [k for k in range(J) if parents[k] == j] for j in range(J)}
+    end_sites = end_sites or {}
+    number = (lambda v: f"{float(v):.{decimals}f}")  # noqa: E731
+    lines, order = ["HIERARCHY"], []
+
+    def emit(j: int, depth: int) -> None:
+        pad = "\t" * depth
+        order.append(j)
+        offset = np.zeros(3) if parents[j] < 0 else offsets[j]
+        lines.append(f"{pad}{'ROOT' if parents[j] < 0 else 'JOINT'} {names[j]}")
+        lines.append(f"{pad}{{")
+        lines.append(f"{pad}\tOFFSET {' '.join(number(v) for v in offset)}")
+        rot = " ".join(f"{axis}rotation" for axis in _WRITE_ORDER)
+        lines.append(f"{pad}\tCHANNELS 6 Xposition Yposition Zposition {rot}" if parents[j] < 0
+                     else f"{pad}\tCHANNELS 3 {rot}")
+        for k in children[j]:
+            emit(k, depth + 1)
+        if not children[j]:
+            site = np.asarray(end_sites.get(j, np.zeros(3)), dtype=np.float64)
+            lines.extend([f"{pad}\tEnd Site", f"{pad}\t{{",
+                          f"{pad}\t\tOFFSET {' '.join(number(v) for v in site)}", f"{pad}\t}}"])
+        lines.append(f"{pad}}}")
+    emit(0, 0)
+    angles = Rotation.from_matrix(rotations[:, order].reshape(-1, 3, 3)).as_euler(_WRITE_ORDER, degrees=True)
+    columns = np.concatenate([np.asarray(root_positions, dtype=np.float64).reshape(T, 3),
+                              angles.reshape(T, J * 3)], axis=1)
+    lines += ["MOTION", f"Frames: {T}", f"Frame Time: {1.0 / float(fps):.8f}"]
+    lines += [" ".join(number(v) for v in row) for row in columns]
+    return "\n".join(lines) + "\n"
+
+
 # -------------------------------------------------------------------------------------------- the reader
 
 def frame_rate(frame_time: float) -> float:
