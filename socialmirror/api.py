@@ -54,7 +54,7 @@ class ReconstructConfig:
     render: bool = True
     viewer: bool = True
     meshes: Literal["obj"] | None = None  # "obj": per-frame meshes
-    export: tuple[str, ...] = ()  # files for other tools: bvh (one per person); a list or "bvh,..."
+    export: tuple[str, ...] = ()  # files for other tools: bvh, smpl (one per person); a list or "bvh,smpl"
     threads: int | None = None
     progress: bool = True
 
@@ -72,6 +72,9 @@ class ReconstructConfig:
         check_threads(self.threads)
         check_device(self.device)
         self.export = _export_formats(self.export)
+        if "smpl" in self.export and self.body.split(":")[0] not in ("smpl", "smplx"):
+            raise ConfigError("export: smpl writes SMPL / SMPL-X parameters, which needs that body: --body "
+                              "smpl:DIR or smplx:DIR with your model files")
         self.camera()  # each settings record checks itself when made: here, before any work
         self.annotator_settings()
 

@@ -113,3 +113,29 @@ def test_missing_file_is_one_clear_line(tmp_path):
 def test_unknown_spec():
     with pytest.raises(BodyModelError):
         build_body_model("mano")
+
+
+def test_exported_smpl_parameters_pose_smplx_to_the_same_joints(tmp_path):
+    """Issue 14 item 1: the parameters export writes (smplx's axis-angle global_orient / body_pose, betas, its
+    own transl) given straight to smplx.create(...)(**params) reproduce the fitted joints (SMPL's first 24)."""
+    import roma
+    import smplx
+
+    from socialmirror.pipeline.export import smpl_parameters
+    data = _synthetic_smpl(np.random.default_rng(2))
+    np.savez(tmp_path / "SMPL_NEUTRAL.npz", **data)
+    body = build_body_model(f"smpl:{tmp_path}")
+    torch.manual_seed(1)
+    T = 5
+    rotmats = roma.rotvec_to_rotmat(0.5 * torch.randn(T, 2, 24, 3))
+    shape = torch.randn(2, 10)
+    transl = torch.randn(T, 2, 3) + torch.tensor([0.0, 0.0, 4.0])
+    joints = body(rotmats, shape[None].expand(T, -1, -1), transl).joints  # (T, 2, 24, 3)
+    # smplx's SMPL reads only pickles from a path (ours need chumpy); it takes the same arrays as a struct.
+    model = smplx.SMPL(model_path=str(tmp_path), data_struct=types.SimpleNamespace(**data), num_betas=10)
+    for p in range(2):
+        params = {k: torch.as_tensor(v) for k, v in smpl_parameters((rotmats, shape, transl), body, p).items()}
+        assert params["body_pose"].shape == (T, 69) and params["betas"].shape == (1, 10)
+        posed = model(**params).joints[:, :24]
+        assert (posed - joints[:, p]).norm(dim=-1).max() < 0.02
+        assert (posed - joints[:, p]).norm(dim=-1).max() < 1e-4  # in fact exact

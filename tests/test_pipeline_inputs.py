@@ -239,3 +239,32 @@ def test_bvh_export_reproduces_the_joints_of_the_result(sample_outputs):
             world = {joint.Name: np.array(joint.PositionWorld) for joint, _, _ in root.layout()}
             got = np.stack([world[n] for n in SMPL24_NAMES])
             assert np.linalg.norm(got - joints[t, p], axis=-1).max() < 0.01, (p, t)
+
+
+@pytest.mark.slow
+@needs_weights
+def test_smpl_parameters_export_poses_smplx_onto_the_output_meshes(tmp_path, sample_frames):
+    """Issue 14 item 1, end to end: with --body smpl:DIR --export smpl the fitted SMPL is no longer thrown
+    away: each person's parameters, given to smplx's SMPL, give the meshes written to result.npz."""
+    import types
+
+    import smplx
+    import torch
+
+    from socialmirror.api import ReconstructConfig, reconstruct
+    from test_body_smpl import _synthetic_smpl
+    data = _synthetic_smpl(np.random.default_rng(3))
+    np.savez(tmp_path / "SMPL_NEUTRAL.npz", **data)
+    out = tmp_path / "o"
+    reconstruct(sample_frames, out, ReconstructConfig(progress=False, render=False, viewer=False, meshes="obj",
+                                                      body=f"smpl:{tmp_path}", export="smpl"))
+    model = smplx.SMPL(model_path=str(tmp_path), data_struct=types.SimpleNamespace(**data), num_betas=10)
+    with np.load(out / "result.npz") as r:
+        vertices = r["vertices"]
+    for p in range(2):
+        with np.load(out / f"smpl_params_person{p + 1}.npz") as f:
+            assert str(f["model_type"]) == "smpl" and f["camera_intrinsics"].shape == (3, 3)
+            params = {k: torch.as_tensor(f[k]) for k in ("global_orient", "body_pose", "betas", "transl")}
+        with torch.no_grad():
+            posed = model(**params).vertices.numpy()
+        assert np.abs(posed - vertices[:, p]).max() < 1e-3

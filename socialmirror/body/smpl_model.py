@@ -110,6 +110,7 @@ class SMPLBodyModel(BodyModel):
         data = load_model_file(path)
         self.kind = kind
         self.name = kind
+        self.gender = gender
         self.shape_dim = num_betas
         struct = _Struct(**data)
         common = dict(data_struct=struct, num_betas=num_betas, create_betas=False,

@@ -7,6 +7,8 @@
     viewer.html       the self-contained viewer (``viewer``)
     meshes/           one .obj per frame and person (``meshes="obj"``)
     person1.bvh, person2.bvh   each person's motion on the SMPL-24 skeleton (``exports`` with "bvh")
+    smpl_params_person1.npz, ...  each person's SMPL / SMPL-X parameters in the smplx package's convention
+                                  (``exports`` with "smpl"; an SMPL-family output body)
     timings.json      seconds per stage of this run (written every run; not part of the cached outputs)
 
 The files are the ``outputs`` entry of the stage cache: a rerun with the same estimate, annotations, video and
@@ -57,7 +59,8 @@ def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, opt
 
 
 # Every output ``export`` can write (timings.json is written by every run).
-OUTPUT_NAMES = ("result.npz", "annotations.json", "render.mp4", "viewer.html", "meshes", "person1.bvh", "person2.bvh")
+OUTPUT_NAMES = ("result.npz", "annotations.json", "render.mp4", "viewer.html", "meshes", "person1.bvh", "person2.bvh",
+                "smpl_params_person1.npz", "smpl_params_person2.npz")
 
 
 def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
@@ -90,7 +93,10 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
                   image_size=np.array(obs.image_size, dtype=np.int32), intrinsics=obs.intrinsics.astype(np.float32),
                   keypoints2d=obs.keypoints2d.astype(np.float32), track_ids=obs.track_ids.astype(np.int64),
                   method=np.array(est.method))
-    meshes = _output_meshes(est, body) if options.meshes or options.render or options.viewer else None
+    fitted = _output_body_motion(est, body) if options.meshes or options.render or options.viewer \
+        or "smpl" in options.exports else None
+    meshes = _output_meshes(fitted, body, est.num_frames) if options.meshes or options.render or options.viewer \
+        else None
     faces = body.faces.cpu().numpy()
     if options.meshes:
         arrays.update(vertices=np.asarray(meshes, dtype=np.float32), faces=faces.astype(np.int32))
@@ -106,6 +112,8 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
                                                  obs.fps, joints=est.joints, progress=progress)
     if "bvh" in options.exports:
         files.update(_write_bvh(out, est, body, obs.fps))
+    if "smpl" in options.exports:
+        files.update(_write_smpl_params(out, fitted, body, obs))
     if options.viewer:
         from socialmirror.render.viewer import write_viewer_html
         files["viewer"] = write_viewer_html(out / "viewer.html", meshes, faces, obs.fps, joints=est.joints,
@@ -113,27 +121,67 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
     return files
 
 
-def _output_meshes(est, body):
+def _output_body_motion(est, body):
+    """(rotmats (T, P, 24, 3, 3), shape (P, S), pelvis transl (T, P, 3)) of both people with the output body,
+    torch: the estimate's own for anny (the models' body); another body (SMPL, SMPL-X) is fitted to the
+    estimate's joints over the whole sequence."""
+    import torch
+    if body.name == "anny":
+        return tuple(torch.as_tensor(a) for a in (est.rotmats, est.shape, est.transl))
+    from socialmirror.body.ik import fit_joints
+    from socialmirror.body.skeleton import SMPL24_NAMES
+    fit = fit_joints(body, est.joints, SMPL24_NAMES)
+    return tuple(a.detach() for a in (fit.rotmats, fit.shape, fit.transl))
+
+
+def _output_meshes(fitted, body, num_frames: int):
     """Both people's meshes with the output body (``body.meshes.MeshFrames``: skinned a chunk of frames at a
-    time as the outputs read them, so a long video's meshes are never in memory whole). anny is the models'
-    own body; another body (SMPL, SMPL-X) is first fitted to the estimate's joints, over the whole sequence."""
+    time as the outputs read them, so a long video's meshes are never in memory whole)."""
     import torch
 
     from socialmirror.body.meshes import MeshFrames
-    if body.name == "anny":
-        rotmats, shape, transl = (torch.as_tensor(a) for a in (est.rotmats, est.shape, est.transl))
-    else:
-        from socialmirror.body.ik import fit_joints
-        from socialmirror.body.skeleton import SMPL24_NAMES
-        fit = fit_joints(body, est.joints, SMPL24_NAMES)
-        rotmats, shape, transl = fit.rotmats, fit.shape, fit.transl
+    rotmats, shape, transl = fitted
 
     def skin(frames: np.ndarray) -> np.ndarray:
         index = torch.as_tensor(frames, dtype=torch.long)
         with torch.no_grad():
             rot = rotmats[index]
             return body(rot, shape[None].expand(rot.shape[0], -1, -1), transl[index]).vertices.cpu().numpy()
-    return MeshFrames(skin, est.num_frames)
+    return MeshFrames(skin, num_frames)
+
+
+def smpl_parameters(fitted, body, person: int) -> dict[str, np.ndarray]:
+    """One person's parameters as the ``smplx`` package takes them (``smplx.create(...)(**params)`` after
+    ``torch.as_tensor``): ``global_orient`` (T, 3) and ``body_pose`` (T, 69 for SMPL, 63 for SMPL-X)
+    axis-angle, ``betas`` (1, B) (smplx repeats a batch of one), ``transl`` (T, 3) smplx's own (the pelvis
+    at J_0(betas) + transl). The camera frame is the parameters' world (OpenCV axes)."""
+    import torch
+    from scipy.spatial.transform import Rotation
+    rotmats, shape, transl = fitted
+    R = rotmats[:, person].detach().cpu().numpy().astype(np.float64)
+    T = R.shape[0]
+    axis_angle = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_rotvec().reshape(T, -1, 3)
+    body_joints = 23 if body.kind == "smpl" else 21  # SMPL-X: the hands have their own poses
+    betas = shape[person][None].detach().float()
+    with torch.no_grad():
+        smpl_transl = transl[:, person].float() - body.smpl_transl_to_pelvis(torch.zeros(1, 3), betas)
+    return {"global_orient": axis_angle[:, 0].astype(np.float32),
+            "body_pose": axis_angle[:, 1:1 + body_joints].reshape(T, -1).astype(np.float32),
+            "betas": betas.cpu().numpy().astype(np.float32), "transl": smpl_transl.cpu().numpy().astype(np.float32)}
+
+
+def _write_smpl_params(out: Path, fitted, body, obs) -> dict[str, Path]:
+    """smpl_params_person1.npz, smpl_params_person2.npz: ``smpl_parameters`` with the model type, gender,
+    frame rate and the camera (intrinsics; the parameters are in its frame: identity rotation, zero
+    translation)."""
+    files = {}
+    for p in range(fitted[1].shape[0]):
+        params = smpl_parameters(fitted, body, p)
+        extra = dict(model_type=np.array(body.kind), gender=np.array(body.gender), fps=np.float32(obs.fps),
+                     camera_intrinsics=obs.intrinsics.astype(np.float32), camera_rotation=np.eye(3, dtype=np.float32),
+                     camera_translation=np.zeros(3, np.float32), image_size=np.array(obs.image_size, np.int32))
+        files[f"smpl_person{p + 1}"] = atomic_savez(out / f"smpl_params_person{p + 1}.npz", **params, **extra)
+    return files
 
 
 # The camera frame (OpenCV: x right, y down, z forward) turned half about x into the y-up frame that BVH tools
