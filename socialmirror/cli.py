@@ -51,10 +51,11 @@ def cmd_setup(args) -> int:
 # defaults, then --config FILE.yaml, then --set KEY=VALUE, then the flags the user gave. So no flag has an
 # argparse default of its own (an unset flag must not override the file); the defaults in the help texts are
 # the dataclasses'.
-def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
-    """The options of the stages up to the annotations, shared by ``reconstruct`` and ``annotate``
+def _add_pipeline_options(p: argparse.ArgumentParser,
+                          input_help: str = "video file (mp4, avi, mov) or folder of frames") -> None:
+    """The options of the stages up to the annotations, shared by ``reconstruct``, ``annotate`` and ``batch``
     (``ReconstructConfig``)."""
-    p.add_argument("input", help="video file (mp4, avi, mov) or folder of frames")
+    p.add_argument("input", help=input_help)
     g = p.add_argument_group("pipeline options (ReconstructConfig; also --config / --set)")
     g.add_argument("--annotator", help="offline (default) | openai | file:PATH")
     g.add_argument("--vlm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (key from "
@@ -137,6 +138,20 @@ def cmd_reconstruct(args) -> int:
     from socialmirror.api import reconstruct
     res = reconstruct(args.input, args.output, cfg, force=args.force)
     _print_result(res)
+    return 0
+
+
+def cmd_batch(args) -> int:
+    cfg = _reconstruct_config(args)
+    from socialmirror.batch import SUMMARY_NAME, format_summary, run_batch
+    items = run_batch(args.input, args.output, cfg, force=args.force)
+    print(format_summary(items))
+    print(f"summary: {args.output}/{SUMMARY_NAME}")
+    failed = [i for i in items if i.status != "done"]
+    if failed:
+        print(f"socialmirror batch: {len(failed)} of {len(items)} videos failed: "
+              + "; ".join(f"{i.input} ({i.message})" for i in failed), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -276,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_options(p)
     _add_reconstruct_options(p)
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("batch", help="every video of a folder reconstructed into a folder of its own "
+                                     "(resumable; a summary table; the others go on when one fails)")
+    p.add_argument("-o", "--output", required=True, help="output folder: one sub-folder per video")
+    _add_pipeline_options(p, "folder of videos (and of sub-folders of frames)")
+    _add_reconstruct_options(p)
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("annotate", help="the VLM Annotator's per-clip sentences and contacts (Table 1 protocol)")
     p.add_argument("-o", "--output", required=True, help="annotations .json to write")
