@@ -54,7 +54,7 @@ class ReconstructConfig:
     render: bool = True
     viewer: bool = True
     meshes: Literal["obj"] | None = None  # "obj": per-frame meshes
-    export: tuple[str, ...] = ()  # files for other tools: bvh, smpl (one per person); a list or "bvh,smpl"
+    export: tuple[str, ...] = ()  # files for other tools: bvh, glb, smpl; a list or "bvh,glb,smpl"
     threads: int | None = None
     progress: bool = True
 

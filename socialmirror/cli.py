@@ -88,8 +88,9 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--body", help="output body model: anny (default), smpl:DIR, smplx:DIR")
     g.add_argument("--meshes", choices=["obj"], help="also write per-frame meshes")
     g.add_argument("--export", metavar="FORMATS",
-                   help="also write files for other tools, comma-separated: bvh (person1.bvh, person2.bvh), smpl "
-                        "(smpl_params_person1.npz, ...: SMPL / SMPL-X parameters; needs --body smpl:DIR or smplx:DIR)")
+                   help="also write files for other tools, comma-separated: bvh (person1.bvh, person2.bvh), glb "
+                        "(scene.glb: skinned, animated bodies and the camera), smpl (smpl_params_person1.npz, ...: "
+                        "SMPL / SMPL-X parameters; needs --body smpl:DIR or smplx:DIR)")
     g.add_argument("--no-render", dest="render", action="store_false", default=None, help="skip render.mp4")
     g.add_argument("--no-viewer", dest="viewer", action="store_false", default=None, help="skip viewer.html")
 

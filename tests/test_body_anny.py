@@ -80,3 +80,23 @@ def test_children_are_smaller(anny_body):
     height = v[..., 1].amax(-1) - v[..., 1].amin(-1)
     assert 1.45 < height[0] < 1.9
     assert height[1] < height[0] - 0.3
+
+
+def test_skin_rig_is_the_body_as_plain_linear_blend_skinning(anny_body):
+    """The rig that scene.glb holds: SMPL-style forward kinematics on its 30 bones (each bone's rotation taken
+    from its SMPL-24 joint, pivoting about its rest head) and its collapsed weights give the body's own
+    vertices, for a random pose and shape."""
+    torch.manual_seed(0)
+    shape = torch.rand(6)
+    R = roma.rotvec_to_rotmat(0.4 * torch.randn(24, 3))
+    rig = anny_body.skin_rig(shape)
+    assert len(rig.names) == 30 and torch.allclose(rig.weights.sum(1), torch.ones(1), atol=1e-5)
+    G, P = [], []
+    for k, p in enumerate(rig.parents):
+        local = R[rig.rotation_of[k]]
+        G.append(local if p < 0 else G[p] @ local)
+        P.append(rig.heads[k] if p < 0 else P[p] + G[p] @ (rig.heads[k] - rig.heads[p]))
+    G, P = torch.stack(G), torch.stack(P)
+    per_bone = torch.einsum("kij,vkj->vki", G, rig.rest_vertices[:, None] - rig.heads[None]) + P[None]
+    skinned = (rig.weights[..., None] * per_bone).sum(1)
+    assert (skinned - anny_body(R, shape).vertices).norm(dim=-1).max() < 1e-4

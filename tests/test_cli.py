@@ -134,7 +134,7 @@ def test_every_project_error_has_one_base_and_user_errors_exit_2():
     (["--seed", "99999999999999999999"], "--seed: an integer from 0 to"),
     (["--seed", "-1"], "--seed: an integer from 0 to"),
     (["--device", "nonsense"], "device: not a torch device: 'nonsense'"),
-    (["--export", "bvh,fbx"], "export: unknown format 'fbx' (known: bvh, smpl)"),
+    (["--export", "bvh,fbx"], "export: unknown format 'fbx' (known: bvh, glb, smpl)"),
     (["--export", "smpl"], "export: smpl writes SMPL / SMPL-X parameters, which needs that body"),
 ])
 def test_bad_values_are_user_errors_before_any_work(capsys, tmp_path, monkeypatch, flags, message):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import torch
 
@@ -57,6 +58,21 @@ def build_anny(cache_dir=None):
         warnings.simplefilter("ignore")  # warp-lang is excluded on purpose; anny warns about it
         model = anny.Anny(rig="game_engine", skinning_method="lbs")
     return model.to(torch.float32).eval()
+
+
+@dataclass
+class SkinRig:
+    """A body as the skinned rig that animation formats (glTF) hold: K bones in tree order (a parent before
+    its children), the SMPL-24 joint whose local rotation each bone takes, rest heads (K, 3) and rest vertices
+    (V, 3) in the body frame with the pelvis at the origin, weights (V, K) summing to 1, faces (F, 3)."""
+
+    names: tuple[str, ...]
+    parents: tuple[int, ...]
+    rotation_of: tuple[int, ...]
+    heads: torch.Tensor
+    weights: torch.Tensor
+    rest_vertices: torch.Tensor
+    faces: torch.Tensor
 
 
 class AnnyBodyModel(BodyModel):
@@ -114,6 +130,34 @@ class AnnyBodyModel(BodyModel):
         heads = self.rest_bone_heads(shape.float())
         joints = heads[:, self._joint_bones] - heads[:, self._pelvis_bone: self._pelvis_bone + 1]
         return (joints @ self._C.T).reshape(*batch, NUM_JOINTS, 3)
+
+    def skin_rig(self, shape: torch.Tensor) -> "SkinRig":
+        """anny as a plain linear-blend-skinned rig for one shape (6,): the 30 bones the SMPL-24 rotations
+        drive (22 body joints, four finger roots per hand), their tree, their rest heads and the vertices'
+        weights collapsed onto them. Exact: a bone no rotation drives keeps its rest pose relative to its
+        parent, so it moves with its nearest driven ancestor (measured: 0.0005 mm from ``forward``)."""
+        parents = [int(p) for p in self.anny.bone_parents]
+        driven = self.driven_bones.tolist()
+        slot = {bone: k for k, bone in enumerate(driven)}
+
+        def owner(bone: int) -> int:
+            while bone >= 0 and bone not in slot:
+                bone = parents[bone]
+            return slot.get(bone, -1)
+        weights = self.anny.dense_vertex_bone_weights
+        weights = weights[0] if weights.dim() == 3 else weights  # (V, bones)
+        collapsed = torch.zeros(weights.shape[0], len(driven), device=weights.device)
+        for bone in range(weights.shape[1]):
+            if owner(bone) >= 0:
+                collapsed[:, owner(bone)] += weights[:, bone]
+        shape = shape.reshape(1, self.shape_dim).float()
+        heads = self.rest_bone_heads(shape)[0]
+        heads = (heads - heads[self._pelvis_bone]) @ self._C.T
+        rest = self(torch.eye(3, device=shape.device).expand(1, NUM_JOINTS, 3, 3), shape).vertices[0]
+        return SkinRig(names=tuple(self.anny.bone_labels[b] for b in driven),
+                       parents=tuple(owner(parents[b]) if parents[b] >= 0 else -1 for b in driven),
+                       rotation_of=tuple(self.driver_joints.tolist()), heads=heads[driven], weights=collapsed,
+                       rest_vertices=rest, faces=self.faces)
 
     def _forward_flat(self, rotmats, shape):
         b = rotmats.shape[0]

@@ -31,6 +31,11 @@ import numpy as np
 import torch
 
 
+# The camera frame turned half about x into the y-up frame that animation tools and formats expect (glTF,
+# BVH, Blender): x right, y up, z towards the camera; a glTF camera at the origin, unrotated, is the video's.
+CAMERA_TO_Y_UP = np.diag([1.0, -1.0, -1.0])
+
+
 def focal_from_diagonal(width: int, height: int) -> float:
     """CloseInt's default focal length when none is known: the image diagonal, in pixels
     (a field of view of about 53 degrees across the diagonal)."""

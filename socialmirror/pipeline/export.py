@@ -9,6 +9,7 @@
     person1.bvh, person2.bvh   each person's motion on the SMPL-24 skeleton (``exports`` with "bvh")
     smpl_params_person1.npz, ...  each person's SMPL / SMPL-X parameters in the smplx package's convention
                                   (``exports`` with "smpl"; an SMPL-family output body)
+    scene.glb         both people as skinned, animated meshes and the camera (``exports`` with "glb")
     timings.json      seconds per stage of this run (written every run; not part of the cached outputs)
 
 The files are the ``outputs`` entry of the stage cache: a rerun with the same estimate, annotations, video and
@@ -60,7 +61,7 @@ def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, opt
 
 # Every output ``export`` can write (timings.json is written by every run).
 OUTPUT_NAMES = ("result.npz", "annotations.json", "render.mp4", "viewer.html", "meshes", "person1.bvh", "person2.bvh",
-                "smpl_params_person1.npz", "smpl_params_person2.npz")
+                "smpl_params_person1.npz", "smpl_params_person2.npz", "scene.glb")
 
 
 def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
@@ -114,6 +115,8 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
         files.update(_write_bvh(out, est, body, obs.fps))
     if "smpl" in options.exports:
         files.update(_write_smpl_params(out, fitted, body, obs))
+    if "glb" in options.exports:
+        files["glb"] = _write_glb(out / "scene.glb", est, body, obs)
     if options.viewer:
         from socialmirror.render.viewer import write_viewer_html
         files["viewer"] = write_viewer_html(out / "viewer.html", meshes, faces, obs.fps, joints=est.joints,
@@ -170,6 +173,22 @@ def smpl_parameters(fitted, body, person: int) -> dict[str, np.ndarray]:
             "betas": betas.cpu().numpy().astype(np.float32), "transl": smpl_transl.cpu().numpy().astype(np.float32)}
 
 
+def _write_glb(path: Path, est, body, obs) -> Path:
+    """scene.glb: both people as skinned anny meshes at their shapes, one animation at the video's rate, the
+    video's camera (``data.formats.gltf``)."""
+    import torch
+
+    from socialmirror.data.formats.gltf import AnimatedPerson, format_glb
+    from socialmirror.io import atomic_write_bytes
+    if body.name != "anny":  # the estimate's shape is anny's
+        from socialmirror.body import build_body_model
+        body = build_body_model("anny")
+    with torch.no_grad():
+        people = [AnimatedPerson(body.skin_rig(torch.as_tensor(est.shape[p])), est.rotmats[:, p], est.transl[:, p],
+                                 f"person{p + 1}") for p in range(est.shape.shape[0])]
+    return atomic_write_bytes(path, format_glb(people, obs.fps, obs.intrinsics, obs.image_size))
+
+
 def _write_smpl_params(out: Path, fitted, body, obs) -> dict[str, Path]:
     """smpl_params_person1.npz, smpl_params_person2.npz: ``smpl_parameters`` with the model type, gender,
     frame rate and the camera (intrinsics; the parameters are in its frame: identity rotation, zero
@@ -184,20 +203,17 @@ def _write_smpl_params(out: Path, fitted, body, obs) -> dict[str, Path]:
     return files
 
 
-# The camera frame (OpenCV: x right, y down, z forward) turned half about x into the y-up frame that BVH tools
-# (Blender, MotionBuilder, bvhio) expect: x right, y up, z towards the camera.
-CAMERA_TO_Y_UP = np.diag([1.0, -1.0, -1.0])
-
-
 def _write_bvh(out: Path, est, body, fps: float) -> dict[str, Path]:
     """person1.bvh and person2.bvh: each person's motion on the SMPL-24 skeleton with that person's bone
-    lengths (the models' anny body at the estimated shape), in metres, y up (``CAMERA_TO_Y_UP``), so that the
+    lengths (the models' anny body at the estimated shape), in metres, y up (``geometry.camera.CAMERA_TO_Y_UP``),
+    so that the
     two files loaded together keep the pair's placement. Forward kinematics of a file gives the joints of
     result.npz turned by ``CAMERA_TO_Y_UP``."""
     import torch
 
     from socialmirror.body.skeleton import SMPL24_NAMES, SMPL24_PARENTS
     from socialmirror.data.formats.bvh import format_bvh
+    from socialmirror.geometry.camera import CAMERA_TO_Y_UP
     if body.name != "anny":  # the estimate's shape is anny's; another output body does not read it
         from socialmirror.body import build_body_model
         body = build_body_model("anny")

@@ -114,11 +114,11 @@ class ExportOptions:
     meshes: str | None = None  # None | "obj": per-frame meshes
     render: bool = True
     viewer: bool = True
-    exports: tuple[str, ...] = ()  # EXPORT_FORMATS: files for other tools (bvh, smpl)
+    exports: tuple[str, ...] = ()  # EXPORT_FORMATS: files for other tools (bvh, glb, smpl)
 
 
 # The formats of ``--export``, each written by ``pipeline.export``.
-EXPORT_FORMATS = ("bvh", "smpl")
+EXPORT_FORMATS = ("bvh", "glb", "smpl")
 
 
 @dataclass
