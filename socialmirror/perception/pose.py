@@ -65,6 +65,7 @@ from socialmirror.body.keypoints import (BODY_KEYPOINTS, KEYPOINT_EDGES, KEYPOIN
                                          TORSO_KEYPOINTS, body_scale, keypoints_box)
 from socialmirror.geometry.camera import box_iou, in_image
 from socialmirror.paths import cache_dir
+from socialmirror.perception.native_log import native_stderr_logged
 
 # --------------------------------------------------------------------------------------------------------------
 # Detection record and the detector interface
@@ -349,7 +350,8 @@ class MediaPipePoseDetector(PoseDetector):
             min_pose_presence_confidence=float(min_presence_confidence),
             output_segmentation_masks=False,
         )
-        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        with native_stderr_logged():
+            self._landmarker = vision.PoseLandmarker.create_from_options(options)
         self.last_passes = 0  # landmarker calls the last frame cost
 
     # -- one landmarker call -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from socialmirror.body.keypoints import NUM_KEYPOINTS
+from socialmirror.perception.native_log import native_stderr_logged
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -87,13 +88,14 @@ class FaceSeeder:
         model = _mediapipe_root() / "modules" / "face_detection" / "face_detection_short_range.tflite"
         if not model.is_file():
             raise RuntimeError(f"MediaPipe face model missing from the installed wheel: {model}")
-        self._short = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
-            base_options=BaseOptions(model_asset_path=str(model)), min_detection_confidence=float(min_confidence)))
-        self._full = None
-        if full_range:
-            from mediapipe.python.solutions.face_detection import FaceDetection
+        with native_stderr_logged():
+            self._short = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+                base_options=BaseOptions(model_asset_path=str(model)), min_detection_confidence=float(min_confidence)))
+            self._full = None
+            if full_range:
+                from mediapipe.python.solutions.face_detection import FaceDetection
 
-            self._full = FaceDetection(model_selection=1, min_detection_confidence=float(min_confidence))
+                self._full = FaceDetection(model_selection=1, min_detection_confidence=float(min_confidence))
 
     def detect(self, frame_rgb: np.ndarray) -> list[FaceSeed]:
         import mediapipe as mp
@@ -169,11 +171,13 @@ class RegionPoseLandmarker:
         from mediapipe.python.solution_base import PacketDataType, SolutionBase
 
         config = text_format.Parse(_REGION_GRAPH, calculator_pb2.CalculatorGraphConfig())
-        self._graph = SolutionBase(graph_config=config,
-                                   side_inputs={"model_complexity": 1, "enable_segmentation": False},
-                                   outputs=["landmarks", "world_landmarks", "alignment"],
-                                   stream_type_hints={"roi": PacketDataType.PROTO,
-                                                      "image": PacketDataType.IMAGE_FRAME})
+        self._first_run = True
+        with native_stderr_logged():
+            self._graph = SolutionBase(graph_config=config,
+                                       side_inputs={"model_complexity": 1, "enable_segmentation": False},
+                                       outputs=["landmarks", "world_landmarks", "alignment"],
+                                       stream_type_hints={"roi": PacketDataType.PROTO,
+                                                          "image": PacketDataType.IMAGE_FRAME})
 
     def landmarks(self, frame_rgb: np.ndarray, region: tuple[float, float, float, float]) -> RegionPose | None:
         """One run on ``region`` = (centre x, centre y, side, rotation in radians), pixels."""
@@ -185,7 +189,13 @@ class RegionPoseLandmarker:
         cx, cy, side, rotation = region
         roi = rect_pb2.NormalizedRect(x_center=cx / w, y_center=cy / h, width=side / w, height=side / h,
                                       rotation=rotation)
-        out = self._graph.process({"image": np.ascontiguousarray(frame_rgb), "roi": roi})
+        packets = {"image": np.ascontiguousarray(frame_rgb), "roi": roi}
+        if self._first_run:  # the graph's first run logs a native warning of its own (NORM_RECT)
+            self._first_run = False
+            with native_stderr_logged():
+                out = self._graph.process(packets)
+        else:
+            out = self._graph.process(packets)
         if out.landmarks is None or out.world_landmarks is None or out.alignment is None:
             return None
         kp = np.array([[l.x * w, l.y * h, l.visibility] for l in out.landmarks.landmark][:NUM_KEYPOINTS],
