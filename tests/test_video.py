@@ -171,3 +171,50 @@ def test_a_truncated_video_is_read_in_part_with_a_warning_naming_the_counts(tmp_
     with caplog.at_level(logging.WARNING), open_video(path) as reader:
         assert len(list(reader)) == 40
     assert "truncated" not in caplog.text
+
+
+def _person(angle_deg: float):
+    """A detection whose trunk (hips to shoulders) points ``angle_deg`` from the image's up."""
+    from socialmirror.body.keypoints import KEYPOINT_INDEX
+    from socialmirror.perception.pose import PersonDetection
+    kp = np.full((33, 3), np.nan)
+    a = np.radians(angle_deg)
+    up = np.array([np.sin(a), -np.cos(a)])  # image y points down
+    side = np.array([up[1], -up[0]]) * 0.2
+    for name, point in (("left_hip", side), ("right_hip", -side), ("left_shoulder", up + side),
+                        ("right_shoulder", up - side)):
+        kp[KEYPOINT_INDEX[name]] = [*(100 + 50 * point), 0.9]
+    return PersonDetection(kp, np.full((33, 3), np.nan), np.zeros(4), 0.9)
+
+
+def test_sideways_share_counts_trunks_far_from_upright():
+    from socialmirror.perception.pipeline import sideways_share
+    frames = [[_person(0), _person(30)], [_person(90)], [_person(180), _person(-10)], []]
+    assert sideways_share(frames) == pytest.approx(2 / 5)
+    assert sideways_share([[]]) == 0.0
+
+
+def test_a_wrong_rotation_tag_is_named(tmp_path, caplog):
+    """Issue 15 case 11: an upright video tagged as turned 90 degrees is decoded sideways (OpenCV honours the
+    tag); perception says so and names the tag, instead of reconstructing sideways people silently."""
+    import imageio_ffmpeg
+
+    from socialmirror.perception.pipeline import detect_and_track
+    from socialmirror.render.demo_sample import SAMPLE_VIDEO
+    clip = tmp_path / "clip.mp4"
+    frames = [f for _, f in zip(range(6), iio.get_reader(SAMPLE_VIDEO))]
+    iio.mimwrite(clip, frames, fps=30, macro_block_size=1)
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", "90",
+                    "-i", str(clip), "-c", "copy", str(tagged)], check=True)
+    with open_video(tagged) as reader:
+        if reader.rotation == 0:
+            pytest.skip("this OpenCV build does not read rotation tags")
+        assert reader.size == (540, 960)  # turned by the tag
+    with caplog.at_level("WARNING", logger="socialmirror.perception.pipeline"):
+        detect_and_track(tagged, progress=False)
+    assert any("rotation tag turned its frames" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="socialmirror.perception.pipeline"):
+        detect_and_track(clip, progress=False)
+    assert not caplog.records

@@ -1,12 +1,17 @@
 """The perception stage in one call: stream a video, detect people in each frame, track them."""
 from __future__ import annotations
 
+import logging
 import os
 import time
+
+import numpy as np
 
 from socialmirror.perception.pose import MediaPipePoseDetector, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
 from socialmirror.perception.video import open_video
+
+log = logging.getLogger(__name__)
 
 
 def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | None = None, progress: bool = True,
@@ -54,9 +59,11 @@ def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | Non
                 if bar is not None:
                     bar.close()
             video_fps, size = reader.fps, reader.size
+            rotation = getattr(reader, "rotation", 0)
     finally:
         if own:
             detector.close()
+    _check_orientation(video_path, per_frame, rotation)
     t0 = time.perf_counter()
     tracks = track(per_frame, tracker, fps=video_fps, image_size=size)
     t_track = time.perf_counter() - t0
@@ -69,3 +76,37 @@ def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | Non
                                 "appearance": 1e3 * t_app / n, "track": 1e3 * t_track / n},
     })
     return tracks
+
+
+def sideways_share(per_frame) -> float:
+    """The share of detected people whose trunk (hip midpoint to shoulder midpoint) points more than 60
+    degrees away from the image's up: people lying down, or a video turned the wrong way."""
+    from socialmirror.body.keypoints import KEYPOINT_INDEX
+    ls, rs, lh, rh = (KEYPOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    sideways = total = 0
+    for people in per_frame:
+        for person in people:
+            kp = np.asarray(person.keypoints, dtype=np.float64)
+            if not np.isfinite(kp[[ls, rs, lh, rh], :2]).all():
+                continue
+            dx, dy = (kp[ls, :2] + kp[rs, :2] - kp[lh, :2] - kp[rh, :2]) / 2
+            total += 1
+            sideways += bool(-dy < np.cos(np.radians(60)) * np.hypot(dx, dy))
+    return sideways / total if total else 0.0
+
+
+def _check_orientation(video_path, per_frame, rotation: int) -> None:
+    """Warn when most people lie sideways in the frames as decoded; name the video's rotation tag if it has
+    one (the frames were turned by it: the tag is then the likely cause)."""
+    share = sideways_share(per_frame)
+    if share <= 0.5:
+        if rotation:
+            log.info("%s: frames turned %d degrees by the video's rotation tag", video_path, rotation)
+        return
+    if rotation:
+        log.warning("%s: the video's rotation tag turned its frames %d degrees, and %.0f%% of the people then "
+                    "lie sideways: the tag is probably wrong; remove it (ffmpeg -display_rotation 0 -i IN -c copy "
+                    "OUT) and run again", video_path, rotation, 100 * share)
+    else:
+        log.warning("%s: %.0f%% of the people lie sideways in the frames: a video turned on its side? The 3D "
+                    "stages assume people roughly upright", video_path, 100 * share)

@@ -85,6 +85,9 @@ class VideoFileReader(FrameReader):
                 raise InputError(f"no frame could be decoded from {path} (empty or corrupt video)")
             container_fps = cap.get(cv2.CAP_PROP_FPS)
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            # A rotation tag (phones write one) turns the frames as OpenCV decodes them: recorded, so that
+            # perception can say so when the turned frames show people lying sideways (a wrong tag).
+            self.rotation = int(round(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)) % 360
         finally:
             cap.release()
         if fps is not None:
