@@ -44,14 +44,18 @@ def natural_key(name: str) -> tuple:
 
 
 class FrameReader:
-    """Base class of the readers: iteration yields ``(index, rgb_uint8_frame)``."""
+    """Base class of the readers: iteration yields ``(index, rgb_uint8_frame)``; ``frames(start)`` from frame
+    ``start`` on (the frames before it are skipped without being converted)."""
 
     path: Path
     fps: float
     num_frames: int | None
     size: tuple[int, int]  # (width, height)
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:  # pragma: no cover - abstract
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        return self.frames(0)
+
+    def frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -110,11 +114,13 @@ class VideoFileReader(FrameReader):
         cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         return cap
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+    def frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         self.close()
         self._cap = cap = self._open()
         index = 0
         try:
+            while index < start and cap.grab():  # demuxed and decoded, never converted
+                index += 1
             while True:
                 ok, frame = cap.read()
                 if not ok or frame is None:
@@ -160,8 +166,8 @@ class ImageSequenceReader(FrameReader):
             raise InputError(f"cannot read image {file} (unreadable or corrupt)")
         return image
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        for index, file in enumerate(self.files):
+    def frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        for index, file in enumerate(self.files[start:], start):
             image = self._read(file)
             if (image.shape[1], image.shape[0]) != self.size:
                 raise InputError(f"frame {file.name} is {image.shape[1]}x{image.shape[0]}, "

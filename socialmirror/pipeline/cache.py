@@ -117,6 +117,23 @@ class StageCache:
     def key(self, stage: str, depends_on: Any) -> str:
         return digest(CACHE_VERSION, stage, depends_on)
 
+    def work_dir(self, stage: str, depends_on: Any) -> Path | None:
+        """A folder for the partial work of a long stage under ``depends_on``'s key (perception saves its
+        detections there in chunks, so an interrupted run resumes mid-video); None for a cache without a
+        folder. Work under another key is removed, so is all of it with ``force``; the stage's ``fetch``
+        removes the folder once the record is stored."""
+        if self.root is None:
+            return None
+        import shutil
+        base = self.root / f"{stage}.work"
+        folder = base / self.key(stage, depends_on)[:24]
+        if base.is_dir():
+            for other in base.iterdir():
+                if self.force or other != folder:
+                    shutil.rmtree(other, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def fetch(self, stage: str, depends_on: Any, compute: Callable[[], R], codec: Codec[R]) -> R:
         """The record of ``stage`` for ``depends_on``: stored, or computed now (and stored)."""
         start = time.perf_counter()
@@ -127,6 +144,9 @@ class StageCache:
             record = compute()
             self._store(stage, key, record, codec)
             outcome = "computed"
+            if self.root is not None:  # the stage's partial work (work_dir) is no longer needed
+                import shutil
+                shutil.rmtree(self.root / f"{stage}.work", ignore_errors=True)
         self.outcomes[stage] = outcome
         self.seconds[stage] = time.perf_counter() - start
         return record

@@ -52,16 +52,22 @@ def load_models(checkpoint: str | Path | None = None, device: str = "cpu") -> Mo
 
 # ------------------------------------------------------------------------------------------------ stages
 def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress: bool = True) -> Perception:
-    """Everyone detected and tracked through the video."""
+    """Everyone detected and tracked through the video. The detections are checkpointed in the cache as they
+    are made, so an interrupted run resumes mid-video."""
+    depends_on = [video.fingerprint(), max_people]
+
     def compute() -> Perception:
-        from socialmirror.perception.pipeline import detect_and_track
+        from socialmirror.perception.pipeline import DetectionCheckpoint, detect_and_track
         from socialmirror.perception.pose import MediaPipePoseDetector
+        work = cache.work_dir("tracks", depends_on)
+        checkpoint = None if work is None else DetectionCheckpoint(work)
         with MediaPipePoseDetector(num_poses=max(2, max_people)) as detector:
-            tracks = detect_and_track(video.path, detector=detector, progress=progress, fps=video.fps)
+            tracks = detect_and_track(video.path, detector=detector, progress=progress, fps=video.fps,
+                                      checkpoint=checkpoint)
         if len(tracks.ids) == 0:
             raise InputError(f"no person found in {video.path}")
         return Perception(video, tracks)
-    return cache.fetch("tracks", [video.fingerprint(), max_people], compute, tracks_codec(video))
+    return cache.fetch("tracks", depends_on, compute, tracks_codec(video))
 
 
 def pair(perception: Perception, cache: StageCache, camera: CameraSettings = CameraSettings()) -> PairObservation:
