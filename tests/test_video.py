@@ -218,3 +218,25 @@ def test_a_wrong_rotation_tag_is_named(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="socialmirror.perception.pipeline"):
         detect_and_track(clip, progress=False)
     assert not caplog.records
+
+
+def test_a_variable_frame_rate_is_warned_about_once(tmp_path, caplog):
+    """Issue 15 case 11: frames 33 ms apart, then 67 ms apart (a phone's variable rate) are read with one
+    warning naming the spacing; a constant-rate video gets none."""
+    import logging
+
+    import imageio_ffmpeg
+    steady = tmp_path / "steady.mp4"
+    iio.mimwrite(steady, [_frame(i % 12) for i in range(20)], fps=30, macro_block_size=1)
+    variable = tmp_path / "variable.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(steady), "-vf",
+                    "setpts='(N+if(gte(N,10),N-10,0))/30/TB'", "-fps_mode", "vfr", str(variable)], check=True)
+    with caplog.at_level(logging.WARNING), open_video(variable) as reader:
+        assert len(list(reader)) == 20
+        list(reader)
+    warnings = [r.getMessage() for r in caplog.records if "variable frame rate" in r.getMessage()]
+    assert len(warnings) == 1 and "33 to 67 ms apart" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), open_video(steady) as reader:
+        list(reader)
+    assert "variable frame rate" not in caplog.text

@@ -104,7 +104,7 @@ class VideoFileReader(FrameReader):
         self.num_frames = count if count > 0 else None
         self.size = (int(first.shape[1]), int(first.shape[0]))
         self._cap: cv2.VideoCapture | None = None
-        self._warned_short = False
+        self._warned_short = self._warned_rate = False
 
     def _open(self) -> "cv2.VideoCapture":
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
@@ -121,10 +121,12 @@ class VideoFileReader(FrameReader):
         try:
             while index < start and cap.grab():  # demuxed and decoded, never converted
                 index += 1
+            stamps = []  # each frame's presentation time, ms
             while True:
                 ok, frame = cap.read()
                 if not ok or frame is None:
                     break
+                stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
                 yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 index += 1
         finally:
@@ -132,6 +134,21 @@ class VideoFileReader(FrameReader):
         if index == 0:
             raise InputError(f"no frame could be decoded from {self.path} (empty or corrupt video)")
         self._check_length(index)
+        self._check_rate(np.asarray(stamps, dtype=np.float64))
+
+    def _check_rate(self, stamps_ms: np.ndarray) -> None:
+        """Say so, once, when the frames are not evenly spaced in time (a variable frame rate, as phones
+        record): the models take the frames as evenly spaced at the container's mean rate."""
+        steps = np.diff(stamps_ms)
+        steps = steps[np.isfinite(steps) & (steps > 0)]
+        if len(steps) < 2 or self._warned_rate:
+            return
+        low, high = np.percentile(steps, [5, 95])
+        if high > 1.25 * low:
+            self._warned_rate = True
+            log.warning("%s has a variable frame rate (frames %.0f to %.0f ms apart): they are reconstructed as if "
+                        "evenly spaced at %.1f fps, so speeds are off where the rate changes; convert it to a "
+                        "constant rate first (ffmpeg -i IN -fps_mode cfr -r 30 OUT)", self.path, low, high, self.fps)
 
     def _check_length(self, decoded: int) -> None:
         """Say so, once, when far fewer frames decode than the container announces (a truncated file): the
