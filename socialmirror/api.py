@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from socialmirror import pipeline
-from socialmirror.config import ConfigError, check_device, check_seed, check_threads
+from socialmirror.config import ConfigError, check_device, check_seed, check_threads, to_dict
 from socialmirror.inference.methods import MethodConfig, method_config
 from socialmirror.io import output_file, output_folder, output_lock, remove_stale_temporaries
 from socialmirror.pipeline import AnnotatorSettings, CameraSettings, ExportOptions, StageCache, VideoInput
@@ -146,7 +146,14 @@ def _check_camera(video: VideoInput, camera: CameraSettings) -> None:
             camera.matrix(*reader.size)
 
 
+def _now() -> str:
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, force: bool) -> ReconstructionResult:
+    from socialmirror.pipeline.export import new_run_id
+    run = {"id": new_run_id(), "started": _now(), "input": str(video.path.resolve()), "force": force}
     _set_threads(cfg.threads)
     # Models and the output body first: a bad checkpoint or missing SMPL files fail before the video is read.
     models = pipeline.load_models(cfg.checkpoint, cfg.device)
@@ -164,7 +171,8 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
                             progress=cfg.progress)
     timings = {**cache.seconds, **{f"3d/{k}": v for k, v in est.timings.items()}}
     files = pipeline.export(pipeline.Reconstruction(video, observation, semantics.annotations, est), out, cache,
-                            cfg.export_options(), output_body, timings, progress=cfg.progress)
+                            cfg.export_options(), output_body, timings, progress=cfg.progress,
+                            run=dict(run, finished=_now(), config=to_dict(cfg)))
     timings["outputs"] = cache.seconds["outputs"]
     return ReconstructionResult(out, est.joints, est.pose6d, est.shape, est.transl, observation.fps,
                                 observation.image_size, observation.intrinsics, observation.keypoints2d,

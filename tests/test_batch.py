@@ -55,5 +55,7 @@ def test_batch_goes_on_past_a_failure_and_resumes_from_the_caches(tmp_path, caps
     assert cli.main(args) == 1
     again = {i["input"].rsplit("/", 1)[-1]: i for i in json.loads((out / "batch_summary.json").read_text())["items"]}
     assert {"tracks", "estimate", "outputs"} <= set(again["clipA"]["reused"])
+    manifest = json.loads((out / "clipA" / "manifest.json").read_text())  # the files are the first run's
+    assert {f["written_by_run"] for f in manifest["files"].values()} != {manifest["run"]["id"]}
     shutil.rmtree(out / "clipA")  # a folder removed is made again
     assert cli.main(args) == 1 and (out / "clipA" / "result.npz").is_file()

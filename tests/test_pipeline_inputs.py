@@ -213,6 +213,17 @@ def test_outputs_and_their_schema(sample_outputs):
     assert "frame-slider" in html and "http://" not in html.replace("http://www.w3.org", "")
     assert len(list((out / "meshes").glob("*.obj"))) == 2 * T
     assert not list(out.glob(".*.tmp*"))  # atomic writes leave nothing behind
+    # manifest.json: this run, and every output with its size, hash and the run that wrote it.
+    import hashlib
+    import json
+    manifest = json.loads((out / "manifest.json").read_text())
+    run = manifest["run"]
+    assert run["id"] and run["config"]["export"] == ["bvh", "glb"] and run["started"] <= run["finished"]
+    assert {"result.npz", "render.mp4", "viewer.html", "annotations.json", "scene.glb"} <= set(manifest["files"])
+    assert len([f for f in manifest["files"] if f.startswith("meshes/")]) == 2 * T
+    entry = manifest["files"]["result.npz"]
+    assert entry["sha256"] == hashlib.sha256((out / "result.npz").read_bytes()).hexdigest()
+    assert entry["written_by_run"] == run["id"]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@
                                   (``exports`` with "smpl"; an SMPL-family output body)
     scene.glb         both people as skinned, animated meshes and the camera (``exports`` with "glb")
     timings.json      seconds per stage of this run (written every run; not part of the cached outputs)
+    manifest.json     this run and every output's size, SHA-256 and the run that wrote it (written every run)
 
 The files are the ``outputs`` entry of the stage cache: a rerun with the same estimate, annotations, video and
 options whose files are all still as written skips the meshes and the rendering.
@@ -41,22 +42,58 @@ class Reconstruction:
 
 
 def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, options: ExportOptions = ExportOptions(),
-           body=None, timings: dict[str, float] | None = None, progress: bool = True) -> dict[str, Path]:
+           body=None, timings: dict[str, float] | None = None, progress: bool = True,
+           run: dict | None = None) -> dict[str, Path]:
     """Write the outputs into ``out_dir`` (meshes with ``body``, the output body model built from
     ``options.body``; default anny; a progress bar for the render with ``progress``); returns name -> path of
-    each output (timings.json aside)."""
+    each output (timings.json and manifest.json aside). ``run`` describes this run for manifest.json (its
+    ``id``, times, input, config)."""
     out_dir = Path(out_dir)
     est, obs = reconstruction.estimate, reconstruction.observation
 
+    run = run or {"id": new_run_id()}
+
     def compute() -> OutputFiles:
-        return OutputFiles.of(_write(reconstruction, out_dir, options, body, progress))
+        return OutputFiles.of(_write(reconstruction, out_dir, options, body, progress), run["id"])
     depends_on = [reconstruction.video.fingerprint(), obs.keypoints2d, obs.intrinsics, obs.image_size, obs.fps,
                   obs.track_ids, est.rotmats, est.pose6d, est.shape, est.transl, est.joints, est.method,
                   reconstruction.annotations, options, str(out_dir.resolve())]
-    files = cache.fetch("outputs", depends_on, compute, OUTPUTS_CODEC).files
+    outputs = cache.fetch("outputs", depends_on, compute, OUTPUTS_CODEC)
+    files = outputs.files
     atomic_write_json(out_dir / "timings.json", {k: round(v, 3) for k, v in (timings or {}).items()})
     _remove_earlier_outputs(out_dir, files)
+    write_manifest(out_dir, outputs, run)
     return files
+
+
+def new_run_id() -> str:
+    """A run's id: its start time (UTC) and a random suffix."""
+    import datetime
+    import secrets
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+
+
+def write_manifest(out_dir: Path, outputs: OutputFiles, run: dict) -> Path:
+    """manifest.json: this run (``run``: id, times, input, config) and every output file with its size, SHA-256
+    and the id of the run that wrote it (an earlier one where this run found the files unchanged in its
+    cache), so that a folder's files can be traced to the run that made them and checked."""
+    import hashlib
+
+    from socialmirror import __version__
+
+    def sha256(path: Path) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    entries = {}
+    for path in sorted({Path(p) for p in outputs.files.values()}):
+        paths = sorted(q for q in path.rglob("*") if q.is_file()) if path.is_dir() else [path]
+        for q in paths:
+            entries[str(q.relative_to(out_dir))] = {"bytes": q.stat().st_size, "sha256": sha256(q),
+                                                    "written_by_run": outputs.run or "unknown"}
+    return atomic_write_json(out_dir / "manifest.json", {"socialmirror": __version__, "run": run, "files": entries})
 
 
 # Every output ``export`` can write (timings.json is written by every run).

@@ -188,18 +188,20 @@ class OutputFiles:
 
     files: dict[str, Path] = field(default_factory=dict)
     stats: dict[str, list] = field(default_factory=dict)
+    run: str = ""  # the id of the run that wrote them (manifest.json)
 
     @classmethod
-    def of(cls, files: dict[str, Path]) -> "OutputFiles":
-        return cls(dict(files), {name: _stat(path) for name, path in files.items()})
+    def of(cls, files: dict[str, Path], run: str = "") -> "OutputFiles":
+        return cls(dict(files), {name: _stat(path) for name, path in files.items()}, run)
 
     def save(self, path: Path) -> Path:
-        return atomic_write_json(path, {"files": {k: str(v) for k, v in self.files.items()}, "stats": self.stats})
+        return atomic_write_json(path, {"files": {k: str(v) for k, v in self.files.items()}, "stats": self.stats,
+                                        "run": self.run})
 
     @classmethod
     def load(cls, path: Path) -> "OutputFiles":
         data = json.loads(Path(path).read_text())
-        out = cls({k: Path(v) for k, v in data["files"].items()}, data["stats"])
+        out = cls({k: Path(v) for k, v in data["files"].items()}, data["stats"], data.get("run", ""))
         for name, file in out.files.items():
             if not file.exists() or _stat(file) != out.stats.get(name):
                 raise StaleEntry(f"{file} changed since it was written")
