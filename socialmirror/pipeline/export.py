@@ -78,8 +78,11 @@ def write_manifest(out_dir: Path, outputs: OutputFiles, run: dict) -> Path:
     and the id of the run that wrote it (an earlier one where this run found the files unchanged in its
     cache), so that a folder's files can be traced to the run that made them and checked."""
     import hashlib
-
-    from socialmirror import __version__
+    from importlib import metadata
+    try:
+        version = metadata.version("socialmirror")  # the package's own __init__ sits above this layer
+    except metadata.PackageNotFoundError:
+        version = "unknown"
 
     def sha256(path: Path) -> str:
         h = hashlib.sha256()
@@ -93,7 +96,7 @@ def write_manifest(out_dir: Path, outputs: OutputFiles, run: dict) -> Path:
         for q in paths:
             entries[str(q.relative_to(out_dir))] = {"bytes": q.stat().st_size, "sha256": sha256(q),
                                                     "written_by_run": outputs.run or "unknown"}
-    return atomic_write_json(out_dir / "manifest.json", {"socialmirror": __version__, "run": run, "files": entries})
+    return atomic_write_json(out_dir / "manifest.json", {"socialmirror": version, "run": run, "files": entries})
 
 
 # Every output ``export`` can write (timings.json is written by every run).
