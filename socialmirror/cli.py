@@ -210,10 +210,22 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _image_size(text: str) -> tuple[int, int]:
+    """``WxH`` (e.g. 1280x720) -> (W, H), even and positive (H.264 needs even sizes)."""
+    from socialmirror.errors import InputError
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size must be WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if w < 64 or h < 64 or w % 2 or h % 2:
+        raise InputError(f"--size must be even and at least 64x64, got {text!r}")
+    return w, h
+
+
 def cmd_make_sample(args) -> int:
     """Regenerate the embedded demo sample (video + ground truth) from its seed."""
     from socialmirror.render.demo_sample import make_sample
-    video, gt = make_sample(args.output, seed=args.seed, action=args.action)
+    video, gt = make_sample(args.output, seed=args.seed, action=args.action, size=_image_size(args.size))
     print(f"wrote {video} ({video.stat().st_size / 1e6:.2f} MB) and {gt}")
     return 0
 
@@ -370,6 +382,8 @@ def _add_tool_parsers(sub) -> None:
     p.add_argument("-o", "--output", default=str(ASSETS_DIR / "demo"))
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--action", default="handshake")
+    p.add_argument("--size", default="960x540", help="WIDTHxHEIGHT of the video (default 960x540, the embedded "
+                   "sample's; 1280x720 is bench's reference input)")
     p.set_defaults(func=cmd_make_sample)
 
     p = sub.add_parser("calibrate-world", help="measure MediaPipe's 3D landmark error on a rendered video of "
