@@ -52,6 +52,7 @@ class ReconstructConfig:
     max_people: int = 3  # people the detector looks for per frame (the closest two are reconstructed)
     seed: int = 0
     render: bool = True
+    render_view: str = "both"  # both | overlay (the frames with the meshes) | side (the side view)
     viewer: bool = True
     meshes: Literal["obj"] | None = None  # "obj": per-frame meshes
     export: tuple[str, ...] = ()  # files for other tools: bvh, glb, smpl; a list or "bvh,glb,smpl"
@@ -72,6 +73,9 @@ class ReconstructConfig:
         check_threads(self.threads)
         check_device(self.device)
         self.export = _export_formats(self.export)
+        from socialmirror.pipeline.records import RENDER_VIEWS
+        if self.render_view not in RENDER_VIEWS:
+            raise ConfigError(f"render_view: one of {', '.join(RENDER_VIEWS)}, got {self.render_view!r}")
         if "smpl" in self.export and self.body.split(":")[0] not in ("smpl", "smplx"):
             raise ConfigError("export: smpl writes SMPL / SMPL-X parameters, which needs that body: --body "
                               "smpl:DIR or smplx:DIR with your model files")
@@ -85,7 +89,7 @@ class ReconstructConfig:
         return CameraSettings(self.focal, self.intrinsics)
 
     def export_options(self) -> ExportOptions:
-        return ExportOptions(self.body, self.meshes, self.render, self.viewer, self.export)
+        return ExportOptions(self.body, self.meshes, self.render, self.viewer, self.export, self.render_view)
 
 
 def _export_formats(value) -> tuple[str, ...]:

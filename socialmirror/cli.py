@@ -92,12 +92,15 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
                         "(scene.glb: skinned, animated bodies and the camera), smpl (smpl_params_person1.npz, ...: "
                         "SMPL / SMPL-X parameters; needs --body smpl:DIR or smplx:DIR)")
     g.add_argument("--no-render", dest="render", action="store_false", default=None, help="skip render.mp4")
+    g.add_argument("--render-view", choices=["both", "overlay", "side"],
+                   help="what render.mp4 shows: the frames with the meshes overlaid beside a side view (both, the "
+                        "default), or either alone (the side view alone costs about half)")
     g.add_argument("--no-viewer", dest="viewer", action="store_false", default=None, help="skip viewer.html")
 
 
 _PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "checkpoint", "device", "fps",
                    "seed", "threads")
-_RECONSTRUCT_FLAGS = ("body", "meshes", "render", "viewer", "export")
+_RECONSTRUCT_FLAGS = ("body", "meshes", "render", "render_view", "viewer", "export")
 
 
 def _given(args, names) -> dict:

@@ -300,3 +300,29 @@ def test_render_video_reads_meshes_frame_by_frame(tmp_path):
     b = write_render_video(tmp_path / "b.mp4", frames, MeshFrames(skin, T, chunk=2), f, intrinsics(), fps=10,
                            progress=False)
     assert a.read_bytes() == b.read_bytes() and max(calls) <= 2
+
+
+def test_render_views_overlay_side_or_both(tmp_path):
+    """Issue 13 item 3: render.mp4 shows the overlay beside the side view, or either alone."""
+    import imageio_ffmpeg
+    verts, f = two_capsules(3)
+    frame = np.full((180, 320, 3), 30, np.uint8)
+    both = render_frame(frame, verts[0], f, intrinsics())
+    overlay = render_frame(frame, verts[0], f, intrinsics(), side_view=False)
+    side = render_frame(frame, verts[0], f, intrinsics(), camera_view=False)
+    assert both.shape == (180, 640, 3) and overlay.shape == side.shape == (180, 320, 3)
+    assert np.array_equal(both[:, :320], overlay) and np.array_equal(both[:, 320:], side)
+    with pytest.raises(ValueError, match="camera view, the side view or both"):
+        render_frame(frame, verts[0], f, intrinsics(), camera_view=False, side_view=False)
+    path = write_render_video(tmp_path / "side.mp4", [frame] * 3, verts, f, intrinsics(), fps=10, progress=False,
+                              camera_view=False)
+    meta = next(imageio_ffmpeg.read_frames(str(path)))
+    assert tuple(meta["size"]) == (320, 180)
+
+
+def test_render_view_is_checked_when_the_config_is_made():
+    from socialmirror.api import ReconstructConfig
+    from socialmirror.config import ConfigError
+    assert ReconstructConfig(render_view="side").export_options().render_view == "side"
+    with pytest.raises(ConfigError, match="render_view: one of both, overlay, side"):
+        ReconstructConfig(render_view="top")

@@ -150,7 +150,9 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
         from socialmirror.render.video import write_render_video
         with open_video(video.path, fps=video.fps) as reader:
             files["render"] = write_render_video(out / "render.mp4", iter(reader), meshes, faces, obs.intrinsics,
-                                                 obs.fps, joints=est.joints, progress=progress)
+                                                 obs.fps, joints=est.joints, progress=progress,
+                                                 camera_view=options.render_view != "side",
+                                                 side_view=options.render_view != "overlay")
     if "bvh" in options.exports:
         files.update(_write_bvh(out, est, body, obs.fps))
     if "smpl" in options.exports:

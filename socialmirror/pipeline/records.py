@@ -115,7 +115,11 @@ class ExportOptions:
     render: bool = True
     viewer: bool = True
     exports: tuple[str, ...] = ()  # EXPORT_FORMATS: files for other tools (bvh, glb, smpl)
+    render_view: str = "both"  # RENDER_VIEWS: what render.mp4 shows
 
+
+# What render.mp4 shows: the camera view (the frames with the meshes overlaid) beside the side view, or either.
+RENDER_VIEWS = ("both", "overlay", "side")
 
 # The formats of ``--export``, each written by ``pipeline.export``.
 EXPORT_FORMATS = ("bvh", "glb", "smpl")

@@ -57,8 +57,9 @@ def _even(image: np.ndarray) -> np.ndarray:
 def render_frame(frame: np.ndarray | None, vertices, faces, K, side_camera: SideCamera | None = None,
                  side_view: bool = True, joints=None, alpha: float = 0.85, draw_mesh: bool = True,
                  image_size: tuple[int, int] | None = None, side_background=None,
-                 label: str | None = None) -> np.ndarray:
-    """One composite frame (H, W [+ W_side], 3) RGB uint8.
+                 label: str | None = None, camera_view: bool = True) -> np.ndarray:
+    """One composite frame (H, W [+ W_side], 3) RGB uint8: the camera view (the frame with the meshes
+    overlaid) and the side view, or either alone (``camera_view`` / ``side_view`` False).
 
     frame: the input image (H, W, 3) RGB (None: a dark background of ``image_size``); vertices (P, V, 3)
     camera frame (P people, usually 2); faces (F, 3); K (3, 3) intrinsics of ``frame``; joints (P, 24, 3)
@@ -72,27 +73,34 @@ def render_frame(frame: np.ndarray | None, vertices, faces, K, side_camera: Side
         if image_size is None:
             raise ValueError("without a frame, image_size=(H, W) is needed")
         frame = np.full((*image_size, 3), 40, dtype=np.uint8)
+    if not (camera_view or side_view):
+        raise ValueError("render_frame needs the camera view, the side view or both")
     frame = _to_rgb_uint8(frame)
     joints_list = None if joints is None else list(as_numpy(joints))
-    cam_view = render_camera_view(frame, list(vertices), faces, K, alpha=alpha, joints=joints_list,
-                                  draw_mesh=draw_mesh)
-    if label:
-        cv2.putText(cam_view, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
-    if not side_view:
-        return cam_view
-    H, W = frame.shape[:2]
-    if side_camera is None:
-        side_camera = SideCamera.fit(vertices, (H, W))
-    side = render_side_view(list(vertices), faces, side_camera, joints=joints_list, background=side_background)
-    if side.shape[0] != H:
-        side = cv2.resize(side, (int(round(side.shape[1] * H / side.shape[0])), H), interpolation=cv2.INTER_AREA)
-    return np.concatenate([cam_view, side], axis=1)
+    views = []
+    if camera_view:
+        cam_view = render_camera_view(frame, list(vertices), faces, K, alpha=alpha, joints=joints_list,
+                                      draw_mesh=draw_mesh)
+        if label:
+            cv2.putText(cam_view, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+        views.append(cam_view)
+    if side_view:
+        H, W = frame.shape[:2]
+        if side_camera is None:
+            side_camera = SideCamera.fit(vertices, (H, W))
+        side = render_side_view(list(vertices), faces, side_camera, joints=joints_list, background=side_background)
+        if side.shape[0] != H:
+            side = cv2.resize(side, (int(round(side.shape[1] * H / side.shape[0])), H), interpolation=cv2.INTER_AREA)
+        views.append(side)
+    return views[0] if len(views) == 1 else np.concatenate(views, axis=1)
 
 
 def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float, side_view: bool = True,
                        joints=None, image_size: tuple[int, int] | None = None, alpha: float = 0.85,
-                       up=None, progress: bool = True, crf: int = 20, preset: str = "veryfast") -> Path:
-    """Write ``render.mp4``: per frame the input frame with the meshes overlaid, beside the side view.
+                       up=None, progress: bool = True, crf: int = 20, preset: str = "veryfast",
+                       camera_view: bool = True) -> Path:
+    """Write ``render.mp4``: per frame the input frame with the meshes overlaid, beside the side view (or
+    either alone: ``camera_view`` / ``side_view`` False).
 
     path: output .mp4; frames: an iterable of T RGB frames (or of (index, frame) pairs, as the readers of
     ``socialmirror.perception.video`` yield), a function t -> frame, or None (dark background of
@@ -135,7 +143,7 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
             Kt = K[t] if K.ndim == 3 else K
             img = _even(render_frame(frame, vertices[t], faces, Kt, side_camera=side_camera, side_view=side_view,
                                      joints=None if joints is None else joints[t], alpha=alpha,
-                                     side_background=background))
+                                     side_background=background, camera_view=camera_view))
             if writer is None:
                 size = (img.shape[1], img.shape[0])
                 writer = imageio_ffmpeg.write_frames(
