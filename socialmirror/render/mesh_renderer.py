@@ -137,30 +137,30 @@ def rasterize(verts_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tup
 
 def _raster_tris(ids, sh, sw, x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, ymax, fz, area, zbuf, W, zmin, zscale):
     """Rasterise triangles ``ids`` whose bounding boxes fit in sh x sw into the key buffer."""
-    oy, ox = np.meshgrid(np.arange(sh), np.arange(sw), indexing="ij")
-    px = xmin[ids, None] + ox.reshape(1, -1)  # (n, sh*sw) candidate pixel centres
-    py = ymin[ids, None] + oy.reshape(1, -1)
-    inside = (px <= xmax[ids, None]) & (py <= ymax[ids, None])
-    ax, ay = x0[ids, None], y0[ids, None]
-    bx, by = x1[ids, None], y1[ids, None]
-    cx, cy = x2[ids, None], y2[ids, None]
+    oy, ox = np.meshgrid(np.arange(sh, dtype=np.float64), np.arange(sw, dtype=np.float64), indexing="ij")
+    ox, oy = ox.reshape(1, -1), oy.reshape(1, -1)
+    bx, by = xmin[ids, None], ymin[ids, None]  # the boxes' corners: candidate pixel centres are corner + offset
+    inside = (ox <= xmax[ids, None] - bx) & (oy <= ymax[ids, None] - by)
+    ax_, ay_, bx_, by_, cx_, cy_ = (a[ids, None] for a in (x0, y0, x1, y1, x2, y2))
     inv = 1.0 / area[ids, None]
-    # Barycentric coordinates of the candidates (edge functions over the doubled area).
-    w0 = ((bx - px) * (cy - py) - (cx - px) * (by - py)) * inv
-    w1 = ((cx - px) * (ay - py) - (ax - px) * (cy - py)) * inv
-    w2 = 1.0 - w0 - w1
+    # Barycentric coordinates are affine in the pixel position: w = C + A px + B py (edge functions over the
+    # doubled area), evaluated at the box corner once and stepped over the offsets.
+    a0, b0 = (by_ - cy_) * inv, (cx_ - bx_) * inv
+    a1, b1 = (cy_ - ay_) * inv, (ax_ - cx_) * inv
+    w0 = ((bx_ * cy_ - cx_ * by_) * inv + a0 * bx + b0 * by) + a0 * ox + b0 * oy
+    w1 = ((cx_ * ay_ - ax_ * cy_) * inv + a1 * bx + b1 * by) + a1 * ox + b1 * oy
     eps = -1e-9
-    inside &= (w0 >= eps) & (w1 >= eps) & (w2 >= eps)
+    inside &= (w0 >= eps) & (w1 >= eps) & (w0 + w1 <= 1.0 - eps)
     if not inside.any():
         return
     rows, cols = np.nonzero(inside)
-    tz = fz[ids]
+    tz = 1.0 / fz[ids]
     # Perspective-correct depth: 1/z is affine in screen space.
-    inv_z = (w0[rows, cols] / tz[rows, 0] + w1[rows, cols] / tz[rows, 1] + w2[rows, cols] / tz[rows, 2])
+    inv_z = tz[rows, 2] + w0[rows, cols] * (tz[rows, 0] - tz[rows, 2]) + w1[rows, cols] * (tz[rows, 1] - tz[rows, 2])
     depth = 1.0 / inv_z
     q = np.clip((depth - zmin) * zscale, 0, _DEPTH_LEVELS).astype(np.int64)
     key = (q << _ID_BITS) | ids[rows]
-    pix = py[rows, cols].astype(np.int64) * W + px[rows, cols].astype(np.int64)
+    pix = (by[rows, 0] + oy[0, cols]).astype(np.int64) * W + (bx[rows, 0] + ox[0, cols]).astype(np.int64)
     np.minimum.at(zbuf, pix, key)
 
 
