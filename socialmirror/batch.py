@@ -6,7 +6,8 @@ inputs share a stem) through ``api.reconstruct`` with one config. A video that f
 one-line reason and the others go on. Each output folder holds its own stage cache, so a batch run again (after
 an interruption, a crash or a fix to one video) redoes only what is missing or changed. The summary
 (``OUT_DIR/batch_summary.json``, rewritten after every video, and a table on stdout) lists every input with
-its status, frames, seconds and the stages read from the cache.
+its status, frames, seconds and the stages read from the cache. ``--ray`` runs the videos as tasks on a Ray
+cluster (``--ray-address``; a local one by default), each the same call as the plain run.
 """
 from __future__ import annotations
 
@@ -51,32 +52,66 @@ def output_names(inputs: list[Path]) -> list[str]:
 
 
 def run_batch(input_dir: str | Path, output_dir: str | Path, config=None, force: bool = False,
-              report=print) -> list[BatchItem]:
-    """Reconstruct every input of ``input_dir`` into ``output_dir/<name>``; returns one item per input."""
-    from socialmirror.api import ReconstructConfig, reconstruct
+              report=print, ray: bool = False, ray_address: str | None = None) -> list[BatchItem]:
+    """Reconstruct every input of ``input_dir`` into ``output_dir/<name>``; returns one item per input. With
+    ``ray`` the videos run as Ray tasks (a local Ray, or the cluster at ``ray_address``), each the same call
+    as here, so the results are the plain run's."""
+    from socialmirror.api import ReconstructConfig
     cfg = config or ReconstructConfig()
     inputs = find_inputs(input_dir)
     out = output_folder(output_dir)
     items = [BatchItem(str(p), str(out / name)) for p, name in zip(inputs, output_names(inputs))]
-    for k, item in enumerate(items):
-        report(f"[{k + 1}/{len(items)}] {item.input} -> {item.output}")
-        t0 = time.perf_counter()
-        try:
-            res = reconstruct(item.input, item.output, cfg, force=force)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one video's failure must not stop the others
-            internal = exit_code(exc) == EXIT_INTERNAL
-            item.status = "failed"
-            item.message = f"internal error ({type(exc).__name__}: {user_message(exc)})" if internal \
-                else user_message(exc)
-            report(f"  failed: {item.message}")
-        else:
-            item.status, item.frames = "done", int(res.joints3d.shape[0])
-            item.reused = [stage for stage, outcome in res.cache.items() if outcome == "hit"]
-        item.seconds = round(time.perf_counter() - t0, 1)
+
+    def finished(k: int, outcome: dict) -> None:
+        item = items[k]
+        for key, value in outcome.items():
+            setattr(item, key, value)
+        report(f"[{sum(i.status != 'pending' for i in items)}/{len(items)}] {item.input} -> {item.output}: "
+               f"{item.status}" + (f" ({item.message})" if item.message else ""))
         atomic_write_json(out / SUMMARY_NAME, {"input": str(input_dir), "items": [asdict(i) for i in items]})
+    if ray:
+        _run_on_ray(items, cfg, force, ray_address, finished)
+    else:
+        for k, item in enumerate(items):
+            finished(k, reconstruct_one(item.input, item.output, cfg, force))
     return items
+
+
+def reconstruct_one(video: str, output: str, config, force: bool = False) -> dict:
+    """One video of a batch: ``api.reconstruct``, its failure caught and described in one line. Returns the
+    item's fields (status, frames, seconds, reused, message)."""
+    from socialmirror.api import reconstruct
+    t0 = time.perf_counter()
+    try:
+        res = reconstruct(video, output, config, force=force)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one video's failure must not stop the others
+        internal = exit_code(exc) == EXIT_INTERNAL
+        message = f"internal error ({type(exc).__name__}: {user_message(exc)})" if internal else user_message(exc)
+        return {"status": "failed", "message": message, "seconds": round(time.perf_counter() - t0, 1)}
+    return {"status": "done", "frames": int(res.joints3d.shape[0]), "seconds": round(time.perf_counter() - t0, 1),
+            "reused": [stage for stage, outcome in res.cache.items() if outcome == "hit"]}
+
+
+def _run_on_ray(items: list[BatchItem], config, force: bool, address: str | None, finished) -> None:
+    """Every item as a Ray task of ``reconstruct_one`` (one CPU each), reported as each finishes."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs Ray: pip install 'socialmirror[ray]' (or ray itself)") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        task = ray.remote(num_cpus=1)(reconstruct_one)
+        pending = {task.remote(i.input, i.output, config, force): k for k, i in enumerate(items)}
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            finished(pending.pop(done), ray.get(done))
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def format_summary(items: list[BatchItem]) -> str:
@@ -88,4 +123,5 @@ def format_summary(items: list[BatchItem]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BatchItem", "SUMMARY_NAME", "find_inputs", "format_summary", "output_names", "run_batch"]
+__all__ = ["BatchItem", "SUMMARY_NAME", "find_inputs", "format_summary", "output_names", "reconstruct_one",
+           "run_batch"]

@@ -148,7 +148,8 @@ def cmd_reconstruct(args) -> int:
 def cmd_batch(args) -> int:
     cfg = _reconstruct_config(args)
     from socialmirror.batch import SUMMARY_NAME, format_summary, run_batch
-    items = run_batch(args.input, args.output, cfg, force=args.force)
+    items = run_batch(args.input, args.output, cfg, force=args.force, ray=args.ray or bool(args.ray_address),
+                      ray_address=args.ray_address)
     print(format_summary(items))
     print(f"summary: {args.output}/{SUMMARY_NAME}")
     failed = [i for i in items if i.status != "done"]
@@ -311,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="every video of a folder reconstructed into a folder of its own "
                                      "(resumable; a summary table; the others go on when one fails)")
     p.add_argument("-o", "--output", required=True, help="output folder: one sub-folder per video")
+    p.add_argument("--ray", action="store_true", help="run the videos as Ray tasks (pip install 'socialmirror[ray]')")
+    p.add_argument("--ray-address", help="the Ray cluster to join (default: start a local one)")
     _add_pipeline_options(p, "folder of videos (and of sub-folders of frames)")
     _add_reconstruct_options(p)
     p.set_defaults(func=cmd_batch)

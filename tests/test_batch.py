@@ -59,3 +59,23 @@ def test_batch_goes_on_past_a_failure_and_resumes_from_the_caches(tmp_path, caps
     assert {f["written_by_run"] for f in manifest["files"].values()} != {manifest["run"]["id"]}
     shutil.rmtree(out / "clipA")  # a folder removed is made again
     assert cli.main(args) == 1 and (out / "clipA" / "result.npz").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")
+def test_batch_on_a_local_ray_gives_the_plain_run_s_results(tmp_path):
+    """Issue 14 item 5: --ray runs each video as a Ray task (a local Ray here, started and stopped by the
+    command) with the same results as the plain run."""
+    pytest.importorskip("ray")
+    videos = tmp_path / "in"
+    for name in ("one", "two"):
+        (videos / name).mkdir(parents=True)
+        write_sample_frames(videos / name, 12)
+    common = ["--no-render", "--no-viewer", "--threads", "1"]
+    assert cli.main(["batch", str(videos), "-o", str(tmp_path / "plain"), *common]) == 0
+    assert cli.main(["batch", str(videos), "-o", str(tmp_path / "ray"), "--ray", *common]) == 0
+    for name in ("one", "two"):
+        with np.load(tmp_path / "plain" / name / "result.npz") as a, np.load(tmp_path / "ray" / name / "result.npz") as b:
+            assert np.array_equal(a["joints3d"], b["joints3d"])
+    summary = json.loads((tmp_path / "ray" / "batch_summary.json").read_text())
+    assert [i["status"] for i in summary["items"]] == ["done", "done"]
