@@ -414,12 +414,11 @@ def test_placement_errors_split_the_pair_vector_error_by_hand():
     assert shifted["depth"] == shifted["lateral"] == shifted["vertical"] == 0.0 and shifted["person_depth"] > 900
 
 
-def test_person_height_is_the_stature_along_the_skeleton():
-    """A straight skeleton: spine 0.1 m a bone (5 bones), legs 0.1 + 0.4 + 0.4 m. The prediction scales person
-    B by 1.1 about its pelvis: its stature 1.4 m grows by 0.14 m, A's does not; bending a knee changes nothing."""
+def _straight_pair(frames: int) -> tuple[np.ndarray, dict]:
+    """Two straight skeletons (T, 2, 24, 3), spine 0.1 m a bone (5 bones), legs 0.1 + 0.4 + 0.4 m (stature
+    1.4 m), pelvises at (-0.5, 0, 4) and (0.5, 0, 4); and the joints' indices by name."""
     from socialmirror.body.skeleton import SMPL24_NAMES
-    from socialmirror.metrics import placement_errors
-    j = np.zeros((1, 2, 24, 3))
+    j = np.zeros((frames, 2, 24, 3))
     idx = {n: i for i, n in enumerate(SMPL24_NAMES)}
     for k, n in enumerate(("pelvis", "spine1", "spine2", "spine3", "neck", "head")):
         j[..., idx[n], 1] = -0.1 * k
@@ -429,6 +428,15 @@ def test_person_height_is_the_stature_along_the_skeleton():
         j[..., idx[f"{side}_ankle"], :] = [x, 0.8, 0.0]
     j[:, 0] += [-0.5, 0.0, 4.0]
     j[:, 1] += [0.5, 0.0, 4.0]
+    return j, idx
+
+
+def test_person_height_is_the_stature_along_the_skeleton():
+    """A straight skeleton (``_straight_pair``). The prediction scales person B by 1.1 about its pelvis: its
+    stature 1.4 m grows by 0.14 m, A's does not; bending a knee changes nothing."""
+    from socialmirror.body.skeleton import SMPL24_NAMES
+    from socialmirror.metrics import placement_errors
+    j, idx = _straight_pair(1)
     pred = j.copy()
     pelvis = pred[:, 1, idx["pelvis"]][:, None]
     pred[:, 1] = pelvis + 1.1 * (pred[:, 1] - pelvis)
@@ -439,20 +447,11 @@ def test_person_height_is_the_stature_along_the_skeleton():
 
 
 def test_person_sizes_are_each_persons_distance_and_stature_by_hand():
-    """The skeleton of the test above, pelvises at (-0.5, 0, 4) and (0.5, 0, 4) (distance sqrt(16.25)); the
-    prediction scales person B by 0.9 about its pelvis and moves it 1 m deeper: a smaller, farther body."""
+    """``_straight_pair`` (pelvises at distance sqrt(16.25)); the prediction scales person B by 0.9 about its
+    pelvis and moves it 1 m deeper: a smaller, farther body."""
     from socialmirror.body.skeleton import SMPL24_NAMES
     from socialmirror.metrics import person_sizes
-    j = np.zeros((2, 2, 24, 3))
-    idx = {n: i for i, n in enumerate(SMPL24_NAMES)}
-    for k, n in enumerate(("pelvis", "spine1", "spine2", "spine3", "neck", "head")):
-        j[..., idx[n], 1] = -0.1 * k
-    for side, x in (("left", 0.1), ("right", -0.1)):
-        j[..., idx[f"{side}_hip"], :] = [x, 0.0, 0.0]
-        j[..., idx[f"{side}_knee"], :] = [x, 0.4, 0.0]
-        j[..., idx[f"{side}_ankle"], :] = [x, 0.8, 0.0]
-    j[:, 0] += [-0.5, 0.0, 4.0]
-    j[:, 1] += [0.5, 0.0, 4.0]
+    j, idx = _straight_pair(2)
     pred = j.copy()
     pelvis = pred[:, 1, idx["pelvis"]][:, None]
     pred[:, 1] = pelvis + 0.9 * (pred[:, 1] - pelvis) + [0.0, 0.0, 1.0]
