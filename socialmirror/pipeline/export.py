@@ -215,6 +215,15 @@ def smpl_parameters(fitted, body, person: int) -> dict[str, np.ndarray]:
             "betas": betas.cpu().numpy().astype(np.float32), "transl": smpl_transl.cpu().numpy().astype(np.float32)}
 
 
+def _models_body(body):
+    """The body the estimate lives in (anny: the networks' own): ``body`` itself, or anny where the output
+    body is another (its shape parameters are not the estimate's)."""
+    if body.name == "anny":
+        return body
+    from socialmirror.body import build_body_model
+    return build_body_model("anny")
+
+
 def _write_glb(path: Path, est, body, obs) -> Path:
     """scene.glb: both people as skinned anny meshes at their shapes, one animation at the video's rate, the
     video's camera (``data.formats.gltf``)."""
@@ -222,9 +231,7 @@ def _write_glb(path: Path, est, body, obs) -> Path:
 
     from socialmirror.data.formats.gltf import AnimatedPerson, format_glb
     from socialmirror.io import atomic_write_bytes
-    if body.name != "anny":  # the estimate's shape is anny's
-        from socialmirror.body import build_body_model
-        body = build_body_model("anny")
+    body = _models_body(body)
     with torch.no_grad():
         people = [AnimatedPerson(body.skin_rig(torch.as_tensor(est.shape[p])), est.rotmats[:, p], est.transl[:, p],
                                  f"person{p + 1}") for p in range(est.shape.shape[0])]
@@ -256,9 +263,7 @@ def _write_bvh(out: Path, est, body, fps: float) -> dict[str, Path]:
     from socialmirror.body.skeleton import SMPL24_NAMES, SMPL24_PARENTS
     from socialmirror.data.formats.bvh import format_bvh
     from socialmirror.geometry.camera import CAMERA_TO_Y_UP
-    if body.name != "anny":  # the estimate's shape is anny's; another output body does not read it
-        from socialmirror.body import build_body_model
-        body = build_body_model("anny")
+    body = _models_body(body)
     with torch.no_grad():
         rest = body.rest_joints(torch.as_tensor(est.shape, dtype=torch.float32)).cpu().numpy().astype(np.float64)
     parents = np.array(SMPL24_PARENTS)
