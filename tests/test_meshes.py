@@ -59,3 +59,19 @@ def test_as_mesh_frames_wraps_arrays_and_checks_their_shape():
     assert as_mesh_frames(meshes) is meshes
     with pytest.raises(ValueError, match="T, P, V, 3"):
         as_mesh_frames(array[0])
+
+
+def test_every_kth_frame_reads_lazily():
+    skin = CountingSkinner()
+    meshes = MeshFrames(skin, 10, chunk=4)
+    thinned = meshes.every(3)
+    assert len(thinned) == 4 and np.array_equal(np.asarray(thinned), full_array(10)[::3])
+    assert max(skin.calls) <= 4
+
+
+def test_the_viewer_thins_only_long_videos():
+    """Issue 15 case 2: viewer.html passed 60 MB near 1200 frames; longer videos show every k-th frame."""
+    from socialmirror.pipeline.export import VIEWER_MAX_FRAMES, viewer_stride
+    assert viewer_stride(91) == viewer_stride(VIEWER_MAX_FRAMES) == 1
+    assert viewer_stride(VIEWER_MAX_FRAMES + 1) == 2 and viewer_stride(1547) == 2
+    assert viewer_stride(18000) == 15 and 18000 / viewer_stride(18000) <= VIEWER_MAX_FRAMES

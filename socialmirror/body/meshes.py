@@ -63,6 +63,12 @@ class MeshFrames:
                 self._block = self._skin_range(start)
             yield start, self._block
 
+    def every(self, step: int) -> "MeshFrames":
+        """Every ``step``-th frame (0, step, 2 step, ...), read the same lazy way."""
+        step = max(1, int(step))
+        skin, chunk = self._skin, self._chunk
+        return MeshFrames(lambda frames: skin(np.asarray(frames) * step), -(-self._num_frames // step), chunk)
+
     def sample(self, count: int = 200) -> np.ndarray:
         """At most ``count`` frames spread evenly over the sequence (for placing cameras and ground planes)."""
         return self[np.linspace(0, self._num_frames - 1, min(self._num_frames, count)).round().astype(int)]

@@ -161,9 +161,30 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
         files["glb"] = _write_glb(out / "scene.glb", est, body, obs)
     if options.viewer:
         from socialmirror.render.viewer import write_viewer_html
-        files["viewer"] = write_viewer_html(out / "viewer.html", meshes, faces, obs.fps, joints=est.joints,
-                                            title=f"SocialMirror: {video.path.name}")
+        step = viewer_stride(est.num_frames)
+        if step > 1:
+            log.info("viewer.html shows every %d%s frame of the %d (a page of every frame would pass %d MB and "
+                     "open slowly); render.mp4 and result.npz keep them all", step, _ordinal(step), est.num_frames,
+                     VIEWER_MAX_FRAMES * VIEWER_BYTES_PER_FRAME // 1_000_000)
+        files["viewer"] = write_viewer_html(out / "viewer.html", meshes.every(step), faces, obs.fps / step,
+                                            joints=est.joints[::step], title=f"SocialMirror: {video.path.name}")
     return files
+
+
+# viewer.html holds about 50 kB a frame for two moving anny bodies (measured: 79 MB at 1547 frames): past
+# VIEWER_MAX_FRAMES frames it shows every k-th frame, so the page stays near 60 MB and opens in a browser.
+VIEWER_MAX_FRAMES = 1200
+VIEWER_BYTES_PER_FRAME = 50_000
+
+
+def viewer_stride(num_frames: int, max_frames: int = VIEWER_MAX_FRAMES) -> int:
+    """Every how many frames the viewer shows one: 1 up to ``max_frames`` frames, then the least step that
+    keeps it within."""
+    return max(1, -(-int(num_frames) // int(max_frames)))
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 def _output_body_motion(est, body):
