@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from socialmirror.errors import EXIT_INTERNAL, InputError, exit_code, user_message
+from socialmirror.errors import InputError, one_line
 from socialmirror.io import atomic_write_json, output_folder
 
 SUMMARY_NAME = "batch_summary.json"
@@ -87,9 +87,7 @@ def reconstruct_one(video: str, output: str, config, force: bool = False) -> dic
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - one video's failure must not stop the others
-        internal = exit_code(exc) == EXIT_INTERNAL
-        message = f"internal error ({type(exc).__name__}: {user_message(exc)})" if internal else user_message(exc)
-        return {"status": "failed", "message": message, "seconds": round(time.perf_counter() - t0, 1)}
+        return {"status": "failed", "message": one_line(exc), "seconds": round(time.perf_counter() - t0, 1)}
     return {"status": "done", "frames": int(res.joints3d.shape[0]), "seconds": round(time.perf_counter() - t0, 1),
             "reused": [stage for stage, outcome in res.cache.items() if outcome == "hit"]}
 

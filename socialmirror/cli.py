@@ -17,7 +17,7 @@ import time
 
 from socialmirror import __version__
 from socialmirror.config import add_config_options
-from socialmirror.errors import EXIT_USER_ERROR, exit_code, user_message
+from socialmirror.errors import EXIT_USER_ERROR, exit_code, one_line
 from socialmirror.training.cli import add_train_arguments  # light: the parser is built without torch
 
 log = logging.getLogger("socialmirror")
@@ -458,12 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into one line
         if os.environ.get("SOCIALMIRROR_DEBUG"):
             raise
-        code, message = exit_code(exc), user_message(exc)
+        code = exit_code(exc)
         if code == EXIT_USER_ERROR:
-            print(f"socialmirror {args.command}: error: {message}", file=sys.stderr)
+            print(f"socialmirror {args.command}: error: {one_line(exc)}", file=sys.stderr)
         else:
-            print(f"socialmirror {args.command}: internal error ({type(exc).__name__}: {message}); "
-                  "rerun with SOCIALMIRROR_DEBUG=1 for the traceback", file=sys.stderr)
+            print(f"socialmirror {args.command}: {one_line(exc)}; rerun with SOCIALMIRROR_DEBUG=1 for the "
+                  "traceback", file=sys.stderr)
         return code
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,3 +58,9 @@ def user_message(exc: BaseException) -> str:
                 f"permission?); the files are written whole or not at all")
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as a user reads it: a user error's message, else "internal error (Type: message)"."""
+    message = user_message(exc)
+    return message if exit_code(exc) != EXIT_INTERNAL else f"internal error ({type(exc).__name__}: {message})"

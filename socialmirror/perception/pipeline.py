@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from socialmirror.body.keypoints import NUM_KEYPOINTS
 from socialmirror.io import atomic_savez
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
@@ -64,8 +65,8 @@ def _write_chunk(path: Path, per_frame: list[list[PersonDetection]]) -> None:
         if p.appearance is not None and dim:
             appearance[k] = p.appearance
     atomic_savez(path, frame=np.array([t for t, _ in people], np.int64),
-                 keypoints=np.array([p.keypoints for _, p in people], np.float32).reshape(-1, 33, 3),
-                 world=np.array([p.world for _, p in people], np.float32).reshape(-1, 33, 3),
+                 keypoints=np.array([p.keypoints for _, p in people], np.float32).reshape(-1, NUM_KEYPOINTS, 3),
+                 world=np.array([p.world for _, p in people], np.float32).reshape(-1, NUM_KEYPOINTS, 3),
                  box=np.array([p.box for _, p in people], np.float32).reshape(-1, 4),
                  score=np.array([p.score for _, p in people], np.float32),
                  has_appearance=np.array([p.appearance is not None for _, p in people]),
