@@ -209,3 +209,55 @@ def test_the_fit_brings_apart_two_people_the_networks_put_at_one_depth(anny_body
         depth_gap[stage1] = float(np.mean(fitted.transl[:, 1, 2] - fitted.transl[:, 0, 2]))
     assert depth_gap[True] == pytest.approx(0.9, abs=0.1)
     assert abs(depth_gap[True] - 0.9) < 0.5 * abs(depth_gap[False] - 0.9), depth_gap
+
+
+def _close_pair_evidence(anny_body, frames: int):
+    """Two people a hand apart (their spheres overlap) with noisy keypoints, MediaPipe-like 3D, two contacts and
+    a floor: every term of the objective is active."""
+    rng = np.random.default_rng(8)
+    rot, transl, shape, joints, keypoints = _scene(anny_body, rng, frames=frames)
+    transl[:, 1, 0] = -0.2
+    noisy = keypoints.copy()
+    noisy[..., :2] += rng.normal(0.0, 10.0, noisy[..., :2].shape)
+    world = joints - joints[..., :1, :] + rng.normal(0.0, 0.03, joints.shape)
+    contacts = np.array([[2, JOINT_INDEX["right_wrist"], JOINT_INDEX["left_wrist"], 1.0],
+                         [frames - 2, JOINT_INDEX["left_hand"], JOINT_INDEX["right_hand"], 0.5]])
+    evidence = FitEvidence(noisy, K, (W, H), world, np.ones(world.shape[:-1]), contacts, up=(0.0, -1.0, 0.0))
+    return rot, transl, shape, evidence
+
+
+def test_the_shares_of_spans_add_up_to_the_whole_objective_and_its_gradient(anny_body):
+    from socialmirror.inference.fit import FrameSpan
+    rot, transl, shape, evidence = _close_pair_evidence(anny_body, frames=9)
+    r6 = matrix_to_6d(torch.as_tensor(rot)).requires_grad_(True)
+    tr = torch.as_tensor(transl).requires_grad_(True)
+    sh = torch.as_tensor(shape).requires_grad_(True)
+    normal, offset = torch.tensor([0.05, -1.0, 0.0], requires_grad=True), torch.tensor(0.9, requires_grad=True)
+    objective = EvidenceObjective(anny_body, FitVariables(sixd_to_matrix(r6).detach(), tr.detach(), sh.detach(),
+                                                          normal.detach(), offset.detach()),
+                                  evidence, EvidenceFitConfig())
+    variables = (lambda frames=slice(None): FitVariables(sixd_to_matrix(r6[frames]), tr[frames], sh,  # noqa: E731
+                                                         normal, offset))
+    with torch.no_grad():
+        pairs = objective.sphere_pairs(objective.joints(variables()))
+    assert len(pairs) > 0  # the penetration term is in play
+    whole = objective.terms(variables(), pairs)
+    grads = torch.autograd.grad(sum(whole.values()), (r6, tr, sh, normal, offset))
+    spans = FrameSpan.tiling(9, 4)
+    assert [(s.start, s.stop) for s in spans] == [(0, 4), (4, 8), (8, 9)]
+    shares = [objective.terms(variables(s.held), pairs, span=s) for s in spans]
+    for name, value in whole.items():
+        assert float(sum(share[name].detach() for share in shares)) == pytest.approx(float(value.detach()), rel=1e-5, abs=1e-7), name
+    summed = torch.autograd.grad(sum(sum(share.values()) for share in shares), (r6, tr, sh, normal, offset))
+    for g, s in zip(grads, summed):
+        assert torch.allclose(g, s, rtol=1e-4, atol=1e-6)
+
+
+def test_a_fit_in_short_spans_is_the_fit_of_the_whole_sequence(anny_body):
+    rot, transl, shape, evidence = _close_pair_evidence(anny_body, frames=9)
+    whole, report = fit_to_evidence(anny_body, rot, transl, shape, evidence, EvidenceFitConfig(iterations=20))
+    spans, span_report = fit_to_evidence(anny_body, rot, transl, shape, evidence,
+                                         EvidenceFitConfig(iterations=20, span_frames=2))
+    assert report.objective_after < report.objective_before
+    assert span_report.objective_after == pytest.approx(report.objective_after, rel=1e-3)
+    assert np.abs(spans.joints - whole.joints).max() < 1e-3  # metres

@@ -100,10 +100,17 @@ class EvidenceFitConfig:
     depth_from_keypoints: bool = True
     depth_tolerance: float = 0.1
     shape_sigma: float = 0.15  # phenotype units (each in [0, 1])
+    # The descent's gradient is summed over spans of this many frames, one span's graph in memory at a time:
+    # the same objective and gradient as the whole sequence at once, in memory that does not grow with it.
+    # Each span costs a fixed overhead per iteration (spans of 256 frames made a 1547-frame fit 2.3x slower),
+    # and a span's graph takes ~65 kB a frame: 2048 frames (68 s at 30 fps) hold ~130 MB.
+    span_frames: int = 2048
 
     def __post_init__(self):
         if self.iterations < 0:
             raise ValueError("fit.iterations must be >= 0")
+        if self.span_frames < 1:
+            raise ValueError("fit.span_frames must be >= 1")
         for name in ("reprojection_sigma", "reprojection_robust_scale", "rotation_sigma",
                      "position_sigma", "acceleration_sigma", "contact_sigma", "penetration_sigma", "limit_sigma",
                      "ground_sigma", "ground_tilt_sigma", "shape_sigma"):
@@ -136,6 +143,7 @@ class FittedMotion:
 FOOT_JOINTS: tuple[str, ...] = ("left_ankle", "right_ankle", "left_foot", "right_foot")
 _PAIR_REFRESH = 5  # descent iterations between searches for sphere pairs near contact
 _PAIR_MARGIN = 0.08  # m: pairs this far from touching are candidates until the next search
+_PAIR_SEARCH_FRAMES = 64
 
 
 @dataclass
@@ -147,6 +155,25 @@ class FitVariables:
     shape: Tensor  # (2, S)
     floor_normal: Tensor  # (3,)
     floor_offset: Tensor  # ()
+
+
+@dataclass(frozen=True)
+class FrameSpan:
+    """Frames [start, stop) of a sequence whose share of the objective is taken, with ``held``, the frames
+    the variables are given for: the span and one neighbour each side (the acceleration needs them)."""
+    start: int
+    stop: int
+    held: slice
+
+    @classmethod
+    def whole(cls, num_frames: int) -> "FrameSpan":
+        return cls(0, num_frames, slice(0, num_frames))
+
+    @classmethod
+    def tiling(cls, num_frames: int, length: int) -> list["FrameSpan"]:
+        """Spans of at most ``length`` frames that tile ``num_frames``."""
+        return [cls(a, min(a + length, num_frames), slice(max(a - 1, 0), min(a + length + 1, num_frames)))
+                for a in range(0, num_frames, length)]
 
 
 @dataclass
@@ -205,6 +232,8 @@ class EvidenceObjective:
         use[[JOINT_INDEX[n] for n in DERIVED_KEYPOINTS]] = 0.0
         self.kp_uv = kp[..., :2]
         self.kp_weight = torch.where(confident, kp[..., 2], torch.zeros_like(kp[..., 2])) * use
+        self.num_frames = int(kp.shape[0])
+        self.kp_norm = self.kp_weight.sum().clamp_min(1.0)
         self.world_dirs = self.world_weight = None
         if evidence.world_joints is not None and config.world_weight > 0:
             world = as_t(evidence.world_joints)
@@ -220,6 +249,7 @@ class EvidenceObjective:
             # A frame's torso frame needs both hips, the pelvis and the neck.
             torso = [JOINT_INDEX[n] for n in TORSO_FRAME_JOINTS]
             self.world_weight = self.world_weight * ok[..., torso].all(-1, keepdim=True)
+            self.world_norm = self.world_weight.sum().clamp_min(1.0)
         self.up = None if evidence.up is None or config.ground_weight <= 0 else as_t(evidence.up)
         if self.up is not None:
             self.up = self.up / self.up.norm().clamp_min(1e-6)
@@ -228,6 +258,7 @@ class EvidenceObjective:
             j0 = self.joints(start)
         self.init_relative = j0 - j0[..., :1, :]
         self.contacts = as_t(np.asarray(evidence.contacts, dtype=np.float64).reshape(-1, 4))
+        self.contact_norm = self.contacts[:, 3].sum().clamp_min(1.0)
         self.spheres = body_spheres()
         self.limits = JointLimits(self.rest)
         self.feet = torch.tensor([JOINT_INDEX[n] for n in FOOT_JOINTS], device=device)
@@ -245,64 +276,95 @@ class EvidenceObjective:
         h = joints[..., self.feet, :] @ normal + offset
         return -0.02 * torch.logsumexp(-h / 0.02, dim=-1)
 
-    def terms(self, v: FitVariables, pairs: Tensor | None = None, smooth_scale: float = 1.0) -> dict[str, Tensor]:
+    def terms(self, v: FitVariables, pairs: Tensor | None = None, smooth_scale: float = 1.0,
+              span: "FrameSpan | None" = None) -> dict[str, Tensor]:
         """Each term's value at ``v`` (a pure function of its arguments). ``pairs``: the sphere pairs the
         penetration term looks at (``sphere_pairs``; found at ``v`` when None); ``smooth_scale``: the weight of
-        the acceleration term (the descent's warm-up lowers it)."""
+        the acceleration term (the descent's warm-up lowers it).
+
+        ``span``: ``v`` holds only the frames ``span.held`` and the terms are that span's share of the
+        sequence's objective (every normaliser is the whole sequence's; the terms of the shared variables,
+        floor tilt and shape, come with the first span), so the shares of spans that tile the sequence add up
+        to the whole objective and their gradients to its gradient (`_descend` in bounded memory)."""
         cfg = self.cfg
-        rotmats = v.rotmats
-        joints = self.joints(v)
-        num_frames = joints.shape[0]
+        span = span or FrameSpan.whole(self.num_frames)
+        core = slice(span.start - span.held.start, span.stop - span.held.start)  # the span's frames within v
+        frames = slice(span.start, span.stop)
+        T = self.num_frames
+        held_joints = self.joints(v)
+        joints, rotmats = held_joints[core], v.rotmats[core]
         out: dict[str, Tensor] = {}
-        err = (project(joints, self.K) - self.kp_uv) / self.heights[None, :, None, None]
+        err = (project(joints, self.K) - self.kp_uv[frames]) / self.heights[None, :, None, None]
         rho = geman_mcclure(err.square().sum(-1), cfg.reprojection_robust_scale)
-        out["reprojection"] = (rho * self.kp_weight).sum() / self.kp_weight.sum().clamp_min(1.0) \
-            / cfg.reprojection_sigma ** 2
+        out["reprojection"] = (rho * self.kp_weight[frames]).sum() / self.kp_norm / cfg.reprojection_sigma ** 2
         if self.world_dirs is not None:
-            chord = (bone_directions(joints) - self.world_dirs).square().sum(-1)
-            out["world3d"] = cfg.world_weight * (chord * self.world_precision * self.world_weight).sum() \
-                / self.world_weight.sum().clamp_min(1.0)
-        out["rotation_prior"] = (rotmats[:, :, 1:] - self.init_rotmats[:, :, 1:]).square().sum((-1, -2)).mean() \
-            / cfg.rotation_sigma ** 2
+            chord = (bone_directions(joints) - self.world_dirs[frames]).square().sum(-1)
+            out["world3d"] = cfg.world_weight * (chord * self.world_precision * self.world_weight[frames]).sum() \
+                / self.world_norm
+        rot_residual = (rotmats[:, :, 1:] - self.init_rotmats[frames, :, 1:]).square().sum((-1, -2))
+        out["rotation_prior"] = rot_residual.sum() / (T * rot_residual[0].numel()) / cfg.rotation_sigma ** 2
         relative = joints - joints[..., :1, :]
-        out["position_prior"] = (relative - self.init_relative).square().sum(-1).mean() / cfg.position_sigma ** 2
-        if num_frames > 2:
-            acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
-            out["acceleration"] = smooth_scale * acc.square().sum(-1).mean() / cfg.acceleration_sigma ** 2
+        pos_residual = (relative - self.init_relative[frames]).square().sum(-1)
+        out["position_prior"] = pos_residual.sum() / (T * pos_residual[0].numel()) / cfg.position_sigma ** 2
+        if T > 2:
+            # Centres 1..T-2 whose frame lies in the span; the span holds their neighbours.
+            lo, hi = max(span.start, 1), min(span.stop, T - 1)
+            c = slice(lo - span.held.start, hi - span.held.start)
+            j = held_joints
+            acc = (j[c.start + 1:c.stop + 1] - 2 * j[c] + j[c.start - 1:c.stop - 1]).square().sum(-1)
+            out["acceleration"] = smooth_scale * acc.sum() / ((T - 2) * joints[0, ..., 0].numel()) \
+                / cfg.acceleration_sigma ** 2
         if len(self.contacts) and cfg.contact_weight > 0:
-            f, ja, jb, w = self.contacts.unbind(-1)
-            f, ja, jb = f.long(), ja.long(), jb.long()
+            rows = self.contacts[(self.contacts[:, 0] >= span.start) & (self.contacts[:, 0] < span.stop)]
+            f, ja, jb, w = rows.unbind(-1)
+            f, ja, jb = f.long() - span.start, ja.long(), jb.long()
             gap = torch.relu((joints[f, 0, ja] - joints[f, 1, jb]).norm(dim=-1) - cfg.contact_radius)
             out["contact"] = cfg.contact_weight * (w * 2.0 * huber(gap, cfg.contact_sigma)).sum() \
-                / w.sum().clamp_min(1.0) / cfg.contact_sigma ** 2
+                / self.contact_norm / cfg.contact_sigma ** 2
         if cfg.penetration_weight > 0:
-            pairs = self.sphere_pairs(joints) if pairs is None else pairs
-            out["penetration"] = cfg.penetration_weight * self._penetration(joints, pairs) / cfg.penetration_sigma ** 2
+            if pairs is None:
+                pairs = self.sphere_pairs(joints)
+            else:
+                pairs = pairs[(pairs[:, 0] >= span.start) & (pairs[:, 0] < span.stop)]
+                pairs = pairs - pairs.new_tensor([span.start, 0, 0])
+            out["penetration"] = cfg.penetration_weight * self._penetration(joints, pairs) / T \
+                / cfg.penetration_sigma ** 2
         if cfg.limit_weight > 0:
-            out["joint_limits"] = cfg.limit_weight * self.limits.penalty(rotmats) / cfg.limit_sigma ** 2
+            # The penalty is a mean over frames: the span's mean weighed by its share of the frames.
+            out["joint_limits"] = cfg.limit_weight * self.limits.penalty(rotmats) * (len(joints) / T) \
+                / cfg.limit_sigma ** 2
+        shared = span.start == 0  # the terms of the shared variables come with the first span
         if self.up is not None:
             lowest = self.lowest_foot(joints, v.floor_normal, v.floor_offset)
             # Huber: a person who jumps or sits does not drag the floor along.
-            out["ground"] = cfg.ground_weight * 2.0 * huber(lowest.abs(), cfg.ground_sigma).mean() \
-                / cfg.ground_sigma ** 2
+            out["ground"] = cfg.ground_weight * 2.0 * huber(lowest.abs(), cfg.ground_sigma).sum() \
+                / (T * lowest[0].numel()) / cfg.ground_sigma ** 2
             tilt = (v.floor_normal / v.floor_normal.norm().clamp_min(1e-6) - self.up).square().sum()
-            out["ground_tilt"] = cfg.ground_weight * tilt / cfg.ground_tilt_sigma ** 2
+            out["ground_tilt"] = cfg.ground_weight * tilt / cfg.ground_tilt_sigma ** 2 * shared
         if cfg.fit_shape:
-            out["shape_prior"] = (v.shape - self.start_shape).square().sum(-1).mean() / cfg.shape_sigma ** 2
+            out["shape_prior"] = (v.shape - self.start_shape).square().sum(-1).mean() / cfg.shape_sigma ** 2 \
+                * shared
         return out
 
     def sphere_pairs(self, joints: Tensor) -> Tensor:
         """(N, 3) rows (frame, sphere of person 0, sphere of person 1) of the sphere pairs within
         ``_PAIR_MARGIN`` of touching: the candidates of the penetration term, found without gradient."""
         with torch.no_grad():
-            ca, cb = self.spheres.centres(joints[:, 0]), self.spheres.centres(joints[:, 1])
             radii = self.spheres.radii.to(joints)
             reach = radii[:, None] + radii[None, :]
-            return torch.nonzero(reach - torch.cdist(ca, cb) > -_PAIR_MARGIN)
+            found = []
+            # A few frames at a time: all sphere-to-sphere distances of a long video at once took 80 MB a
+            # thousand frames.
+            for a in range(0, joints.shape[0], _PAIR_SEARCH_FRAMES):
+                j = joints[a:a + _PAIR_SEARCH_FRAMES]
+                near = torch.nonzero(reach - torch.cdist(self.spheres.centres(j[:, 0]), self.spheres.centres(j[:, 1]))
+                                     > -_PAIR_MARGIN)
+                found.append(near + near.new_tensor([a, 0, 0]))
+            return torch.cat(found)
 
     def _penetration(self, joints: Tensor, hits: Tensor) -> Tensor:
         """Per frame, the mean squared overlap of the two bodies' overlapping sphere pairs among ``hits``
-        (their count a constant of the step, as in the guidance term), averaged over the frames."""
+        (their count a constant of the step, as in the guidance term), summed over the frames."""
         ca, cb = self.spheres.centres(joints[:, 0]), self.spheres.centres(joints[:, 1])
         radii = self.spheres.radii.to(joints)
         reach = radii[:, None] + radii[None, :]
@@ -313,7 +375,7 @@ class EvidenceObjective:
         overlap = torch.relu(reach[i, k] - gap)
         count = torch.zeros(joints.shape[0], device=joints.device).index_add(0, f, (overlap > 0).to(gap).detach())
         per_pair = overlap.square() / count.clamp_min(1.0)[f]
-        return per_pair.sum() / joints.shape[0]
+        return per_pair.sum()
 
 
 def _total(terms: dict[str, Tensor]) -> Tensor:
@@ -392,9 +454,9 @@ def _descend(objective: EvidenceObjective, start: FitVariables, cfg: EvidenceFit
     params = [r6, transl] + ([shape_free] if cfg.fit_shape else []) + \
         ([normal, offset] if objective.up is not None else [])
 
-    def current() -> FitVariables:
+    def current(frames: slice = slice(None)) -> FitVariables:
         shape = (torch.sigmoid(shape_free) if anny else shape_free) if cfg.fit_shape else start.shape
-        return FitVariables(sixd_to_matrix(r6), transl, shape, normal, offset)
+        return FitVariables(sixd_to_matrix(r6[frames]), transl[frames], shape, normal, offset)
 
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations, eta_min=cfg.lr * 0.05)
@@ -403,12 +465,17 @@ def _descend(objective: EvidenceObjective, start: FitVariables, cfg: EvidenceFit
     # the start's pairs serve the first iterations, then they are searched again every _PAIR_REFRESH.
     with torch.no_grad():
         pairs = objective.sphere_pairs(objective.joints(start))
+    # The gradient is accumulated span by span: one span's graph at a time, so the fit's memory is bounded by
+    # the span's length, not the video's.
+    spans = FrameSpan.tiling(objective.num_frames, cfg.span_frames)
     for it in range(cfg.iterations):
-        v = current()
         if (it + 1) % _PAIR_REFRESH == 0:
-            pairs = objective.sphere_pairs(objective.joints(v))
+            with torch.no_grad():
+                pairs = objective.sphere_pairs(objective.joints(current()))
         opt.zero_grad(set_to_none=True)
-        _total(objective.terms(v, pairs, smooth_scale=0.01 if it < warm else 1.0)).backward()
+        for span in spans:
+            terms = objective.terms(current(span.held), pairs, smooth_scale=0.01 if it < warm else 1.0, span=span)
+            _total(terms).backward()
         opt.step()
         sched.step()
     with torch.no_grad():
@@ -420,4 +487,4 @@ def _descend(objective: EvidenceObjective, start: FitVariables, cfg: EvidenceFit
 
 
 __all__ = ["DERIVED_KEYPOINTS", "EvidenceFitConfig", "EvidenceObjective", "FOOT_JOINTS", "FitEvidence", "FitReport",
-           "FitVariables", "FittedMotion", "fit_to_evidence", "person_heights", "place_in_depth"]
+           "FitVariables", "FittedMotion", "FrameSpan", "fit_to_evidence", "person_heights", "place_in_depth"]
