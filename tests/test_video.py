@@ -220,23 +220,41 @@ def test_a_wrong_rotation_tag_is_named(tmp_path, caplog):
     assert not caplog.records
 
 
-def test_a_variable_frame_rate_is_warned_about_once(tmp_path, caplog):
-    """Issue 15 case 11: frames 33 ms apart, then 67 ms apart (a phone's variable rate) are read with one
-    warning naming the spacing; a constant-rate video gets none."""
+def test_a_variable_frame_rate_is_resampled_by_timestamps_to_a_constant_rate(tmp_path, caplog):
+    """Issue 15 case 11: frames 33 ms apart, then 67 ms apart (a phone's variable rate) are read at a constant
+    30 fps, the slower stretch's frames each shown twice (nothing dropped), with one warning naming the spacing
+    and what was done; reading from a later frame gives the same frames; a constant-rate video is untouched."""
     import logging
 
     import imageio_ffmpeg
     steady = tmp_path / "steady.mp4"
-    iio.mimwrite(steady, [_frame(i % 12) for i in range(20)], fps=30, macro_block_size=1)
+    iio.mimwrite(steady, [np.full((48, 64, 3), 10 + 12 * i, dtype=np.uint8) for i in range(20)], fps=30,
+                 macro_block_size=1)
     variable = tmp_path / "variable.mp4"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(steady), "-vf",
                     "setpts='(N+if(gte(N,10),N-10,0))/30/TB'", "-fps_mode", "vfr", str(variable)], check=True)
+    with open_video(steady) as reader:
+        originals = [frame for _, frame in reader]
+    source = (lambda frame: int(np.argmin([np.abs(frame.astype(int) - o).mean() for o in originals])))  # noqa: E731
     with caplog.at_level(logging.WARNING), open_video(variable) as reader:
-        assert len(list(reader)) == 20
-        list(reader)
+        assert reader.fps == pytest.approx(30.0) and reader.num_frames == 29
+        read = [(index, source(frame)) for index, frame in reader]
+        later = [(index, source(frame)) for index, frame in reader.frames(12)]
+    assert read == list(enumerate(list(range(10)) + [v for v in range(10, 19) for _ in (0, 1)] + [19]))
+    assert later == read[12:]
     warnings = [r.getMessage() for r in caplog.records if "variable frame rate" in r.getMessage()]
-    assert len(warnings) == 1 and "33 to 67 ms apart" in warnings[0]
+    assert len(warnings) == 1 and "33 to 67 ms apart" in warnings[0] and "30.00 fps" in warnings[0]
     caplog.clear()
     with caplog.at_level(logging.WARNING), open_video(steady) as reader:
-        list(reader)
+        assert reader.fps == 30.0 and [source(frame) for _, frame in reader] == list(range(20))
     assert "variable frame rate" not in caplog.text
+
+
+def test_the_constant_rate_schedule_takes_the_nearest_frame_in_time():
+    """Frames at 0, 10, 20, 40, 45, 50 ticks: the densest tenth is 5 ticks apart, so the grid is every 5 ticks
+    and each grid time takes the nearest frame (the earlier one on a tie); evenly spaced frames need none."""
+    from socialmirror.perception.video import constant_rate_schedule
+    fps, schedule = constant_rate_schedule(np.array([0, 10, 20, 40, 45, 50]), 0.001)
+    assert fps == pytest.approx(200.0)
+    assert schedule.tolist() == [0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 5]
+    assert constant_rate_schedule(np.arange(0, 100, 4), 0.01) is None
