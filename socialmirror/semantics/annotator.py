@@ -7,8 +7,9 @@
   ``vlm_client(vlm_url, vlm_model)``); the reply is parsed (``parser.parse_reply``). A failed request (after the
   client's retries) or a reply without both sentences is reported once (one ``logging`` warning and one entry
   in the clip's ``warnings``) and the clip is annotated by the offline annotator instead (source
-  ``"offline"``); the run goes on. After ``max_consecutive_failures`` transport failures in a row the server
-  is considered down and the remaining clips go offline without more requests (reported once).
+  ``"offline"``); the run goes on. After ``max_consecutive_failures`` transport failures in a row, or one
+  request that used up its whole deadline, the server is considered down and the remaining clips go offline
+  without more requests (reported once).
 * ``"offline"``: ``OfflineAnnotator`` on the 3D estimate ``joints3d``.
 * ``"file:PATH"``: the user's annotations file (validated; clips matched by start/end). Clips the file
   lacks are annotated offline (warning).
@@ -27,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from socialmirror.semantics.annotations import Annotations, ClipAnnotation, load_user_annotations
-from socialmirror.semantics.client import OpenAICompatibleClient, VLMError
+from socialmirror.semantics.client import OpenAICompatibleClient, VLMDeadlineError, VLMError
 from socialmirror.semantics.offline import OfflineAnnotator, OfflineConfig, contact_agreement, \
     resolve_person_order
 from socialmirror.semantics.parser import parse_reply
@@ -161,7 +162,12 @@ class _ClipAnnotator:
                 ann = self.fallback(s, e, [failed.message])
                 n_fallback += 1
                 consecutive = consecutive + 1 if failed.transport else 0 if failed.answered else consecutive
-                if (failed.transport and max_consecutive_failures and consecutive >= max_consecutive_failures
+                if failed.deadline and (s, e) != clips[-1]:
+                    # A server that let a whole deadline pass would cost the deadline again for every clip.
+                    server_down = True
+                    log.warning("VLM gave no reply within the deadline; the remaining clips use the offline "
+                                "annotator (--vlm-timeout sets the deadline)")
+                elif (failed.transport and max_consecutive_failures and consecutive >= max_consecutive_failures
                         and (s, e) != clips[-1]):
                     server_down = True
                     log.warning("VLM failed on %d clips in a row; the remaining clips use the offline annotator",
@@ -185,7 +191,8 @@ class _ClipAnnotator:
         try:
             reply = client.annotate_clip(images, accept=lambda text, n=len(images): parse_reply(text, n).ok)
         except VLMError as exc:
-            raise _ClipFailed(f"clip [{s}, {e}): {exc}; offline annotator used", transport=True) from None
+            raise _ClipFailed(f"clip [{s}, {e}): {exc}; offline annotator used", transport=True,
+                              deadline=isinstance(exc, VLMDeadlineError)) from None
         parsed = parse_reply(reply.text, clip_len=len(images))
         if not parsed.ok:
             why = parsed.warnings[-1] if parsed.warnings else "unusable reply"
@@ -210,8 +217,9 @@ class _ClipFailed(Exception):
     """One clip could not be annotated by the VLM: ``transport``, the request itself failed (a run of these
     means the server is down); ``answered``, the server replied, unusably."""
 
-    def __init__(self, message: str, transport: bool = False, answered: bool = False):
+    def __init__(self, message: str, transport: bool = False, answered: bool = False, deadline: bool = False):
         super().__init__(message)
         self.message = message
         self.transport = transport
         self.answered = answered
+        self.deadline = deadline

@@ -47,6 +47,10 @@ class VLMError(SocialMirrorError, RuntimeError):
     """The VLM request failed (after retries where retrying makes sense); the message is one line."""
 
 
+class VLMDeadlineError(VLMError):
+    """The VLM request used up its whole deadline (``timeout``) without a reply."""
+
+
 @dataclass(frozen=True)
 class VLMReply:
     text: str
@@ -172,7 +176,8 @@ class OpenAICompatibleClient:
                      self.max_retries, wait)
             if wait > 0:
                 self._sleep(wait)
-        raise VLMError(self._scrub(f"VLM request to {self.url} failed after {attempts} attempt(s): {last_error}"))
+        error = VLMDeadlineError if time.monotonic() >= deadline else VLMError
+        raise error(self._scrub(f"VLM request to {self.url} failed after {attempts} attempt(s): {last_error}"))
 
     def annotate_clip(self, images: Sequence[bytes], *, frame_numbers: Sequence[int] | None = None,
                       accept: Callable[[str], bool] | None = None) -> VLMReply:
