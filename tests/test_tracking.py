@@ -309,3 +309,45 @@ def test_a_pair_too_far_apart_to_interact_is_warned_about(caplog, tmp_path):
     with caplog.at_level(logging.WARNING):
         pipeline.pair(perceived(900), pipeline.StageCache(None))
     assert "too far apart to interact" in caplog.text
+
+
+def _split(tr: Tracks, index: int, first: np.ndarray) -> Tracks:
+    """``tr`` with track ``index`` split in two: its frames where ``first`` holds, and the rest."""
+    parts = []
+    for frames in (first, ~first):
+        part = tr.subset([tr.ids[index]])
+        part.keypoints[:, ~frames] = np.nan
+        part.world[:, ~frames] = np.nan
+        part.boxes[:, ~frames] = np.nan
+        part.scores[:, ~frames] = 0.0
+        parts.append(part)
+    others = [i for i in range(tr.num_tracks) if i != index]
+    cat = (lambda name: np.concatenate([getattr(tr, name)[others]] + [getattr(p, name) for p in parts]))  # noqa: E731
+    return Tracks(np.arange(tr.num_tracks + 1), cat("keypoints"), cat("world"), cat("boxes"), cat("scores"),
+                  tr.fps, tr.image_size)
+
+
+@pytest.mark.parametrize("how", ["taking turns", "one after the other"])
+def test_one_person_split_in_two_tracks_is_joined_again(how):
+    """A person the matching split into two ids (taking turns frame by frame, or one ending where the other
+    begins) is one track again, seen in every frame; the partner beside them is left alone."""
+    from socialmirror.perception.tracking import join_fragments
+    rng = np.random.default_rng(11)
+    tr = track([[person(200 + 2 * t, rng=rng), person(420 - 2 * t, rng=rng)] for t in range(30)])
+    assert tr.num_tracks == 2 and join_fragments(tr) is tr  # two people seen together are never joined
+    frames = np.arange(30)
+    split = _split(tr, 1, frames % 2 == 0 if how == "taking turns" else frames < 15)
+    joined = join_fragments(split)
+    assert joined.num_tracks == 2 and joined.present.all() and joined.ids.tolist() == [0, 1]
+    right = joined.ids[int(np.argmax([centres_x(joined, i)[0] for i in joined.ids]))]
+    assert np.allclose(centres_x(joined, right), 420 - 2 * frames, atol=8)
+    assert joined.meta["joined_fragments"] == [[1, 2]]  # the split person's two ids
+
+
+def test_a_newcomer_where_nobody_was_is_not_joined_to_someone_who_left():
+    """One person leaves at frame 15 and another appears far from them: two people, not one."""
+    from socialmirror.perception.tracking import join_fragments
+    rng = np.random.default_rng(12)
+    frames = [[person(200, rng=rng)] if t < 15 else [person(800, rng=rng)] for t in range(30)]
+    tr = track(frames, reentry_window=0)
+    assert tr.num_tracks == 2 and join_fragments(tr).num_tracks == 2

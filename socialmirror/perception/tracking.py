@@ -15,6 +15,10 @@
    ``appearance_descriptor``) and body proportions (bone-length ratios from the metric world landmarks).
    A good enough match takes the old id back; anything else starts a new track.
 
+3. Fragments: where the frame-to-frame matching split one person into two ids taking turns (or one ending
+   where the other begins), tracks that are almost never seen together and continue each other at the same
+   place are joined (``join_fragments``).
+
 ``select_closest_pair`` picks the two tracks closest to each other over the video; ``pair_crop_boxes`` gives the
 per-frame crop around them for the annotator. ``Tracks`` is the cached output of the perception stage
 (``save``/``load`` to ``.npz``).
@@ -430,8 +434,90 @@ def track(detections_per_frame: Sequence[Sequence[PersonDetection]], config: Tra
     for i, t in enumerate(tracks):
         for f, d in zip(t.frames, t.dets):
             kp[i, f], world[i, f], boxes[i, f], scores[i, f] = d.keypoints, d.world, d.box, d.score
-    return Tracks(np.arange(n), kp, world, boxes, scores, fps, image_size,
-                  meta={"tracker": {k: v for k, v in cfg.__dict__.items()}})
+    tracks = Tracks(np.arange(n), kp, world, boxes, scores, fps, image_size,
+                    meta={"tracker": {k: v for k, v in cfg.__dict__.items()}})
+    return join_fragments(tracks, cfg.max_gap)
+
+
+def _nearest_present(present: np.ndarray) -> np.ndarray:
+    """(T,) for every frame the nearest frame where ``present`` holds (ties: the earlier); -1 if none."""
+    frames = np.flatnonzero(present)
+    if len(frames) == 0:
+        return np.full(len(present), -1)
+    at = np.clip(np.searchsorted(frames, np.arange(len(present))), 1, max(len(frames) - 1, 1))
+    before, after = frames[at - 1], frames[np.minimum(at, len(frames) - 1)]
+    return np.where(np.abs(after - np.arange(len(present))) < np.abs(np.arange(len(present)) - before),
+                    after, before)
+
+
+def _handovers(boxes: np.ndarray, present: np.ndarray, a: int, b: int, max_gap: int) -> np.ndarray:
+    """Box IoUs of track ``a`` in the frames where only it is seen with track ``b`` at ``b``'s nearest sighting
+    (within ``max_gap`` frames): how one track's person continues as the other's."""
+    only_a = present[a] & ~present[b]
+    nearest = _nearest_present(present[b] & ~present[a])
+    frames = np.flatnonzero(only_a & (nearest >= 0))
+    frames = frames[np.abs(nearest[frames] - frames) <= max_gap]
+    return np.array([box_iou(boxes[a, f], boxes[b, nearest[f]]) for f in frames])
+
+
+def join_fragments(tracks: Tracks, max_gap: int = 10, min_iou: float = 0.5, max_shared: float = 0.02) -> Tracks:
+    """One track per person where the frame-to-frame matching split a person in two: tracks that are (nearly)
+    never seen in the same frame, and where one is seen the other is seen within ``max_gap`` frames at the
+    same place (median box IoU at least ``min_iou``), are joined (most hand-overs first; ids renumbered in order
+    of first appearance).
+
+    Why: on a long video of two people (the sample played back and forth, 1547 frames) one person came out as
+    two ids taking turns frame by frame over 380 frames, and then as only the second: the pair took the second
+    and its first 269 frames were missing, to be made up by the 3D stages. "Nearly never": a frame or two of
+    a duplicate detection, at most ``max_shared`` of the shorter track's frames."""
+    present = tracks.present
+    counts = present.sum(1)
+    candidates = []
+    for a in range(tracks.num_tracks):
+        for b in range(a + 1, tracks.num_tracks):
+            shared = int((present[a] & present[b]).sum())
+            if shared > max(2, max_shared * min(counts[a], counts[b])):
+                continue
+            ious = np.concatenate([_handovers(tracks.boxes, present, a, b, max_gap),
+                                   _handovers(tracks.boxes, present, b, a, max_gap)])
+            if len(ious) and np.median(ious) >= min_iou:
+                candidates.append((len(ious), a, b))
+    group = list(range(tracks.num_tracks))  # union-find over the tracks
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    seen = {i: present[i].copy() for i in range(tracks.num_tracks)}  # each group's frames
+    for _, a, b in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        shared = int((seen[ra] & seen[rb]).sum())
+        if shared > max(2, max_shared * min(seen[ra].sum(), seen[rb].sum())):
+            continue
+        ra, rb = min(ra, rb), max(ra, rb)
+        group[rb] = ra
+        seen[ra] |= seen[rb]
+    roots = sorted({root(i) for i in range(tracks.num_tracks)})
+    if len(roots) == tracks.num_tracks:
+        return tracks
+    return _joined(tracks, [[i for i in range(tracks.num_tracks) if root(i) == r] for r in roots])
+
+
+def _joined(tracks: Tracks, groups: list[list[int]]) -> Tracks:
+    """One track per group of track indices: in every frame the best-scoring member seen there."""
+    n, T = len(groups), tracks.num_frames
+    out = [np.empty((n,) + a.shape[1:], a.dtype) for a in (tracks.keypoints, tracks.world, tracks.boxes,
+                                                             tracks.scores, tracks.interpolated)]
+    score = np.where(tracks.present, tracks.scores + 1.0, 0.0)  # seen beats unseen at any score
+    for g, members in enumerate(groups):
+        pick = np.asarray(members)[np.argmax(score[members], axis=0)]  # (T,) the member used per frame
+        for o, a in zip(out, (tracks.keypoints, tracks.world, tracks.boxes, tracks.scores, tracks.interpolated)):
+            o[g] = a[pick, np.arange(T)]
+    meta = dict(tracks.meta, joined_fragments=[[int(tracks.ids[i]) for i in m] for m in groups if len(m) > 1])
+    return Tracks(np.arange(n), *out[:4], tracks.fps, tracks.image_size, tracks.keypoint_names, out[4], meta)
 
 
 def _assign(cost: np.ndarray, max_cost: float, tracks: list[_Track], dets: list[PersonDetection], frame: int,
