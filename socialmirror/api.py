@@ -49,7 +49,9 @@ class ReconstructConfig:
     method: MethodConfig = field(default_factory=_default_method)
     text_encoder: str | None = None  # None: the one the bundle's text ControlNet was trained on
     fps: float | None = None  # for a folder of frames (default 30)
-    max_people: int = 3  # people the detector looks for per frame (the closest two are reconstructed)
+    # People reconstructed, at most: 2, the closest pair; more, everyone seen in a tenth of the frames up to this
+    # many, each with their closest partner (the detector looks for at least three, to choose among them).
+    max_people: int = 2
     seed: int = 0
     render: bool = True
     render_view: str = "both"  # both | overlay (the frames with the meshes) | side (the side view)
@@ -68,7 +70,7 @@ class ReconstructConfig:
         except ValueError as exc:
             raise ConfigError(f"annotator: {exc}") from None
         if self.max_people < 2:
-            raise ConfigError(f"max_people: the detector must look for at least 2 people, got {self.max_people}")
+            raise ConfigError(f"max_people: at least 2 (a pair), got {self.max_people}")
         check_seed(self.seed)
         check_threads(self.threads)
         check_device(self.device)
@@ -81,6 +83,11 @@ class ReconstructConfig:
                               "smpl:DIR or smplx:DIR with your model files")
         self.camera()  # each settings record checks itself when made: here, before any work
         self.annotator_settings()
+
+    @property
+    def detected_people(self) -> int:
+        """People the detector looks for per frame: at least three, so the pair is chosen among them."""
+        return max(3, self.max_people)
 
     def annotator_settings(self) -> AnnotatorSettings:
         return AnnotatorSettings(self.annotator, self.vlm_url, self.vlm_model, self.vlm_timeout)
@@ -166,13 +173,8 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
         from socialmirror.body import build_body_model
         output_body = build_body_model(cfg.body, device=cfg.device)
     cache = StageCache(out / ".cache", force)
-    perception = pipeline.perceive(video, cache, cfg.max_people, progress=cfg.progress)
-    observation = pipeline.pair(perception, cache, cfg.camera())
-    semantics = pipeline.semantic_inputs(models, observation, cache, cfg.annotator_settings(), seed=cfg.seed,
-                                         perception=perception, text_encoder=cfg.text_encoder,
-                                         progress=cfg.progress)
-    est = pipeline.estimate(models, observation, cfg.method, cache, seed=cfg.seed, semantics=semantics,
-                            progress=cfg.progress)
+    perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress)
+    observation, semantics, est = _reconstruct_people(models, perception, cache, cfg)
     timings = {**cache.seconds, **{f"3d/{k}": v for k, v in est.timings.items()}}
     files = pipeline.export(pipeline.Reconstruction(video, observation, semantics.annotations, est), out, cache,
                             cfg.export_options(), output_body, timings, progress=cfg.progress,
@@ -182,6 +184,22 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
                                 observation.image_size, observation.intrinsics, observation.keypoints2d,
                                 observation.track_ids, files["annotations"], files, timings,
                                 pipeline.reprojection_error_px(est, observation), dict(cache.outcomes))
+
+
+def _reconstruct_people(models, perception, cache: StageCache, cfg: ReconstructConfig):
+    """The people of the video (``pipeline.people``), pair by pair (each person with their closest partner),
+    joined into one scene: (observation, semantics of the first pair, estimate) with every person."""
+    chosen = pipeline.people(perception, cfg.max_people)
+    parts, semantics = {}, []
+    for ids in chosen.pairs:
+        observation = pipeline.pair(perception, cache, cfg.camera(), ids)
+        semantics.append(pipeline.semantic_inputs(models, observation, cache, cfg.annotator_settings(),
+                                                  seed=cfg.seed, perception=perception,
+                                                  text_encoder=cfg.text_encoder, progress=cfg.progress))
+        parts[ids] = observation, pipeline.estimate(models, observation, cfg.method, cache, seed=cfg.seed,
+                                                    semantics=semantics[-1], progress=cfg.progress)
+    observation, est = pipeline.scene(chosen, parts)
+    return observation, semantics[0], est
 
 
 def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, config: ReconstructConfig | None = None,
@@ -194,7 +212,7 @@ def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, conf
     _set_threads(cfg.threads)
     models = pipeline.load_models(cfg.checkpoint, cfg.device)
     cache = StageCache(output_json.parent / f".{output_json.stem}.work" / ".cache", force)
-    perception = pipeline.perceive(video, cache, cfg.max_people, progress=cfg.progress)
+    perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress)
     observation = pipeline.pair(perception, cache, cfg.camera())
     first = pipeline.draft(models, observation, cache, seed=cfg.seed, progress=cfg.progress)
     annotations = pipeline.annotate(observation, first, cache, cfg.annotator_settings(), seed=cfg.seed,

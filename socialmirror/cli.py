@@ -96,11 +96,13 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
                    help="what render.mp4 shows: the frames with the meshes overlaid beside a side view (both, the "
                         "default), or either alone (the side view alone costs about half)")
     g.add_argument("--no-viewer", dest="viewer", action="store_false", default=None, help="skip viewer.html")
+    g.add_argument("--max-people", type=int, metavar="N",
+                   help="reconstruct up to N people, each with their closest partner (default 2: the closest pair)")
 
 
 _PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "checkpoint", "device", "fps",
                    "seed", "threads")
-_RECONSTRUCT_FLAGS = ("body", "meshes", "render", "render_view", "viewer", "export")
+_RECONSTRUCT_FLAGS = ("body", "meshes", "render", "render_view", "viewer", "export", "max_people")
 
 
 def _given(args, names) -> dict:
@@ -126,7 +128,8 @@ def _reconstruct_config(args):
 
 
 def _print_result(res) -> None:
-    print(f"reconstructed {res.joints3d.shape[0]} frames of the pair (track ids {res.track_ids.tolist()}) "
+    who = "the pair" if res.joints3d.shape[1] == 2 else f"{res.joints3d.shape[1]} people"
+    print(f"reconstructed {res.joints3d.shape[0]} frames of {who} (track ids {res.track_ids.tolist()}) "
           f"into {res.output_dir}")
     for name, path in res.files.items():
         print(f"  {name:12s} {path}")

@@ -109,6 +109,28 @@ def test_no_person_and_one_person(capsys, tmp_path):
 
 
 @needs_weights
+@pytest.mark.parametrize("xs", [[-1.5, -0.45, 0.6], [-1.7, -0.6, 0.5, 1.6]], ids=["three", "four"])
+def test_every_person_of_a_scene_is_reconstructed_up_to_max_people(tmp_path, xs):
+    """Issue 14 item 4: with --max-people N every person is reconstructed, each with their closest partner,
+    left to right; each body stands where its person is in the image; result.npz, render and BVH hold them
+    all."""
+    size = (800, 360)
+    scene = _render_people(tmp_path / "scene", xs, size=size)
+    out = tmp_path / "o"
+    rc = cli.main(["reconstruct", str(scene), "-o", str(out), "--max-people", str(len(xs)), "--no-viewer",
+                   "--export", "bvh", "--render-view", "overlay", "--seed", "0"])
+    assert rc == 0
+    with np.load(out / "result.npz") as z:
+        joints, K, ids = z["joints3d"], z["intrinsics"], z["track_ids"]
+    assert joints.shape[1] == len(xs) and len(set(ids.tolist())) == len(xs)
+    u = K[0, 0] * joints[:, :, 0, 0] / joints[:, :, 0, 2] + K[0, 2]  # each pelvis in the image
+    true_u = size[0] * 0.9 * np.asarray(xs) / 4.0 + size[0] / 2  # as _render_people's camera sees them
+    assert np.abs(np.median(u, axis=0) - true_u).max() < 25  # pixels, left to right
+    assert all((out / f"person{p + 1}.bvh").is_file() for p in range(len(xs)))
+    assert len(iio.imread(out / "render.mp4")) == 8
+
+
+@needs_weights
 def test_three_people_closest_pair_chosen_and_reported(capsys, tmp_path, caplog):
     three = _render_people(tmp_path / "three", [-1.6, 0.25, 0.95])
     from socialmirror.api import ReconstructConfig, reconstruct

@@ -351,3 +351,27 @@ def test_a_newcomer_where_nobody_was_is_not_joined_to_someone_who_left():
     frames = [[person(200, rng=rng)] if t < 15 else [person(800, rng=rng)] for t in range(30)]
     tr = track(frames, reentry_window=0)
     assert tr.num_tracks == 2 and join_fragments(tr).num_tracks == 2
+
+
+def test_select_people_pairs_everyone_with_their_closest_partner():
+    """Three people at x = 180, 330 and 800 and a passer-by for two frames: two people are the closest pair;
+    three are everyone seen often enough, left to right, each with their nearest partner (the third's is the
+    middle one), reconstructed in two pairs."""
+    from socialmirror.perception.tracking import select_people
+    rng = np.random.default_rng(8)
+    frames = []
+    for t in range(30):
+        people = [person(800, rng=rng), person(180, rng=rng), person(330, rng=rng)]
+        if t < 2:
+            people.append(person(560, rng=rng))
+        rng.shuffle(people)
+        frames.append(people)
+    tr = track(frames)
+    left, middle, right = (id_at(tr, 10, x) for x in (180, 330, 800))
+    pair = select_people(tr, 2)
+    assert pair.ids == (left, middle) and pair.pairs == [(left, middle)]
+    everyone = select_people(tr, 4)
+    assert everyone.ids == (left, middle, right)
+    assert everyone.partners == (middle, left, middle)
+    assert everyone.pairs == [(left, middle), (middle, right)]
+    assert select_people(tr, 3) == everyone

@@ -605,6 +605,54 @@ def select_closest_pair(tracks: Tracks, min_covisible_fraction: float = 0.5) -> 
     return (a, b) if xa <= xb else (b, a)
 
 
+@dataclass(frozen=True)
+class People:
+    """Who is reconstructed: ``ids`` (track ids, left to right by mean box centre) and each one's
+    ``partners`` (the track id of their closest partner, with whom the interaction models see them)."""
+
+    ids: tuple[int, ...]
+    partners: tuple[int, ...]
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """The pairs to reconstruct: each person with their partner, once, left person first."""
+        order = {i: k for k, i in enumerate(self.ids)}
+        pairs = {tuple(sorted((i, p), key=order.get)) for i, p in zip(self.ids, self.partners)}
+        return sorted(pairs, key=lambda ab: (order[ab[0]], order[ab[1]]))
+
+
+def select_people(tracks: Tracks, max_people: int = 2) -> People:
+    """Up to ``max_people`` people, each with their closest partner (``pair_distances``).
+
+    Two: the closest pair (``select_closest_pair``). More: the closest pair, then every other person seen in
+    at least a tenth of the frames (most seen first) who is in view together with one of those already chosen
+    in at least ``MIN_COVISIBLE_SHARE`` of the frames; each person's partner is the chosen person nearest to
+    them over the frames they share, among those in view with them that often (the closest pair are each
+    other's partners: theirs is the smallest distance)."""
+    first = select_closest_pair(tracks)
+    if max_people <= 2:
+        return People(first, first[::-1])
+    dist = pair_distances(tracks)
+    together = (lambda a, b: dist.get((a, b), dist.get((b, a), (np.inf, 0))))  # noqa: E731
+    often = (lambda a, b: together(a, b)[1] >= MIN_COVISIBLE_SHARE * tracks.num_frames)  # noqa: E731
+    chosen = list(first)
+    seen = tracks.present.sum(axis=1)
+    for k in np.argsort(-seen, kind="stable"):
+        i = int(tracks.ids[k])
+        if len(chosen) >= max_people or seen[k] < max(3, 0.1 * tracks.num_frames):
+            break
+        if i not in chosen and any(often(i, c) for c in chosen):
+            chosen.append(i)
+    if len(chosen) == 2:
+        return People(first, first[::-1])
+    # The closest pair may share fewer frames than the others need: they stay each other's candidates.
+    partners = {i: min((together(i, c)[0], c) for c in chosen
+                       if c != i and (often(i, c) or {i, c} == set(first)))[1] for i in chosen}
+    x = {i: float(np.nanmean(tracks.boxes[tracks.index(i)][:, [0, 2]])) for i in chosen}
+    ids = sorted(chosen, key=lambda i: (x[i], i))
+    return People(tuple(ids), tuple(partners[i] for i in ids))
+
+
 def pair_crop_boxes(tracks: Tracks, pair: Sequence[int], margin: float = 0.1, square: bool = True,
                     smooth: int = 0, image_size: tuple[int, int] | None = None) -> np.ndarray:
     """(T, 4) float32 crop boxes (x0, y0, x1, y1) around both people of ``pair`` in every frame.

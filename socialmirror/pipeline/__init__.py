@@ -17,10 +17,10 @@ from socialmirror.pipeline.cache import CACHE_VERSION, StageCache
 from socialmirror.pipeline.export import Reconstruction, export
 from socialmirror.pipeline.records import (AnnotatorSettings, CameraSettings, ExportOptions, Models, OutputFiles,
                                            PairObservation, Perception, Semantics, TextFeatures, VideoInput)
-from socialmirror.pipeline.stages import (annotate, draft, encode_text, estimate, load_models, pair, perceive,
-                                          reprojection_error_px, semantic_inputs)
+from socialmirror.pipeline.stages import (annotate, draft, encode_text, estimate, load_models, pair, people, perceive,
+                                          reprojection_error_px, scene, semantic_inputs)
 
 __all__ = ["CACHE_VERSION", "AnnotatorSettings", "CameraSettings", "ExportOptions", "Models", "OutputFiles",
            "PairObservation", "Perception", "Reconstruction", "Semantics", "StageCache", "TextFeatures",
            "VideoInput", "annotate", "draft", "encode_text", "estimate", "export", "load_models", "pair",
-           "perceive", "reprojection_error_px", "semantic_inputs"]
+           "people", "perceive", "reprojection_error_px", "scene", "semantic_inputs"]

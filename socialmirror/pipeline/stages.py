@@ -2,7 +2,9 @@
 ``annotate`` and ``evaluate`` alike.
 
     perceive      VideoInput -> Perception            MediaPipe (two passes) and tracking, streamed
-    pair          Perception -> PairObservation       the closest pair, its SMPL-24 keypoints, boxes, intrinsics
+    people        Perception -> People                who is reconstructed: the closest pair, or up to
+                                                      max_people, each with their closest partner
+    pair          Perception -> PairObservation       a pair's SMPL-24 keypoints, boxes, intrinsics
     draft         PairObservation -> MotionEstimate   a first 3D estimate without semantics (the `closeint`
                                                       preset): what the offline annotator reads and VLM
                                                       replies are checked against
@@ -10,6 +12,8 @@
     encode_text   Annotations -> TextFeatures         the sentences through the bundle's frozen encoder
     estimate      PairObservation (+ Semantics) -> MotionEstimate   the method: initial estimate -> Geometry
                                                       Optimizer -> guided infiller -> refiner
+    scene         {pair: (PairObservation, MotionEstimate)} -> the same records with every person
+                                                      (each from the pair with their partner)
     export        (see ``socialmirror.pipeline.export``)
 
 ``semantic_inputs`` chains draft -> annotate -> encode_text: the semantic half that ``estimate`` reads.
@@ -70,42 +74,88 @@ def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress
     return cache.fetch("tracks", depends_on, compute, tracks_codec(video))
 
 
-def pair(perception: Perception, cache: StageCache, camera: CameraSettings = CameraSettings()) -> PairObservation:
-    """The two closest people (paper Sec. 1.1) as the 3D stages see them; logs the choice when it was made
-    among more than two people."""
+def people(perception: Perception, max_people: int = 2):
+    """Who is reconstructed (``perception.tracking.People``): the closest pair, or with ``max_people`` above two
+    everyone seen often enough up to that many, each with their closest partner. Logs the choice when more
+    people were tracked than are reconstructed."""
+    from socialmirror.perception.tracking import select_people
+    tracks = perception.tracks
+    chosen = select_people(tracks, max_people)
+    # Count people, not fragments: a track seen in under a tenth of the frames is a stray detection.
+    frames_seen = tracks.present.sum(axis=1)
+    tracked = tracks.ids[frames_seen >= max(3, 0.1 * tracks.present.shape[1])]
+    if len(tracked) > len(chosen.ids):
+        what = (f"the closest pair: ids {chosen.ids[0]} and {chosen.ids[1]} (--max-people {len(tracked)} "
+                "reconstructs each of them)" if len(chosen.ids) == 2 else
+                f"{len(chosen.ids)}: ids {', '.join(map(str, chosen.ids))}")
+        log.warning("%d people tracked (ids %s); reconstructing %s", len(tracked),
+                    ", ".join(map(str, tracked.tolist())), what)
+    if len(chosen.ids) > 2:
+        log.info("reconstructing %d people in the pairs %s", len(chosen.ids),
+                 ", ".join(f"({a}, {b})" for a, b in chosen.pairs))
+    return chosen
+
+
+def pair(perception: Perception, cache: StageCache, camera: CameraSettings = CameraSettings(),
+         ids: tuple[int, int] | None = None) -> PairObservation:
+    """Two people (``ids``; default the closest pair, paper Sec. 1.1) as the 3D stages see them."""
     tracks = perception.tracks
 
     def compute() -> PairObservation:
         from socialmirror.body.keypoints import keypoints_to_boxes, to_smpl24, to_smpl24_points
         from socialmirror.perception.tracking import FAR_APART, pair_distances, select_closest_pair
-        ids = select_closest_pair(tracks)
+        chosen = tuple(ids) if ids is not None else select_closest_pair(tracks)
         notes = []
         distances = pair_distances(tracks)
-        apart = distances.get((ids[0], ids[1]), distances.get((ids[1], ids[0])))[0]
+        apart = distances.get((chosen[0], chosen[1]), distances.get((chosen[1], chosen[0]), (np.inf, 0)))[0]
         if apart > FAR_APART:
-            notes.append(f"the two people (ids {ids[0]} and {ids[1]}) are {apart:.1f} body heights apart in the "
-                         f"image (median): too far apart to interact? The result may not be a pair")
-        # Count people, not fragments: a track seen in under a tenth of the frames is a stray detection.
-        frames_seen = tracks.present.sum(axis=1)
-        people = tracks.ids[frames_seen >= max(3, 0.1 * tracks.present.shape[1])]
-        if len(people) > 2:
-            notes.append(f"{len(people)} people tracked (ids {', '.join(map(str, people.tolist()))}); "
-                         f"reconstructing the closest pair: ids {ids[0]} and {ids[1]}")
+            notes.append(f"the two people (ids {chosen[0]} and {chosen[1]}) are {apart:.1f} body heights apart in "
+                         f"the image (median): too far apart to interact? The result may not be a pair")
         # Built exactly like the observation model that the networks were trained on.
-        smpl24 = to_smpl24(tracks.pair_keypoints(ids))
+        smpl24 = to_smpl24(tracks.pair_keypoints(chosen))
         keypoints2d, boxes, detected = keypoints_to_boxes(smpl24)
         if not detected.any(axis=0).all():
             raise InputError("one of the two people is never detected well enough to reconstruct")
         width, height = (int(v) for v in tracks.image_size)
-        world = to_smpl24_points(tracks.pair_world(ids)).astype(np.float32)
+        world = to_smpl24_points(tracks.pair_world(chosen)).astype(np.float32)
         return PairObservation(keypoints2d, boxes, camera.matrix(width, height), (width, height), tracks.fps,
-                               np.asarray(ids, dtype=np.int64), notes=tuple(notes), world_joints=world,
+                               np.asarray(chosen, dtype=np.int64), notes=tuple(notes), world_joints=world,
                                world_confidence=smpl24[..., 2].astype(np.float32))
     observation = cache.fetch("pair", [tracks.ids, tracks.keypoints, tracks.world, tracks.boxes, tracks.image_size,
-                                       tracks.fps, camera], compute, PAIR_CODEC)
+                                       tracks.fps, camera, None if ids is None else list(ids)], compute, PAIR_CODEC)
     for note in observation.notes:
         log.warning(note)
     return observation
+
+
+def scene(chosen, parts: dict) -> tuple[PairObservation, object]:
+    """The people of ``chosen`` (``people``) in one observation and one ``MotionEstimate``, persons in the order
+    of ``chosen.ids``: each person as reconstructed with their partner. ``parts``: {pair of ids: (observation,
+    estimate)} for ``chosen.pairs``. Two people: their pair's own records."""
+    from socialmirror.inference.estimator import MotionEstimate
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    sources = []  # (observation, estimate, person index in that pair) per person
+    for i, partner in zip(chosen.ids, chosen.partners):
+        key = next(k for k in parts if set(k) == {i, partner})
+        obs, est = parts[key]
+        sources.append((obs, est, int(np.flatnonzero(np.asarray(obs.track_ids) == i)[0])))
+    stack = (lambda arrays, axis=1: None if any(a is None for a in arrays)  # noqa: E731
+             else np.stack([np.take(a, k, axis=axis) for a, (_, _, k) in zip(arrays, sources)], axis=axis))
+    obs0, est0 = next(iter(parts.values()))
+    observation = replace(obs0, keypoints2d=stack([o.keypoints2d for o, _, _ in sources]),
+                          boxes=stack([o.boxes for o, _, _ in sources]), track_ids=np.asarray(chosen.ids, np.int64),
+                          notes=tuple(n for o, _ in parts.values() for n in o.notes),
+                          world_joints=stack([o.world_joints for o, _, _ in sources]),
+                          world_confidence=stack([o.world_confidence for o, _, _ in sources]))
+    fields = {name: stack([getattr(e, name) for _, e, _ in sources], axis=0 if name == "shape" else 1)
+              for name in MotionEstimate._ARRAYS}
+    timings = {}
+    for _, est in parts.values():
+        for k, v in est.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    warnings = [f"pair {tuple(int(v) for v in key)}: {w}" for key, (_, est) in parts.items() for w in est.warnings]
+    return observation, MotionEstimate(**fields, timings=timings, method=est0.method, warnings=warnings)
 
 
 def _observed(observation: PairObservation) -> list:
