@@ -398,3 +398,47 @@ def test_glb_export_passes_the_khronos_validator(sample_outputs):
                          text=True, timeout=120)
     report = json.loads(run.stdout)
     assert report["errors"] == 0, report["messages"][:5]
+
+
+_BLENDER_IMPORT = """
+import json, sys
+import numpy
+import bpy
+# Debian 12's Blender 3.4 glTF importer still uses numpy.bool, which its numpy 1.24 removed (a packaging bug,
+# not the file's): the alias is restored for the importer.
+if not hasattr(numpy, "bool"):
+    numpy.bool = bool
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_scene.gltf(filepath=sys.argv[sys.argv.index("--") + 1])
+objects = list(bpy.data.objects)
+ranges = [tuple(a.frame_range) for a in bpy.data.actions if any(len(c.keyframe_points) for c in a.fcurves)]
+print("RESULT " + json.dumps({
+    "armatures": sum(o.type == "ARMATURE" for o in objects),
+    "skinned_meshes": sum(o.type == "MESH" and any(m.type == "ARMATURE" for m in o.modifiers) for o in objects),
+    "cameras": sum(o.type == "CAMERA" for o in objects),
+    "ranges": ranges, "scene_fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base}))
+"""
+
+
+@pytest.mark.slow
+@needs_weights
+def test_glb_export_imports_into_blender_with_its_animation(sample_outputs):
+    """Issue 14 item 2: a headless Blender (Debian's blender 3.4) imports scene.glb: two armatures, two skinned
+    meshes, the camera, and an animation as long as the video; skipped where Blender is absent."""
+    import json
+    import shutil
+    import subprocess
+    blender = shutil.which("blender")
+    if blender is None:
+        pytest.skip("Blender is not installed")
+    run = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", _BLENDER_IMPORT, "--",
+                          str(sample_outputs / "scene.glb")], capture_output=True, text=True, timeout=300)
+    line = next((row for row in run.stdout.splitlines() if row.startswith("RESULT ")), None)
+    assert line is not None, run.stdout[-2000:] + run.stderr[-2000:]
+    report = json.loads(line[len("RESULT "):])
+    with np.load(sample_outputs / "result.npz") as r:
+        T, fps = len(r["joints3d"]), float(r["fps"])
+    assert report["armatures"] == 2 and report["skinned_meshes"] == 2 and report["cameras"] == 1
+    assert report["ranges"], "no animation was imported"
+    seconds = max(end - start for start, end in report["ranges"]) / report["scene_fps"]
+    assert seconds == pytest.approx((T - 1) / fps, abs=1.5 / report["scene_fps"])

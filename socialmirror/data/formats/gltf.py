@@ -129,10 +129,13 @@ def format_glb(people: list[AnimatedPerson], fps: float, intrinsics: np.ndarray 
         inverse_bind = np.tile(np.eye(4, dtype=np.float32), (K, 1, 1))
         inverse_bind[:, :3, 3] = -heads
         ibm = buffer.add(inverse_bind.transpose(0, 2, 1).reshape(K, 16), "MAT4", _FLOAT)  # column-major
-        skins.append({"name": person.name, "joints": list(range(first, first + K)), "skeleton": first,
+        # Each skeleton under a node of its own: importers that make one armature per skeleton root (Blender
+        # takes the joints' deepest common ancestor's parent) then give each person their own.
+        nodes.append({"name": person.name, "children": [first]})
+        skins.append({"name": person.name, "joints": list(range(first, first + K)), "skeleton": len(nodes) - 1,
                       "inverseBindMatrices": ibm})
         nodes.append({"name": f"{person.name}_mesh", "mesh": len(meshes) - 1, "skin": len(skins) - 1})
-        scene_nodes += [first, len(nodes) - 1]
+        scene_nodes += [len(nodes) - 2, len(nodes) - 1]
     doc = {"asset": {"version": "2.0", "generator": "socialmirror"}, "scene": 0,
            "scenes": [{"nodes": scene_nodes}], "nodes": nodes, "meshes": meshes, "skins": skins,
            "animations": [{"name": "motion", "channels": channels, "samplers": samplers}]}
