@@ -174,6 +174,36 @@ def cmd_annotate(args) -> int:
     return 0
 
 
+def cmd_live(args) -> int:
+    import json
+
+    from socialmirror.io import atomic_write_json, output_file
+    from socialmirror.live import LiveSettings, run_live
+    settings = LiveSettings(window=args.window, stride=args.stride, realtime=args.realtime,
+                            max_frames=args.max_frames, method=args.method or "socialmirror", seed=args.seed or 0)
+    summary_path = output_file(args.summary_json) if args.summary_json else None
+    out = open(output_file(args.out), "w", encoding="utf-8") if args.out else sys.stdout
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    try:
+        def emit(record: dict) -> None:
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+        summary = run_live(args.source, settings, emit)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    p50, p95 = summary.p50_latency_s, summary.p95_latency_s
+    print(f"live: {summary.frames} frames, {summary.dropped} dropped, {summary.windows} windows "
+          f"({summary.windows_without_pair} without a pair); latency p50 "
+          f"{'-' if p50 is None else f'{p50:.2f} s'}, p95 {'-' if p95 is None else f'{p95:.2f} s'}; "
+          f"ended: {summary.ended}", file=sys.stderr)
+    if summary_path is not None:
+        atomic_write_json(summary_path, summary.to_dict())
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     from socialmirror.demo import run_demo
@@ -320,6 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_options(p, "folder of videos (and of sub-folders of frames)")
     _add_reconstruct_options(p)
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("live", help="a camera, stream or file reconstructed window by window as frames arrive "
+                                    "(JSON lines)")
+    p.add_argument("source", help="camera index (0) or /dev/videoN, rtsp:// or http(s):// stream, or video file")
+    p.add_argument("--out", help="write the JSON lines here (default: stdout)")
+    p.add_argument("--summary-json", help="write frames, dropped, windows and latency p50/p95 here")
+    p.add_argument("--realtime", action="store_true", help="play a file at its own frame rate")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--window", type=int, default=16, help="frames per reconstruction (default 16)")
+    p.add_argument("--stride", type=int, default=8, help="new frames between two records (default 8)")
+    p.add_argument("--method", help="socialmirror (default), closeint, ... as reconstruct")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("annotate", help="the VLM Annotator's per-clip sentences and contacts (Table 1 protocol)")
     p.add_argument("-o", "--output", required=True, help="annotations .json to write")

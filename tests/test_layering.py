@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("inference", "training", "render"),
     ("pipeline",),                                             # the stages of a reconstruction
     ("api",),
-    ("evaluation", "demo", "batch", "socialmirror"),           # "socialmirror": the package's own __init__
+    ("evaluation", "demo", "batch", "live", "socialmirror"),           # "socialmirror": the package's own __init__
     ("cli",),
     ("__main__",),
 )

@@ -1,0 +1,281 @@
+"""``socialmirror live SOURCE``: the two people reconstructed while they are still there.
+
+SOURCE is a camera (an index such as ``0``, or ``/dev/videoN``), a network stream (``rtsp://``, or an HTTP(S)
+MJPEG or H.264 stream) or a video file (played as fast as it decodes, or at its own frame rate with
+``realtime``). Frames are read by a thread of their own into a small buffer (``LiveSettings.buffer_frames``):
+when perception falls behind, the oldest waiting frame is dropped and counted, so the latency stays bounded
+instead of growing with the stream. Every frame taken is detected (MediaPipe, as ``reconstruct``); each time
+``stride`` new frames have been detected, the last ``window`` frames are tracked, their closest pair chosen and
+reconstructed by the 3D stages (the method's full pipeline, the offline annotator for its semantics) and one
+JSON record is emitted (``window_record``). A frame's latency is the time from its arrival to the record that
+first holds it. The run ends at the stream's end, after ``max_frames`` frames, when no frame has come for
+``stall_seconds`` (a network stream is first reopened ``reconnects`` times), or on Ctrl-C; the summary
+(``LiveSummary``) counts frames, drops and windows and gives the latency's p50 and p95.
+
+Each window is reconstructed on its own: its two people are ordered left to right within the window, not
+tracked across windows.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from socialmirror.config import ConfigError
+from socialmirror.errors import InputError
+
+log = logging.getLogger(__name__)
+
+_STREAM = re.compile(r"^(rtsp|rtmp|https?)://", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    window: int = 16  # frames reconstructed together (the networks' clip length)
+    stride: int = 8  # new frames between two records
+    buffer_frames: int = 4  # frames waiting for perception; when full the oldest is dropped
+    realtime: bool = False  # a file played at its own frame rate (cameras and streams always are)
+    max_frames: int | None = None  # stop after this many frames taken
+    stall_seconds: float = 5.0  # no frame for this long: the stream has stalled
+    reconnects: int = 3  # a network stream that ends or stalls is reopened this many times
+    method: str = "socialmirror"
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 2 <= self.window:
+            raise ConfigError(f"live window: at least 2 frames, got {self.window}")
+        if not 1 <= self.stride <= self.window:
+            raise ConfigError(f"live stride: between 1 and the window ({self.window}), got {self.stride}")
+        if self.buffer_frames < 1:
+            raise ConfigError(f"live buffer: at least 1 frame, got {self.buffer_frames}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"live max_frames: at least 1, got {self.max_frames}")
+        if not self.stall_seconds > 0:
+            raise ConfigError(f"live stall_seconds: positive, got {self.stall_seconds}")
+
+
+@dataclass
+class LiveSummary:
+    """What ``--summary-json`` writes."""
+
+    frames: int = 0  # frames taken and detected
+    dropped: int = 0  # frames dropped because perception was behind
+    windows: int = 0  # records emitted
+    windows_without_pair: int = 0  # windows where two people were not in view together
+    reconnects: int = 0
+    p50_latency_s: float | None = None
+    p95_latency_s: float | None = None
+    ended: str = ""  # why the run ended: "end of stream", "stalled", "max frames", "interrupted"
+    latencies_s: list[float] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "latencies_s"}
+
+
+def parse_source(source: str) -> tuple[int | str, bool]:
+    """(what OpenCV opens, whether it is a network stream): a camera index, a device path, a stream URL or an
+    existing video file; anything else is a one-line ``InputError``."""
+    text = str(source).strip()
+    if text.isdigit():
+        return int(text), False
+    if _STREAM.match(text):
+        return text, True
+    if text.startswith("/dev/video"):
+        if not Path(text).exists():
+            raise InputError(f"no camera at {text}")
+        return text, False
+    if not Path(text).is_file():
+        raise InputError(f"live source not found: {text} (a camera index, /dev/videoN, an rtsp:// or http(s):// "
+                         "stream, or a video file)")
+    return text, False
+
+
+class FrameFeed:
+    """Frames of a source read by a thread into a bounded buffer; iterate for ``(index, arrival, rgb)``
+    (arrival: ``time.monotonic()`` when the frame was read). ``dropped`` counts the frames the buffer lost."""
+
+    def __init__(self, source: str, settings: LiveSettings):
+        self.target, self.is_stream = parse_source(source)
+        self.settings = settings
+        self.dropped = self.reconnects = 0
+        self.ended = ""
+        self._frames: collections.deque = collections.deque()
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self._capture = self._open()
+        fps = self._capture.get(5)  # cv2.CAP_PROP_FPS
+        self.fps = float(fps) if np.isfinite(fps) and 0 < fps < 1000 else 30.0
+        self.size: tuple[int, int] | None = None
+        self._thread = threading.Thread(target=self._read_all, name="socialmirror-live-reader", daemon=True)
+        self._thread.start()
+
+    def _open(self):
+        import cv2
+        timeout_ms = int(self.settings.stall_seconds * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        backend = cv2.CAP_ANY if isinstance(self.target, int) else cv2.CAP_FFMPEG
+        capture = cv2.VideoCapture(self.target, backend, params)
+        if not capture.isOpened():
+            capture.release()
+            raise InputError(f"cannot open the live source {self.target}")
+        return capture
+
+    def _read_all(self) -> None:
+        import cv2
+        index, start = 0, time.monotonic()
+        last_frame = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                ok, frame = self._capture.read()
+                if not ok or frame is None:
+                    stalled = time.monotonic() - last_frame >= self.settings.stall_seconds
+                    if self.is_stream and self.reconnects < self.settings.reconnects:
+                        self.reconnects += 1
+                        log.warning("live source %s %s; reconnecting (%d of %d)", self.target,
+                                    "stalled" if stalled else "ended", self.reconnects, self.settings.reconnects)
+                        self._capture.release()
+                        time.sleep(min(0.5 * self.reconnects, 2.0))
+                        try:
+                            self._capture = self._open()
+                        except InputError:
+                            continue
+                        last_frame = time.monotonic()
+                        continue
+                    self.ended = "stalled" if stalled else "end of stream"
+                    break
+                last_frame = time.monotonic()
+                if self.settings.realtime and not self.is_stream and not isinstance(self.target, int):
+                    # A file played at its own rate: frame i is due at start + i / fps.
+                    time.sleep(max(0.0, start + index / self.fps - time.monotonic()))
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                self._put((index, time.monotonic(), rgb))
+                index += 1
+        finally:
+            with self._ready:
+                self._frames.append(None)  # the end, never dropped
+                self._ready.notify_all()
+
+    def _put(self, item) -> None:
+        with self._ready:
+            if len(self._frames) >= self.settings.buffer_frames:
+                self._frames.popleft()
+                self.dropped += 1
+            self._frames.append(item)
+            self._ready.notify_all()
+
+    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        while True:
+            with self._ready:
+                while not self._frames:
+                    self._ready.wait(0.1)
+                item = self._frames.popleft()
+            if item is None:
+                return
+            if self.size is None:
+                self.size = (int(item[2].shape[1]), int(item[2].shape[0]))
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.settings.stall_seconds + 1.0)
+        self._capture.release()
+
+
+def window_record(number: int, frames: list[int], estimate, observation) -> dict:
+    """One window's JSON record: its frames (source indices), the pair's track ids (within the window) and
+    both people's joints (T, 2, 24, 3, metres, camera frame as result.npz) and pelvis translations."""
+    return {"window": number, "frames": [int(f) for f in frames],
+            "track_ids": [int(i) for i in observation.track_ids],
+            "joints3d": np.round(estimate.joints.astype(np.float64), 4).tolist(),
+            "transl": np.round(estimate.transl.astype(np.float64), 4).tolist()}
+
+
+def _reconstruct_window(models, detections: list, size: tuple[int, int], fps: float, settings: LiveSettings):
+    """(observation, estimate) of a window's closest pair; ``InputError`` when it has no pair."""
+    from socialmirror import pipeline
+    from socialmirror.perception.tracking import track
+    tracks = track(detections, fps=fps, image_size=size)
+    cache = pipeline.StageCache(None)
+    observation = pipeline.pair(pipeline.Perception(None, tracks), cache)
+    semantics = (lambda: pipeline.semantic_inputs(models, observation, cache, seed=settings.seed,  # noqa: E731
+                                                  progress=False))
+    return observation, pipeline.estimate(models, observation, settings.method, cache, seed=settings.seed,
+                                          semantics=semantics, progress=False)
+
+
+def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callable[[dict], None] = print,
+             models=None, detector=None) -> LiveSummary:
+    """Reconstruct ``source`` window by window as its frames arrive (module docstring); ``emit`` receives each
+    record. Returns the summary (also on Ctrl-C)."""
+    from socialmirror import pipeline
+    from socialmirror.perception.pose import MediaPipePoseDetector
+    from socialmirror.perception.tracking import appearance_descriptor
+    models = models or pipeline.load_models()
+    own_detector = detector is None
+    detector = detector or MediaPipePoseDetector(num_poses=3)
+    summary = LiveSummary()
+    window = collections.deque(maxlen=settings.window)  # (index, arrival, detections)
+    waiting: list[float] = []  # arrivals of the frames no record holds yet
+    new = 0
+    feed = FrameFeed(source, settings)
+    try:
+        for index, arrival, rgb in feed:
+            people = detector.detect(rgb)
+            for p in people:
+                if p.appearance is None:
+                    p.appearance = appearance_descriptor(rgb, p.keypoints)
+            window.append((index, arrival, people))
+            waiting.append(arrival)
+            summary.frames += 1
+            new += 1
+            if len(window) == settings.window and new >= settings.stride:
+                _emit_window(models, window, feed, settings, summary, waiting, emit)
+                new = 0
+            if settings.max_frames is not None and summary.frames >= settings.max_frames:
+                summary.ended = "max frames"
+                break
+        else:
+            summary.ended = feed.ended
+            if new and len(window) == settings.window:  # the last frames of the stream
+                _emit_window(models, window, feed, settings, summary, waiting, emit)
+    except KeyboardInterrupt:
+        summary.ended = "interrupted"
+    finally:
+        feed.close()
+        if own_detector:
+            detector.close()
+    summary.dropped, summary.reconnects = feed.dropped, feed.reconnects
+    if summary.latencies_s:
+        summary.p50_latency_s, summary.p95_latency_s = (float(v) for v in
+                                                        np.percentile(summary.latencies_s, [50, 95]))
+    return summary
+
+
+def _emit_window(models, window, feed: FrameFeed, settings: LiveSettings, summary: LiveSummary,
+                 waiting: list[float], emit: Callable[[dict], None]) -> None:
+    indices, _, detections = (list(v) for v in zip(*window))
+    try:
+        observation, estimate = _reconstruct_window(models, detections, feed.size, feed.fps, settings)
+    except InputError as exc:
+        summary.windows_without_pair += 1
+        waiting.clear()  # these frames get no record: counted as the window without a pair
+        log.info("live window ending at frame %d: %s", indices[-1], exc)
+        return
+    record = window_record(summary.windows, indices, estimate, observation)
+    done = time.monotonic()
+    latencies = [done - a for a in waiting]
+    record["latency_s"] = round(max(latencies), 4)
+    summary.latencies_s += latencies
+    waiting.clear()
+    summary.windows += 1
+    emit(record)
+
+
+__all__ = ["FrameFeed", "LiveSettings", "LiveSummary", "parse_source", "run_live", "window_record"]
