@@ -183,9 +183,8 @@ def cmd_live(args) -> int:
                             max_frames=args.max_frames, method=args.method or "socialmirror", seed=args.seed or 0)
     summary_path = output_file(args.summary_json) if args.summary_json else None
     out = open(output_file(args.out), "w", encoding="utf-8") if args.out else sys.stdout
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    import torch
+    torch.set_num_threads(args.threads or 1)  # one core for the 3D stages, the other for perception
     try:
         def emit(record: dict) -> None:
             out.write(json.dumps(record) + "\n")
@@ -362,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=8, help="new frames between two records (default 8)")
     p.add_argument("--method", help="socialmirror (default), closeint, ... as reconstruct")
     p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=int, help="torch CPU threads for the 3D stages (default 1: perception has "
+                   "the other core)")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("annotate", help="the VLM Annotator's per-clip sentences and contacts (Table 1 protocol)")

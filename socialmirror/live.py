@@ -5,9 +5,10 @@ MJPEG or H.264 stream) or a video file (played as fast as it decodes, or at its 
 ``realtime``). Frames are read by a thread of their own into a small buffer (``LiveSettings.buffer_frames``):
 when perception falls behind, the oldest waiting frame is dropped and counted, so the latency stays bounded
 instead of growing with the stream. Every frame taken is detected (MediaPipe, as ``reconstruct``); each time
-``stride`` new frames have been detected, the last ``window`` frames are tracked, their closest pair chosen and
-reconstructed by the 3D stages (the method's full pipeline, the offline annotator for its semantics) and one
-JSON record is emitted (``window_record``). A frame's latency is the time from its arrival to the record that
+``stride`` new frames have been detected and the previous window is done, the last ``window`` frames are
+tracked, their closest pair chosen and reconstructed by the 3D stages (the method's full pipeline, the offline
+annotator for its semantics) in a third thread, while perception goes on, and one JSON record is emitted
+(``window_record``). A frame's latency is the time from its arrival to the record that
 first holds it. The run ends at the stream's end, after ``max_frames`` frames, when no frame has come for
 ``stall_seconds`` (a network stream is first reopened ``reconnects`` times), or on Ctrl-C; the summary
 (``LiveSummary``) counts frames, drops and windows and gives the latency's p50 and p95.
@@ -69,6 +70,7 @@ class LiveSummary:
     dropped: int = 0  # frames dropped because perception was behind
     windows: int = 0  # records emitted
     windows_without_pair: int = 0  # windows where two people were not in view together
+    frames_in_no_window: int = 0  # detected, but slid out of the window while the previous one was reconstructed
     reconnects: int = 0
     p50_latency_s: float | None = None
     p95_latency_s: float | None = None
@@ -216,38 +218,26 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     record. Returns the summary (also on Ctrl-C)."""
     from socialmirror import pipeline
     from socialmirror.perception.pose import MediaPipePoseDetector
-    from socialmirror.perception.tracking import appearance_descriptor
     models = models or pipeline.load_models()
     own_detector = detector is None
     detector = detector or MediaPipePoseDetector(num_poses=3)
     summary = LiveSummary()
-    window = collections.deque(maxlen=settings.window)  # (index, arrival, detections)
-    waiting: list[float] = []  # arrivals of the frames no record holds yet
-    new = 0
     feed = FrameFeed(source, settings)
+    windows = _WindowWorker(models, feed, settings, summary, emit)
     try:
         for index, arrival, rgb in feed:
-            people = detector.detect(rgb)
-            for p in people:
-                if p.appearance is None:
-                    p.appearance = appearance_descriptor(rgb, p.keypoints)
-            window.append((index, arrival, people))
-            waiting.append(arrival)
+            windows.add(index, arrival, _detect(detector, rgb))
             summary.frames += 1
-            new += 1
-            if len(window) == settings.window and new >= settings.stride:
-                _emit_window(models, window, feed, settings, summary, waiting, emit)
-                new = 0
             if settings.max_frames is not None and summary.frames >= settings.max_frames:
                 summary.ended = "max frames"
                 break
         else:
             summary.ended = feed.ended
-            if new and len(window) == settings.window:  # the last frames of the stream
-                _emit_window(models, window, feed, settings, summary, waiting, emit)
+        windows.finish()
     except KeyboardInterrupt:
         summary.ended = "interrupted"
     finally:
+        windows.close()
         feed.close()
         if own_detector:
             detector.close()
@@ -258,24 +248,75 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     return summary
 
 
-def _emit_window(models, window, feed: FrameFeed, settings: LiveSettings, summary: LiveSummary,
-                 waiting: list[float], emit: Callable[[dict], None]) -> None:
-    indices, _, detections = (list(v) for v in zip(*window))
-    try:
-        observation, estimate = _reconstruct_window(models, detections, feed.size, feed.fps, settings)
-    except InputError as exc:
-        summary.windows_without_pair += 1
-        waiting.clear()  # these frames get no record: counted as the window without a pair
-        log.info("live window ending at frame %d: %s", indices[-1], exc)
-        return
-    record = window_record(summary.windows, indices, estimate, observation)
-    done = time.monotonic()
-    latencies = [done - a for a in waiting]
-    record["latency_s"] = round(max(latencies), 4)
-    summary.latencies_s += latencies
-    waiting.clear()
-    summary.windows += 1
-    emit(record)
+def _detect(detector, rgb: np.ndarray) -> list:
+    from socialmirror.perception.tracking import appearance_descriptor
+    people = detector.detect(rgb)
+    for p in people:
+        if p.appearance is None:
+            p.appearance = appearance_descriptor(rgb, p.keypoints)
+    return people
+
+
+class _WindowWorker:
+    """The 3D stages of each window in a thread of their own, so that perception goes on meanwhile (the two
+    share the two cores): a window is started when ``stride`` new frames have come and the previous one is
+    done; its record is emitted from the perception thread (``add``, ``finish``)."""
+
+    def __init__(self, models, feed: FrameFeed, settings: LiveSettings, summary: LiveSummary,
+                 emit: Callable[[dict], None]):
+        from concurrent.futures import ThreadPoolExecutor
+        self.models, self.feed, self.settings, self.summary, self.emit = models, feed, settings, summary, emit
+        self.window: collections.deque = collections.deque(maxlen=settings.window)  # (index, arrival, people)
+        self.waiting: list[tuple[int, float]] = []  # (index, arrival) of the frames no window has taken yet
+        self.new = 0
+        self.running = None  # (future, indices, arrivals of the frames it is the first record of)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="socialmirror-live-3d")
+
+    def add(self, index: int, arrival: float, people: list) -> None:
+        self.window.append((index, arrival, people))
+        self.waiting.append((index, arrival))
+        self.new += 1
+        if self.running is not None and self.running[0].done():
+            self._collect()
+        if self.running is None and len(self.window) == self.settings.window and self.new >= self.settings.stride:
+            self._start()
+
+    def finish(self) -> None:
+        """At the end of the stream: the running window's record, then one of the last frames if any."""
+        if self.running is not None:
+            self._collect()
+        if self.new and len(self.window) == self.settings.window:
+            self._start()
+            self._collect()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start(self) -> None:
+        indices, _, detections = (list(v) for v in zip(*self.window))
+        taken = [a for i, a in self.waiting if i >= indices[0]]
+        self.summary.frames_in_no_window += len(self.waiting) - len(taken)  # slid out while the 3D ran
+        self.waiting.clear()
+        self.new = 0
+        future = self.pool.submit(_reconstruct_window, self.models, detections, self.feed.size, self.feed.fps,
+                                  self.settings)
+        self.running = (future, indices, taken)
+
+    def _collect(self) -> None:
+        future, indices, taken = self.running
+        self.running = None
+        try:
+            observation, estimate = future.result()
+        except InputError as exc:
+            self.summary.windows_without_pair += 1
+            log.info("live window ending at frame %d: %s", indices[-1], exc)
+            return
+        record = window_record(self.summary.windows, indices, estimate, observation)
+        latencies = [time.monotonic() - a for a in taken]
+        record["latency_s"] = round(max(latencies), 4) if latencies else None
+        self.summary.latencies_s += latencies
+        self.summary.windows += 1
+        self.emit(record)
 
 
 __all__ = ["FrameFeed", "LiveSettings", "LiveSummary", "parse_source", "run_live", "window_record"]
