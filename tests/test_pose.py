@@ -146,6 +146,26 @@ def test_isolated_people_need_no_second_pass(detector, monkeypatch):
     assert len(people) == 2 and detector.last_passes == 1
 
 
+def test_with_the_pair_found_a_third_person_is_looked_for_only_where_the_first_call_hints_at_one(bundle,
+                                                                                                 monkeypatch):
+    """Asked for three people (as reconstruct's detector is), two people standing apart cost one landmarker
+    call: nothing hints at a third (the first call returned two, none overlapping). A first call that returned
+    as many people as asked for (one a duplicate), or ``pair_first=False``, still gets the masked pass."""
+    apart = [_det(_standing(200)), _det(_standing(800))]
+    with MediaPipePoseDetector(num_poses=3, bundle_path=bundle, recall=False) as det:
+        monkeypatch.setattr(det, "run_landmarker", lambda frame, source: list(apart) if source == "pass1" else [])
+        assert len(det.detect(np.zeros((800, 1000, 3), dtype=np.uint8))) == 2 and det.last_passes == 1
+        # Three returned, one of them a duplicate: MediaPipe gave all it was asked for, someone may be missing.
+        saturated = apart + [_det(_standing(200))]
+        monkeypatch.setattr(det, "run_landmarker",
+                            lambda frame, source: list(saturated) if source == "pass1" else [])
+        assert len(det.detect(np.zeros((800, 1000, 3), dtype=np.uint8))) == 2 and det.last_passes == 2
+    with MediaPipePoseDetector(num_poses=3, bundle_path=bundle, recall=False, pair_first=False) as det:
+        monkeypatch.setattr(det, "run_landmarker", lambda frame, source: list(apart) if source == "pass1" else [])
+        det.detect(np.zeros((800, 1000, 3), dtype=np.uint8))
+        assert det.last_passes == 2
+
+
 def test_empty_frame_and_bad_input(detector):
     assert detector.detect(np.full((240, 320, 3), 128, dtype=np.uint8)) == []
     with pytest.raises(ValueError):

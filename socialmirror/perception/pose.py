@@ -284,6 +284,9 @@ class MediaPipePoseDetector(PoseDetector):
             three times the landmarker's time and brought spurious tile tracks (measured by the render
             evaluation, 12 sequences).
         tile_grid: the recall's tiles per side (0 or 1: no tiles).
+        pair_first: stop the masked passes once ``recall_target`` people are accepted, when no first-call
+            candidate is left unverified and the first call returned fewer than ``num_poses`` people (nothing
+            hints at anyone else); ``False`` looks for ``num_poses`` people on every frame.
         bundle_path: a ``.task`` bundle to use instead of the cached one.
 
     The second pass, per frame:
@@ -323,7 +326,7 @@ class MediaPipePoseDetector(PoseDetector):
                  max_extra_passes: int | None = None,
                  mask_min_visibility: float = 0.5, hidden_confidence: float = 0.5,
                  keep_unverified: bool = True, recall: bool = True, tile_grid: int = 2,
-                 recall_target: int = 2, bundle_path: str | os.PathLike | None = None):
+                 recall_target: int = 2, pair_first: bool = True, bundle_path: str | os.PathLike | None = None):
         if num_poses < 1:
             raise ValueError("num_poses must be >= 1")
         from mediapipe.tasks.python import vision
@@ -337,6 +340,7 @@ class MediaPipePoseDetector(PoseDetector):
         self.keep_unverified = bool(keep_unverified)
         self.recall = bool(recall)
         self.recall_target = max(1, min(int(recall_target), self.num_poses))
+        self.pair_first = bool(pair_first)
         self.tile_grid = int(tile_grid)
         self._faces = None    # the recall's models, made on the first frame that needs them
         self._regions = None
@@ -393,7 +397,10 @@ class MediaPipePoseDetector(PoseDetector):
         if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame_rgb.dtype} {frame_rgb.shape}")
         h, w = frame_rgb.shape[:2]
-        candidates = self._dedupe(self.run_landmarker(frame_rgb, "pass1"))
+        first_call = self.run_landmarker(frame_rgb, "pass1")
+        candidates = self._dedupe(first_call)
+        # MediaPipe returned as many people as it was asked for: there may be more than it could give.
+        saturated = len(first_call) >= self.num_poses
         self.last_passes = 1
         if not self.second_pass or len(candidates) == 0:
             people = candidates[: self.num_poses]
@@ -409,6 +416,10 @@ class MediaPipePoseDetector(PoseDetector):
         fill = None
         for extra in range(self.max_extra_passes):
             if len(people) >= self.num_poses:
+                break
+            if self.pair_first and len(people) >= self.recall_target and not unverified and not saturated:
+                # The pair is found and the first call saw nobody else: another masked call would look for a
+                # person neither the detector nor the unmasked landmarker saw (about 50 ms a frame).
                 break
             for p in people[n_painted:]:
                 painted |= person_mask(p.keypoints, (h, w), self.mask_min_visibility)
