@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
@@ -164,6 +165,16 @@ def test_write_render_video(tmp_path):
     assert tuple(meta["size"]) == (642, 182)
     assert "h264" in meta["codec"] and "yuv420p" in meta["pix_fmt"]
     assert sum(1 for _ in reader) == T
+
+
+def test_frames_drawn_by_two_threads_are_the_frames_drawn_by_one(tmp_path):
+    T = 9
+    verts, f = two_capsules(T)
+    frames = [np.full((180, 320, 3), 10 * t, np.uint8) for t in range(T)]
+    videos = [write_render_video(tmp_path / f"render{w}.mp4", frames, verts, f, intrinsics(), fps=10,
+                                 progress=False, workers=w) for w in (1, 2)]
+    one, two = (iio.imread(v) for v in videos)
+    assert one.shape[0] == T and np.array_equal(one, two)
 
 
 def test_write_render_video_failure_leaves_nothing(tmp_path):

@@ -7,8 +7,11 @@ folder and renamed into place when complete, so a reader never sees a partial ``
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -98,7 +101,7 @@ def render_frame(frame: np.ndarray | None, vertices, faces, K, side_camera: Side
 def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float, side_view: bool = True,
                        joints=None, image_size: tuple[int, int] | None = None, alpha: float = 0.85,
                        up=None, progress: bool = True, crf: int = 20, preset: str = "veryfast",
-                       camera_view: bool = True) -> Path:
+                       camera_view: bool = True, workers: int | None = None) -> Path:
     """Write ``render.mp4``: per frame the input frame with the meshes overlaid, beside the side view (or
     either alone: ``camera_view`` / ``side_view`` False).
 
@@ -107,8 +110,8 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
     ``image_size``); vertices (T, P, V, 3) camera frame, an array or ``body.meshes.MeshFrames`` (read frame
     by frame, so a long video's meshes are never in memory whole); faces (F, 3); K (3, 3) or (T, 3, 3); fps: the
     input's frame rate; joints (T, P, 24, 3) optional skeleton overlay; up: the world's up direction in the
-    camera frame for the side view's ground (estimated when None); crf/preset: libx264's quality and speed.
-    Returns the path.
+    camera frame for the side view's ground (estimated when None); crf/preset: libx264's quality and speed;
+    workers: threads drawing the frames (None: ``render_workers``). Returns the path.
     """
     import imageio_ffmpeg
 
@@ -126,24 +129,15 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
     fd, tmp = temporary_beside(path, ".tmp.mp4")
     os.close(fd)
     writer = None
-    side_camera = background = None
     try:
         bar = _progress(T, progress, path.name)
-        for t in range(T):
-            try:
-                frame = next(source)
-            except StopIteration:
-                raise ValueError(f"the frame source ended after {t} frames, {T} meshes given") from None
-            if isinstance(frame, tuple):  # (index, frame) pairs, as socialmirror.perception's readers yield
-                frame = frame[-1]
-            frame = _to_rgb_uint8(frame)
-            if side_view and side_camera is None:
-                side_camera = SideCamera.fit(vertices.sample(), frame.shape[:2], up=up)
-                background = side_camera.ground_image()
-            Kt = K[t] if K.ndim == 3 else K
-            img = _even(render_frame(frame, vertices[t], faces, Kt, side_camera=side_camera, side_view=side_view,
-                                     joints=None if joints is None else joints[t], alpha=alpha,
-                                     side_background=background, camera_view=camera_view))
+        inputs = _frame_inputs(source, vertices, K, joints, T)
+        first = next(inputs)
+        side_camera = SideCamera.fit(vertices.sample(), first[0].shape[:2], up=up) if side_view else None
+        constants = _RenderConstants(faces, side_camera, None if side_camera is None else side_camera.ground_image(),
+                                     side_view, camera_view, alpha)
+        for t, img in enumerate(_composites(itertools.chain([first], inputs), constants,
+                                            render_workers(T) if workers is None else workers)):
             if writer is None:
                 size = (img.shape[1], img.shape[0])
                 writer = imageio_ffmpeg.write_frames(
@@ -174,6 +168,60 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
             os.remove(tmp)
         raise
     return path
+
+
+def render_workers(num_frames: int) -> int:
+    """Threads that draw render.mp4's frames: one per core, at most two, and one for a single frame."""
+    return 1 if num_frames < 2 else max(1, min(2, os.cpu_count() or 1))
+
+
+def _frame_inputs(source, vertices, K: np.ndarray, joints, num_frames: int):
+    """(frame, vertices, K, joints) of each frame t, the frame as RGB uint8."""
+    for t in range(num_frames):
+        try:
+            frame = next(source)
+        except StopIteration:
+            raise ValueError(f"the frame source ended after {t} frames, {num_frames} meshes given") from None
+        if isinstance(frame, tuple):  # (index, frame) pairs, as socialmirror.perception's readers yield
+            frame = frame[-1]
+        yield (_to_rgb_uint8(frame), np.asarray(vertices[t]), K[t] if K.ndim == 3 else K,
+               None if joints is None else joints[t])
+
+
+@dataclass(frozen=True)
+class _RenderConstants:
+    """What every frame of render.mp4 shares."""
+    faces: np.ndarray
+    side_camera: SideCamera | None
+    background: np.ndarray | None
+    side_view: bool
+    camera_view: bool
+    alpha: float
+
+    def draw(self, frame: np.ndarray, vertices: np.ndarray, K: np.ndarray, joints) -> np.ndarray:
+        return _even(render_frame(frame, vertices, self.faces, K, side_camera=self.side_camera,
+                                  side_view=self.side_view, joints=joints, alpha=self.alpha,
+                                  side_background=self.background, camera_view=self.camera_view))
+
+
+def _composites(inputs, constants: _RenderConstants, workers: int):
+    """The composite frames in order, drawn here or by ``workers`` threads (a few frames in flight each, so
+    memory stays bounded); the same pixels either way. Threads, not processes: the rasteriser's NumPy and
+    OpenCV calls release the GIL, and a process pool would re-run a user's unguarded script (spawn) or
+    fork a process that torch's and MediaPipe's threads live in."""
+    if workers <= 1:
+        for item in inputs:
+            yield constants.draw(*item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(workers, thread_name_prefix="socialmirror-render") as pool:
+        pending: collections.deque = collections.deque()
+        for item in inputs:
+            pending.append(pool.submit(constants.draw, *item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def mp4_is_complete(path: str | os.PathLike) -> bool:
