@@ -185,14 +185,24 @@ def cmd_live(args) -> int:
     out = open(output_file(args.out), "w", encoding="utf-8") if args.out else sys.stdout
     import torch
     torch.set_num_threads(args.threads or 1)  # one core for the 3D stages, the other for perception
+    page = None
     try:
+        if args.serve is not None:
+            from socialmirror.live import LatestPage
+            page = LatestPage(args.serve)
+            print(f"live page: {page.url}", file=sys.stderr)
+
         def emit(record: dict) -> None:
             out.write(json.dumps(record) + "\n")
             out.flush()
+            if page is not None:
+                page.update(record)
         summary = run_live(args.source, settings, emit)
     finally:
         if out is not sys.stdout:
             out.close()
+        if page is not None:
+            page.close()
     p50, p95 = summary.p50_latency_s, summary.p95_latency_s
     print(f"live: {summary.frames} frames, {summary.dropped} dropped, {summary.windows} windows "
           f"({summary.windows_without_pair} without a pair); latency p50 "
@@ -356,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the JSON lines here (default: stdout)")
     p.add_argument("--summary-json", help="write frames, dropped, windows and latency p50/p95 here")
     p.add_argument("--realtime", action="store_true", help="play a file at its own frame rate")
+    p.add_argument("--serve", type=int, metavar="PORT",
+                   help="also show the latest bodies on a local web page, http://127.0.0.1:PORT/ (0: any port)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--window", type=int, default=16, help="frames per reconstruction (default 16)")
     p.add_argument("--stride", type=int, default=8, help="new frames between two records (default 8)")

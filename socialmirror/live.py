@@ -319,4 +319,97 @@ class _WindowWorker:
         self.emit(record)
 
 
-__all__ = ["FrameFeed", "LiveSettings", "LiveSummary", "parse_source", "run_live", "window_record"]
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>SocialMirror live</title>
+<style>body{margin:0;background:#1d232a;color:#dde;font:14px sans-serif} #info{padding:6px 10px}
+canvas{display:block;background:#f3f4f6;margin:0 10px}</style></head>
+<body><div id="info">waiting for the first window...</div>
+<canvas id="front" width="480" height="480" style="float:left"></canvas>
+<canvas id="top" width="480" height="480"></canvas>
+<script>
+const PARENTS = %(parents)s, COLORS = ["#4687eb", "#f08c32", "#5abe6e", "#c85ac8"];
+function draw(canvas, people, u, v, label) {
+  const c = canvas.getContext("2d"); c.clearRect(0, 0, canvas.width, canvas.height);
+  c.fillStyle = "#556"; c.fillText(label, 8, 16);
+  const pts = people.flat(), us = pts.map(u), vs = pts.map(v);
+  const cu = (Math.min(...us) + Math.max(...us)) / 2, cv = (Math.min(...vs) + Math.max(...vs)) / 2;
+  const s = 0.8 * canvas.width / Math.max(2.0, Math.max(...us) - Math.min(...us), Math.max(...vs) - Math.min(...vs));
+  people.forEach((joints, p) => {
+    c.strokeStyle = COLORS[p %% COLORS.length]; c.lineWidth = 4; c.beginPath();
+    PARENTS.forEach((parent, j) => { if (parent < 0) return;
+      c.moveTo(canvas.width / 2 + s * (u(joints[parent]) - cu), canvas.height / 2 + s * (v(joints[parent]) - cv));
+      c.lineTo(canvas.width / 2 + s * (u(joints[j]) - cu), canvas.height / 2 + s * (v(joints[j]) - cv)); });
+    c.stroke(); });
+}
+async function poll() {
+  try {
+    const r = await (await fetch("latest.json", {cache: "no-store"})).json();
+    if (r.joints3d) {
+      const last = r.joints3d[r.joints3d.length - 1];  // the window's newest frame: (people, 24, 3)
+      draw(document.getElementById("front"), last, (p) => p[0], (p) => p[1], "camera view (x right, y down)");
+      draw(document.getElementById("top"), last, (p) => p[0], (p) => -p[2], "from above (depth up)");
+      document.getElementById("info").textContent = `window ${r.window}, frames ${r.frames[0]}-` +
+        `${r.frames[r.frames.length - 1]}, latency ${r.latency_s} s`;
+    }
+  } catch (e) {}
+  setTimeout(poll, 250);
+}
+poll();
+</script></body></html>
+"""
+
+
+class LatestPage:
+    """A local web page (127.0.0.1) showing the newest record's bodies (camera view and from above), polling
+    ``latest.json``; ``update(record)`` replaces what it shows."""
+
+    def __init__(self, port: int = 0):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from socialmirror.body.skeleton import SMPL24_PARENTS
+        page = (_PAGE % {"parents": list(SMPL24_PARENTS)}).encode("utf-8")
+        latest = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                path = self.path.split("?")[0]
+                if path in ("/", "/index.html"):
+                    body, kind = page, "text/html; charset=utf-8"
+                elif path == "/latest.json":
+                    body, kind = latest.latest_json(), "application/json"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._lock = threading.Lock()
+        self._latest = b"{}"
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    def update(self, record: dict) -> None:
+        import json
+        text = json.dumps(record).encode("utf-8")
+        with self._lock:
+            self._latest = text
+
+    def latest_json(self) -> bytes:
+        with self._lock:
+            return self._latest
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+__all__ = ["FrameFeed", "LatestPage", "LiveSettings", "LiveSummary", "parse_source", "run_live", "window_record"]

@@ -143,3 +143,20 @@ def test_a_stalled_stream_ends_the_run_after_the_stall_time():
         server.server_close()
     assert summary.ended == "stalled" and summary.frames == 1 and summary.windows == 0
     assert seconds < 5.0  # not the server's six seconds of silence
+
+
+def test_the_local_page_serves_the_latest_record():
+    """The live page (127.0.0.1) serves its HTML and the newest record, replaced as records come."""
+    import urllib.request
+
+    from socialmirror.live import LatestPage
+    page = LatestPage(0)
+    try:
+        get = (lambda path: urllib.request.urlopen(page.url + path, timeout=5).read())  # noqa: E731
+        assert b"<canvas" in get("") and json.loads(get("latest.json")) == {}
+        for window in (0, 1):
+            page.update({"window": window, "frames": [0, 1], "joints3d": [[[[0.0, 0.0, 3.0]] * 24] * 2],
+                         "latency_s": 0.5})
+        assert json.loads(get("latest.json"))["window"] == 1
+    finally:
+        page.close()
