@@ -13,8 +13,9 @@ first holds it. The run ends at the stream's end, after ``max_frames`` frames, w
 ``stall_seconds`` (a network stream is first reopened ``reconnects`` times), or on Ctrl-C; the summary
 (``LiveSummary``) counts frames, drops and windows and gives the latency's p50 and p95.
 
-Each window is reconstructed on its own: its two people are ordered left to right within the window, not
-tracked across windows.
+Each window is reconstructed on its own; its two people are put in the order of the previous record's by
+their 2D keypoints on the frames both windows hold (``same_people_order``), so person 0 stays person 0 while
+the windows overlap.
 """
 from __future__ import annotations
 
@@ -190,13 +191,38 @@ class FrameFeed:
         self._capture.release()
 
 
-def window_record(number: int, frames: list[int], estimate, observation) -> dict:
+def window_record(number: int, frames: list[int], estimate, observation, order=(0, 1)) -> dict:
     """One window's JSON record: its frames (source indices), the pair's track ids (within the window) and
-    both people's joints (T, 2, 24, 3, metres, camera frame as result.npz) and pelvis translations."""
+    both people's joints (T, 2, 24, 3, metres, camera frame as result.npz) and pelvis translations, persons in
+    ``order`` (``same_people_order``)."""
+    order = list(order)
     return {"window": number, "frames": [int(f) for f in frames],
-            "track_ids": [int(i) for i in observation.track_ids],
-            "joints3d": np.round(estimate.joints.astype(np.float64), 4).tolist(),
-            "transl": np.round(estimate.transl.astype(np.float64), 4).tolist()}
+            "track_ids": [int(i) for i in np.asarray(observation.track_ids)[order]],
+            "joints3d": np.round(estimate.joints[:, order].astype(np.float64), 4).tolist(),
+            "transl": np.round(estimate.transl[:, order].astype(np.float64), 4).tolist()}
+
+
+def same_people_order(previous: tuple[list[int], np.ndarray] | None, frames: list[int],
+                      keypoints2d: np.ndarray) -> tuple[int, int]:
+    """The order of this window's two people that keeps the previous record's persons: (0, 1), or (1, 0) when
+    swapping brings their 2D keypoints ((T, 2, 24, 3) u, v, confidence) closer to the previous window's on
+    the frames both windows hold (median pixel distance over the keypoints confident in both). ``previous``:
+    (frames, keypoints2d in the order emitted), or None."""
+    if previous is None:
+        return (0, 1)
+    earlier = {f: k for k, f in enumerate(previous[0])}
+    shared = [(k, earlier[f]) for k, f in enumerate(frames) if f in earlier]
+    if not shared:
+        return (0, 1)
+    now = np.stack([keypoints2d[k] for k, _ in shared]).astype(np.float64)
+    then = np.stack([previous[1][j] for _, j in shared]).astype(np.float64)
+
+    def cost(order) -> float:
+        a, b = now[:, list(order)], then
+        ok = (a[..., 2] > 0.3) & (b[..., 2] > 0.3)
+        d = np.linalg.norm(a[..., :2] - b[..., :2], axis=-1)[ok]
+        return float(np.median(d)) if d.size else np.inf
+    return (1, 0) if cost((1, 0)) < cost((0, 1)) else (0, 1)
 
 
 def _reconstruct_window(models, detections: list, size: tuple[int, int], fps: float, settings: LiveSettings):
@@ -270,6 +296,7 @@ class _WindowWorker:
         self.waiting: list[tuple[int, float]] = []  # (index, arrival) of the frames no window has taken yet
         self.new = 0
         self.running = None  # (future, indices, arrivals of the frames it is the first record of)
+        self.previous = None  # the last record's frames and keypoints, its persons' order (same_people_order)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="socialmirror-live-3d")
 
     def add(self, index: int, arrival: float, people: list) -> None:
@@ -311,7 +338,9 @@ class _WindowWorker:
             self.summary.windows_without_pair += 1
             log.info("live window ending at frame %d: %s", indices[-1], exc)
             return
-        record = window_record(self.summary.windows, indices, estimate, observation)
+        order = same_people_order(self.previous, indices, observation.keypoints2d)
+        self.previous = (indices, np.asarray(observation.keypoints2d)[:, list(order)])
+        record = window_record(self.summary.windows, indices, estimate, observation, order)
         latencies = [time.monotonic() - a for a in taken]
         record["latency_s"] = round(max(latencies), 4) if latencies else None
         self.summary.latencies_s += latencies
@@ -412,4 +441,5 @@ class LatestPage:
         self.server.server_close()
 
 
-__all__ = ["FrameFeed", "LatestPage", "LiveSettings", "LiveSummary", "parse_source", "run_live", "window_record"]
+__all__ = ["FrameFeed", "LatestPage", "LiveSettings", "LiveSummary", "parse_source", "run_live", "same_people_order",
+           "window_record"]

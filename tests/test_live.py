@@ -160,3 +160,22 @@ def test_the_local_page_serves_the_latest_record():
         assert json.loads(get("latest.json"))["window"] == 1
     finally:
         page.close()
+
+
+def test_the_people_keep_their_order_from_window_to_window():
+    """Two people at u = 100 and 300 px; the next window (sharing frames 8-15) lists them the other way round:
+    swapped back, so person 0 stays the one at u = 100. Without shared frames the window's own order stands."""
+    from socialmirror.live import same_people_order
+
+    def keypoints(frames, us):
+        kp = np.zeros((len(frames), 2, 24, 3))
+        for p, u in enumerate(us):
+            kp[:, p, :, 0], kp[:, p, :, 1], kp[:, p, :, 2] = u, 200.0, 0.9
+        return kp
+    first = list(range(16))
+    previous = (first, keypoints(first, (100, 300)))
+    later = list(range(8, 24))
+    assert same_people_order(previous, later, keypoints(later, (300, 100))) == (1, 0)
+    assert same_people_order(previous, later, keypoints(later, (102, 298))) == (0, 1)
+    assert same_people_order(previous, list(range(30, 46)), keypoints(later, (300, 100))) == (0, 1)
+    assert same_people_order(None, later, keypoints(later, (300, 100))) == (0, 1)
