@@ -621,6 +621,14 @@ class People:
         return sorted(pairs, key=lambda ab: (order[ab[0]], order[ab[1]]))
 
 
+def people_seen(tracks: Tracks) -> np.ndarray:
+    """The track ids of people, not fragments: seen in at least a tenth of the frames (and three); a track seen
+    less is a stray detection. Most seen first."""
+    seen = tracks.present.sum(axis=1)
+    order = np.argsort(-seen, kind="stable")
+    return tracks.ids[order][seen[order] >= max(3, 0.1 * tracks.num_frames)]
+
+
 def select_people(tracks: Tracks, max_people: int = 2) -> People:
     """Up to ``max_people`` people, each with their closest partner (``pair_distances``).
 
@@ -636,10 +644,8 @@ def select_people(tracks: Tracks, max_people: int = 2) -> People:
     together = (lambda a, b: dist.get((a, b), dist.get((b, a), (np.inf, 0))))  # noqa: E731
     often = (lambda a, b: together(a, b)[1] >= MIN_COVISIBLE_SHARE * tracks.num_frames)  # noqa: E731
     chosen = list(first)
-    seen = tracks.present.sum(axis=1)
-    for k in np.argsort(-seen, kind="stable"):
-        i = int(tracks.ids[k])
-        if len(chosen) >= max_people or seen[k] < max(3, 0.1 * tracks.num_frames):
+    for i in (int(i) for i in people_seen(tracks)):
+        if len(chosen) >= max_people:
             break
         if i not in chosen and any(often(i, c) for c in chosen):
             chosen.append(i)

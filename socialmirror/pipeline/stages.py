@@ -78,12 +78,9 @@ def people(perception: Perception, max_people: int = 2):
     """Who is reconstructed (``perception.tracking.People``): the closest pair, or with ``max_people`` above two
     everyone seen often enough up to that many, each with their closest partner. Logs the choice when more
     people were tracked than are reconstructed."""
-    from socialmirror.perception.tracking import select_people
-    tracks = perception.tracks
-    chosen = select_people(tracks, max_people)
-    # Count people, not fragments: a track seen in under a tenth of the frames is a stray detection.
-    frames_seen = tracks.present.sum(axis=1)
-    tracked = tracks.ids[frames_seen >= max(3, 0.1 * tracks.present.shape[1])]
+    from socialmirror.perception.tracking import people_seen, select_people
+    chosen = select_people(perception.tracks, max_people)
+    tracked = np.sort(people_seen(perception.tracks))
     if len(tracked) > len(chosen.ids):
         what = (f"the closest pair: ids {chosen.ids[0]} and {chosen.ids[1]} (--max-people {len(tracked)} "
                 "reconstructs each of them)" if len(chosen.ids) == 2 else
