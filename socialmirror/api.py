@@ -175,8 +175,10 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
     cache = StageCache(out / ".cache", force)
     perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress)
     observation, semantics, est = _reconstruct_people(models, perception, cache, cfg)
+    (_, first), others = semantics[0], semantics[1:]
     timings = {**cache.seconds, **{f"3d/{k}": v for k, v in est.timings.items()}}
-    files = pipeline.export(pipeline.Reconstruction(video, observation, semantics.annotations, est), out, cache,
+    files = pipeline.export(pipeline.Reconstruction(video, observation, first.annotations, est,
+                                                    tuple((ids, sem.annotations) for ids, sem in others)), out, cache,
                             cfg.export_options(), output_body, timings, progress=cfg.progress,
                             run=dict(run, finished=_now(), config=to_dict(cfg)))
     timings["outputs"] = cache.seconds["outputs"]
@@ -188,18 +190,18 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
 
 def _reconstruct_people(models, perception, cache: StageCache, cfg: ReconstructConfig):
     """The people of the video (``pipeline.people``), pair by pair (each person with their closest partner),
-    joined into one scene: (observation, semantics of the first pair, estimate) with every person."""
+    joined into one scene: (observation, [(pair ids, semantics)] of every pair, the closest first, estimate)."""
     chosen = pipeline.people(perception, cfg.max_people)
     parts, semantics = {}, []
     for ids in chosen.pairs:
         observation = pipeline.pair(perception, cache, cfg.camera(), ids)
-        semantics.append(pipeline.semantic_inputs(models, observation, cache, cfg.annotator_settings(),
-                                                  seed=cfg.seed, perception=perception,
-                                                  text_encoder=cfg.text_encoder, progress=cfg.progress))
+        semantics.append((ids, pipeline.semantic_inputs(models, observation, cache, cfg.annotator_settings(),
+                                                        seed=cfg.seed, perception=perception,
+                                                        text_encoder=cfg.text_encoder, progress=cfg.progress)))
         parts[ids] = observation, pipeline.estimate(models, observation, cfg.method, cache, seed=cfg.seed,
-                                                    semantics=semantics[-1], progress=cfg.progress)
+                                                    semantics=semantics[-1][1], progress=cfg.progress)
     observation, est = pipeline.scene(chosen, parts)
-    return observation, semantics[0], est
+    return observation, semantics, est
 
 
 def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, config: ReconstructConfig | None = None,

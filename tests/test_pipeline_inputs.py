@@ -128,6 +128,16 @@ def test_every_person_of_a_scene_is_reconstructed_up_to_max_people(tmp_path, xs)
     assert np.abs(np.median(u, axis=0) - true_u).max() < 25  # pixels, left to right
     assert all((out / f"person{p + 1}.bvh").is_file() for p in range(len(xs)))
     assert len(iio.imread(out / "render.mp4")) == 8
+    # Every pair's annotations: the closest pair's in annotations.json, each other pair's beside it.
+    from socialmirror.semantics.annotations import Annotations
+    pair_files = sorted(out.glob("annotations_pair_*_*.json"))
+    assert len(pair_files) >= 1
+    for path in [out / "annotations.json", *pair_files]:
+        Annotations.read(path)
+    # A later run of the pair alone into the same folder leaves no file of the N-person run behind.
+    assert cli.main(["reconstruct", str(scene), "-o", str(out), "--no-viewer", "--export", "bvh",
+                     "--render-view", "overlay", "--seed", "0"]) == 0
+    assert not (out / f"person{len(xs)}.bvh").exists() and not list(out.glob("annotations_pair_*_*.json"))
 
 
 @needs_weights

@@ -608,17 +608,20 @@ def select_closest_pair(tracks: Tracks, min_covisible_fraction: float = 0.5) -> 
 @dataclass(frozen=True)
 class People:
     """Who is reconstructed: ``ids`` (track ids, left to right by mean box centre) and each one's
-    ``partners`` (the track id of their closest partner, with whom the interaction models see them)."""
+    ``partners`` (the track id of their closest partner, with whom the interaction models see them), and the
+    ``closest`` pair of all."""
 
     ids: tuple[int, ...]
     partners: tuple[int, ...]
+    closest: tuple[int, int]  # the closest pair of all (``select_closest_pair``)
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
-        """The pairs to reconstruct: each person with their partner, once, left person first."""
+        """The pairs to reconstruct: each person with their partner, once, left person first; the closest pair
+        first, then left to right."""
         order = {i: k for k, i in enumerate(self.ids)}
         pairs = {tuple(sorted((i, p), key=order.get)) for i, p in zip(self.ids, self.partners)}
-        return sorted(pairs, key=lambda ab: (order[ab[0]], order[ab[1]]))
+        return sorted(pairs, key=lambda ab: (set(ab) != set(self.closest), order[ab[0]], order[ab[1]]))
 
 
 def people_seen(tracks: Tracks) -> np.ndarray:
@@ -639,7 +642,7 @@ def select_people(tracks: Tracks, max_people: int = 2) -> People:
     other's partners: theirs is the smallest distance)."""
     first = select_closest_pair(tracks)
     if max_people <= 2:
-        return People(first, first[::-1])
+        return People(first, first[::-1], first)
     dist = pair_distances(tracks)
     together = (lambda a, b: dist.get((a, b), dist.get((b, a), (np.inf, 0))))  # noqa: E731
     often = (lambda a, b: together(a, b)[1] >= MIN_COVISIBLE_SHARE * tracks.num_frames)  # noqa: E731
@@ -650,13 +653,13 @@ def select_people(tracks: Tracks, max_people: int = 2) -> People:
         if i not in chosen and any(often(i, c) for c in chosen):
             chosen.append(i)
     if len(chosen) == 2:
-        return People(first, first[::-1])
+        return People(first, first[::-1], first)
     # The closest pair may share fewer frames than the others need: they stay each other's candidates.
     partners = {i: min((together(i, c)[0], c) for c in chosen
                        if c != i and (often(i, c) or {i, c} == set(first)))[1] for i in chosen}
     x = {i: float(np.nanmean(tracks.boxes[tracks.index(i)][:, [0, 2]])) for i in chosen}
     ids = sorted(chosen, key=lambda i: (x[i], i))
-    return People(tuple(ids), tuple(partners[i] for i in ids))
+    return People(tuple(ids), tuple(partners[i] for i in ids), first)
 
 
 def pair_crop_boxes(tracks: Tracks, pair: Sequence[int], margin: float = 0.1, square: bool = True,

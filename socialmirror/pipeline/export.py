@@ -2,7 +2,8 @@
 
     result.npz        the README's keys: joints3d, joint_names, pose6d, shape, transl, body_model, fps,
                       image_size, intrinsics, keypoints2d, track_ids, method (+ vertices, faces with meshes)
-    annotations.json  the annotations the estimate used
+    annotations.json  the annotations the estimate used (with more than two people: the closest pair's, and
+                      annotations_pair_A_B.json for each other pair of track ids A, B)
     render.mp4        the input frames with both meshes overlaid, beside a side view (``render``)
     viewer.html       the self-contained viewer (``viewer``)
     meshes/           one .obj per frame and person (``meshes="obj"``)
@@ -39,6 +40,8 @@ class Reconstruction:
     observation: PairObservation
     annotations: object  # socialmirror.semantics.annotations.Annotations
     estimate: object  # socialmirror.inference.estimator.MotionEstimate
+    # With more than two people: the other pairs' annotations, ((track id, track id), Annotations) each.
+    pair_annotations: tuple = ()
 
 
 def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, options: ExportOptions = ExportOptions(),
@@ -57,7 +60,7 @@ def export(reconstruction: Reconstruction, out_dir: Path, cache: StageCache, opt
         return OutputFiles.of(_write(reconstruction, out_dir, options, body, progress), run["id"])
     depends_on = [reconstruction.video.fingerprint(), obs.keypoints2d, obs.intrinsics, obs.image_size, obs.fps,
                   obs.track_ids, est.rotmats, est.pose6d, est.shape, est.transl, est.joints, est.method,
-                  reconstruction.annotations, options, str(out_dir.resolve())]
+                  reconstruction.annotations, list(reconstruction.pair_annotations), options, str(out_dir.resolve())]
     outputs = cache.fetch("outputs", depends_on, compute, OUTPUTS_CODEC)
     files = outputs.files
     atomic_write_json(out_dir / "timings.json", {k: round(v, 3) for k, v in (timings or {}).items()})
@@ -99,9 +102,10 @@ def write_manifest(out_dir: Path, outputs: OutputFiles, run: dict) -> Path:
     return atomic_write_json(out_dir / "manifest.json", {"socialmirror": version, "run": run, "files": entries})
 
 
-# Every output ``export`` can write (timings.json is written by every run).
-OUTPUT_NAMES = ("result.npz", "annotations.json", "render.mp4", "viewer.html", "meshes", "person1.bvh", "person2.bvh",
-                "smpl_params_person1.npz", "smpl_params_person2.npz", "scene.glb")
+# Every output ``export`` can write, as glob patterns (one file per person or pair: any count of people;
+# timings.json is written by every run).
+OUTPUT_NAMES = ("result.npz", "annotations.json", "annotations_pair_[0-9]*_[0-9]*.json", "render.mp4", "viewer.html",
+                "meshes", "person[0-9]*.bvh", "smpl_params_person[0-9]*.npz", "scene.glb")
 
 
 def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
@@ -109,9 +113,8 @@ def _remove_earlier_outputs(out_dir: Path, files: dict[str, Path]) -> None:
     leave the old render.mp4 beside the new result.npz), saying so."""
     import shutil
     written = {Path(p).name for p in files.values()}
-    for name in OUTPUT_NAMES:
-        path = out_dir / name
-        if name in written or not path.exists():
+    for path in sorted(p for pattern in OUTPUT_NAMES for p in out_dir.glob(pattern)):
+        if path.name in written:
             continue
         if path.is_dir():
             shutil.rmtree(path)
@@ -143,6 +146,8 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
         arrays.update(vertices=np.asarray(meshes, dtype=np.float32), faces=faces.astype(np.int32))
     files["result"] = atomic_savez(out / "result.npz", **arrays)
     files["annotations"] = reconstruction.annotations.write(out / "annotations.json")
+    for (a, b), annotations in reconstruction.pair_annotations:
+        files[f"annotations_{a}_{b}"] = annotations.write(out / f"annotations_pair_{a}_{b}.json")
     if options.meshes == "obj":
         files["meshes"] = _write_objs(out / "meshes", meshes, faces)
     if options.render:
