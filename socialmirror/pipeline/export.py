@@ -146,8 +146,8 @@ def _write(reconstruction: Reconstruction, out: Path, options: ExportOptions, bo
         arrays.update(vertices=np.asarray(meshes, dtype=np.float32), faces=faces.astype(np.int32))
     files["result"] = atomic_savez(out / "result.npz", **arrays)
     files["annotations"] = reconstruction.annotations.write(out / "annotations.json")
-    for (a, b), annotations in reconstruction.pair_annotations:
-        files[f"annotations_{a}_{b}"] = annotations.write(out / f"annotations_pair_{a}_{b}.json")
+    for (a, b), pair_annotations in reconstruction.pair_annotations:
+        files[f"annotations_{a}_{b}"] = pair_annotations.write(out / f"annotations_pair_{a}_{b}.json")
     if options.meshes == "obj":
         files["meshes"] = _write_objs(out / "meshes", meshes, faces)
     if options.render:
