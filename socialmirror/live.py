@@ -113,7 +113,8 @@ class FrameFeed:
         self._ready = threading.Condition()
         self._stop = threading.Event()
         self._capture = self._open()
-        fps = self._capture.get(5)  # cv2.CAP_PROP_FPS
+        import cv2
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if np.isfinite(fps) and 0 < fps < 1000 else 30.0
         self.size: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._read_all, name="socialmirror-live-reader", daemon=True)
@@ -243,6 +244,7 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     """Reconstruct ``source`` window by window as its frames arrive (module docstring); ``emit`` receives each
     record. Returns the summary (also on Ctrl-C)."""
     from socialmirror import pipeline
+    from socialmirror.perception.pipeline import add_appearance
     from socialmirror.perception.pose import MediaPipePoseDetector
     models = models or pipeline.load_models()
     own_detector = detector is None
@@ -252,7 +254,7 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     windows = _WindowWorker(models, feed, settings, summary, emit)
     try:
         for index, arrival, rgb in feed:
-            windows.add(index, arrival, _detect(detector, rgb))
+            windows.add(index, arrival, add_appearance(detector.detect(rgb), rgb))
             summary.frames += 1
             if settings.max_frames is not None and summary.frames >= settings.max_frames:
                 summary.ended = "max frames"
@@ -274,15 +276,6 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     return summary
 
 
-def _detect(detector, rgb: np.ndarray) -> list:
-    from socialmirror.perception.tracking import appearance_descriptor
-    people = detector.detect(rgb)
-    for p in people:
-        if p.appearance is None:
-            p.appearance = appearance_descriptor(rgb, p.keypoints)
-    return people
-
-
 class _WindowWorker:
     """The 3D stages of each window in a thread of their own, so that perception goes on meanwhile (the two
     share the two cores): a window is started when ``stride`` new frames have come and the previous one is
@@ -292,7 +285,7 @@ class _WindowWorker:
                  emit: Callable[[dict], None]):
         from concurrent.futures import ThreadPoolExecutor
         self.models, self.feed, self.settings, self.summary, self.emit = models, feed, settings, summary, emit
-        self.window: collections.deque = collections.deque(maxlen=settings.window)  # (index, arrival, people)
+        self.window: collections.deque = collections.deque(maxlen=settings.window)  # (index, people)
         self.waiting: list[tuple[int, float]] = []  # (index, arrival) of the frames no window has taken yet
         self.new = 0
         self.running = None  # (future, indices, arrivals of the frames it is the first record of)
@@ -300,7 +293,7 @@ class _WindowWorker:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="socialmirror-live-3d")
 
     def add(self, index: int, arrival: float, people: list) -> None:
-        self.window.append((index, arrival, people))
+        self.window.append((index, people))
         self.waiting.append((index, arrival))
         self.new += 1
         if self.running is not None and self.running[0].done():
@@ -320,7 +313,7 @@ class _WindowWorker:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _start(self) -> None:
-        indices, _, detections = (list(v) for v in zip(*self.window))
+        indices, detections = (list(v) for v in zip(*self.window))
         taken = [a for i, a in self.waiting if i >= indices[0]]
         self.summary.frames_in_no_window += len(self.waiting) - len(taken)  # slid out while the 3D ran
         self.waiting.clear()

@@ -83,6 +83,14 @@ def _read_chunk(path: Path, frames: int) -> list[list[PersonDetection]]:
     return out
 
 
+def add_appearance(people: list[PersonDetection], frame_rgb: np.ndarray) -> list[PersonDetection]:
+    """Each detection that has none gets the colour descriptor that tracking re-identifies people by."""
+    for p in people:
+        if p.appearance is None:
+            p.appearance = appearance_descriptor(frame_rgb, p.keypoints)
+    return people
+
+
 def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | None = None, progress: bool = True,
                      fps: float | None = None, tracker: TrackerConfig | None = None,
                      appearance: bool = True, checkpoint: DetectionCheckpoint | None = None) -> Tracks:
@@ -120,9 +128,7 @@ def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | Non
                     people = detector.detect(frame)
                     t2 = time.perf_counter()
                     if appearance:
-                        for p in people:
-                            if p.appearance is None:
-                                p.appearance = appearance_descriptor(frame, p.keypoints)
+                        add_appearance(people, frame)
                     t3 = time.perf_counter()
                     t_read, t_detect, t_app = t_read + t1 - t0, t_detect + t2 - t1, t_app + t3 - t2
                     per_frame.append(people)

@@ -471,12 +471,13 @@ def join_fragments(tracks: Tracks, max_gap: int = 10, min_iou: float = 0.5, max_
     and its first 269 frames were missing, to be made up by the 3D stages. "Nearly never": a frame or two of
     a duplicate detection, at most ``max_shared`` of the shorter track's frames."""
     present = tracks.present
-    counts = present.sum(1)
+
+    def together(a: np.ndarray, b: np.ndarray) -> bool:  # seen in the same frames more than a duplicate's few
+        return int((a & b).sum()) > max(2, max_shared * min(a.sum(), b.sum()))
     candidates = []
     for a in range(tracks.num_tracks):
         for b in range(a + 1, tracks.num_tracks):
-            shared = int((present[a] & present[b]).sum())
-            if shared > max(2, max_shared * min(counts[a], counts[b])):
+            if together(present[a], present[b]):
                 continue
             ious = np.concatenate([_handovers(tracks.boxes, present, a, b, max_gap),
                                    _handovers(tracks.boxes, present, b, a, max_gap)])
@@ -492,10 +493,7 @@ def join_fragments(tracks: Tracks, max_gap: int = 10, min_iou: float = 0.5, max_
     seen = {i: present[i].copy() for i in range(tracks.num_tracks)}  # each group's frames
     for _, a, b in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
         ra, rb = root(a), root(b)
-        if ra == rb:
-            continue
-        shared = int((seen[ra] & seen[rb]).sum())
-        if shared > max(2, max_shared * min(seen[ra].sum(), seen[rb].sum())):
+        if ra == rb or together(seen[ra], seen[rb]):
             continue
         ra, rb = min(ra, rb), max(ra, rb)
         group[rb] = ra
