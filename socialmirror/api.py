@@ -42,6 +42,7 @@ class ReconstructConfig:
     body: str = "anny"  # anny | smpl:DIR | smplx:DIR (output meshes; the models work in anny)
     focal: float | None = None  # pixels; default: the image diagonal (CloseInt)
     intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy
+    level_camera: bool = False  # True: assume a level camera (default: its pitch estimated from the people)
     checkpoint: str | None = None  # default: the shipped weights
     device: str = "cpu"
     # The method: a preset (socialmirror, closeint, independent, or an ablation; a name is accepted, e.g.
@@ -93,7 +94,7 @@ class ReconstructConfig:
         return AnnotatorSettings(self.annotator, self.vlm_url, self.vlm_model, self.vlm_timeout)
 
     def camera(self) -> CameraSettings:
-        return CameraSettings(self.focal, self.intrinsics)
+        return CameraSettings(self.focal, self.intrinsics, self.level_camera)
 
     def export_options(self) -> ExportOptions:
         return ExportOptions(self.body, self.meshes, self.render, self.viewer, self.export, self.render_view)

@@ -65,6 +65,8 @@ def _add_pipeline_options(p: argparse.ArgumentParser,
                    help="seconds for each clip's request, retries included (default 30); then the offline annotator")
     g.add_argument("--focal", type=float, help="focal length in pixels (default: the image diagonal)")
     g.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"))
+    g.add_argument("--level-camera", action="store_true", default=None,
+                   help="assume a level camera (default: its pitch estimated from the people's feet and heads)")
     g.add_argument("--checkpoint", help="model weights (default: the shipped ones)")
     g.add_argument("--device", help="cpu (default) or cuda")
     g.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 30)")
@@ -100,8 +102,8 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
                    help="reconstruct up to N people, each with their closest partner (default 2: the closest pair)")
 
 
-_PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "checkpoint", "device", "fps",
-                   "seed", "threads")
+_PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "level_camera",
+                   "checkpoint", "device", "fps", "seed", "threads")
 _RECONSTRUCT_FLAGS = ("body", "meshes", "render", "render_view", "viewer", "export", "max_people")
 
 

@@ -237,3 +237,13 @@ def keypoints_to_boxes(keypoints2d: np.ndarray, min_joints: int = 4, box_scale: 
                             scale=box_scale).numpy()
         boxes[:, p] = _fill_boxes(b, detected[:, p])
     return kp, boxes, detected
+
+
+def feet_and_heads(keypoints2d: np.ndarray, min_confidence: float = 0.5):
+    """The image points between the feet and of the heads (T, P, 2) of SMPL-24 keypoints (T, P, 24, 3), and
+    where both feet and the head are seen with ``min_confidence`` (T, P): what a floor needs of a standing
+    person (``geometry.ground``)."""
+    kp = np.asarray(keypoints2d, dtype=np.float64)
+    feet, head = [JOINT_INDEX["left_foot"], JOINT_INDEX["right_foot"]], JOINT_INDEX["head"]
+    seen = (kp[..., feet, 2] >= min_confidence).all(-1) & (kp[..., head, 2] >= min_confidence)
+    return kp[..., feet, :2].mean(-2), kp[..., head, :2], seen

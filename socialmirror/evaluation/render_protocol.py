@@ -61,6 +61,7 @@ class RenderSettings:
     # The focal length the pipeline assumes, as a multiple of the rendering camera's (the image diagonal, what
     # `reconstruct` assumes): e.g. 1.3 measures the placement when a user's camera is 30% off the assumption.
     assumed_focal_scale: float = 1.0
+    level_camera: bool = False  # as `reconstruct --level-camera`: the pipeline assumes a level camera
 
     def __post_init__(self):
         from socialmirror.config import ConfigError
@@ -430,7 +431,8 @@ def _perceive_rendered(video: Path, seq30, settings: RenderSettings, focal: floa
     stages = pipeline.StageCache(None)
     try:
         perception = pipeline.perceive(pipeline.VideoInput.at(video), stages, settings.max_people, progress=False)
-        observation = pipeline.pair(perception, stages, pipeline.CameraSettings(focal=focal))
+        observation = pipeline.pair(perception, stages,
+                                    pipeline.CameraSettings(focal=focal, level=settings.level_camera))
     except InputError as exc:  # the pipeline's own one-line errors (nobody / one person found) and the like
         raise SkippedSequence(f"the pipeline failed on the rendered video {video}: {exc}") from None
     if observation.num_frames != seq30.num_frames:

@@ -57,6 +57,9 @@ class CameraSettings:
 
     focal: float | None = None  # pixels; None: the image diagonal (CloseInt)
     intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy; wins over focal
+    # False: the camera's pitch estimated from the people's feet and heads over the video
+    # (geometry.ground), the floor's up for the fit; True: a level camera assumed.
+    level: bool = False
 
     def __post_init__(self):
         if self.focal is not None and not (math.isfinite(self.focal) and self.focal > 0):

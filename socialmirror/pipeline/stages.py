@@ -114,15 +114,30 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
         if not detected.any(axis=0).all():
             raise InputError("one of the two people is never detected well enough to reconstruct")
         width, height = (int(v) for v in tracks.image_size)
+        K = camera.matrix(width, height)
+        up = camera_up(keypoints2d, K, camera.level)
         world = to_smpl24_points(tracks.pair_world(chosen)).astype(np.float32)
-        return PairObservation(keypoints2d, boxes, camera.matrix(width, height), (width, height), tracks.fps,
-                               np.asarray(chosen, dtype=np.int64), notes=tuple(notes), world_joints=world,
+        return PairObservation(keypoints2d, boxes, K, (width, height), tracks.fps,
+                               np.asarray(chosen, dtype=np.int64), up, notes=tuple(notes), world_joints=world,
                                world_confidence=smpl24[..., 2].astype(np.float32))
     observation = cache.fetch("pair", [tracks.ids, tracks.keypoints, tracks.world, tracks.boxes, tracks.image_size,
                                        tracks.fps, camera, None if ids is None else list(ids)], compute, PAIR_CODEC)
     for note in observation.notes:
         log.warning(note)
     return observation
+
+
+def camera_up(keypoints2d: np.ndarray, K: np.ndarray, level: bool) -> tuple[float, float, float]:
+    """The world's up in the camera frame: from the camera's pitch estimated from the people's feet and heads
+    (``geometry.ground``), or a level camera's (-y) when ``level``."""
+    if level:
+        return (0.0, -1.0, 0.0)
+    from socialmirror.body.keypoints import feet_and_heads
+    from socialmirror.geometry.ground import estimate_floor
+    floor = estimate_floor(*feet_and_heads(keypoints2d), K)
+    log.info("camera pitch %.1f deg (+- %.1f) from %d person-frames of feet and heads",
+             np.degrees(floor.pitch), np.degrees(floor.pitch_sigma), floor.samples)
+    return tuple(float(v) for v in floor.up)
 
 
 def scene(chosen, parts: dict) -> tuple[PairObservation, object]:
