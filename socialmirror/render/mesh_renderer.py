@@ -35,6 +35,7 @@ SKELETON_COLORS: tuple[tuple[int, int, int], ...] = ((20, 60, 170), (170, 70, 10
 _ID_BITS = 20  # up to ~1M triangles per image
 _DEPTH_LEVELS = (1 << 40) - 1
 _BACKGROUND_KEY = np.iinfo(np.int64).max
+_BATCH_PIXELS = 1 << 21  # candidate pixels rasterised at once (~100 MB of temporaries)
 
 
 def person_color(i: int) -> tuple[int, int, int]:
@@ -99,69 +100,62 @@ def rasterize(verts_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tup
 
     zmin = float(fz[keep].min()) if sel.size else 0.0
     zmax = float(fz[keep].max()) if sel.size else 1.0
-    if background_depth is not None:
-        finite = background_depth[np.isfinite(background_depth)]
-        if finite.size:
-            zmin, zmax = min(zmin, float(finite.min())), max(zmax, float(finite.max()))
     zscale = _DEPTH_LEVELS / max(zmax - zmin, 1e-9)
 
     zbuf = np.full(H * W, _BACKGROUND_KEY, dtype=np.int64)
-    bg_id = (1 << _ID_BITS) - 1
-    if background_depth is not None:
-        bd = background_depth.reshape(-1)
-        ok = np.isfinite(bd)
-        q = np.clip((bd[ok] - zmin) * zscale, 0, _DEPTH_LEVELS).astype(np.int64)
-        zbuf[ok] = (q << _ID_BITS) | bg_id
 
     if sel.size:
-        wsz = (xmax - xmin + 1)[sel]
-        hsz = (ymax - ymin + 1)[sel]
-        ext = np.maximum(wsz, hsz)
-        bucket = np.ceil(np.log2(np.maximum(ext, 1))).astype(np.int64)
-        for b in np.unique(bucket):
-            s = 1 << int(b)
-            ids = sel[bucket == b]
-            if s > 64:  # huge triangles (a body right in front of the camera): one at a time
-                for t in ids:
-                    _raster_tris(np.array([t]), int(ymax[t] - ymin[t] + 1), int(xmax[t] - xmin[t] + 1),
-                                 x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, ymax, fz, area, zbuf, W, zmin, zscale)
-                continue
-            _raster_tris(ids, s, s, x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, ymax, fz, area, zbuf, W, zmin,
-                         zscale)
+        # Each triangle's bounding box, pixel by pixel, in batches of at most _BATCH_PIXELS candidates (a body
+        # right in front of the camera has triangles as large as the image).
+        box_pixels = ((xmax - xmin + 1) * (ymax - ymin + 1))[sel].astype(np.int64)
+        ends = np.cumsum(box_pixels)
+        start = 0
+        while start < sel.size:
+            stop = max(start + 1, int(np.searchsorted(ends, ends[start] - box_pixels[start] + _BATCH_PIXELS,
+                                                      side="right")))
+            _raster_tris(sel[start:stop], box_pixels[start:stop], x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, fz,
+                         area, zbuf, W, zmin, zscale)
+            start = stop
 
-    tri = np.where(zbuf == _BACKGROUND_KEY, -1, zbuf & ((1 << _ID_BITS) - 1))
-    tri = np.where(tri == bg_id, -1, tri)
-    depth = np.where(zbuf == _BACKGROUND_KEY, np.inf, (zbuf >> _ID_BITS) / zscale + zmin)
+    # Only the covered pixels are decoded; the background (one layer) is tested against each pixel's nearest
+    # triangle, which is what testing it against every triangle would give.
+    covered = np.flatnonzero(zbuf != _BACKGROUND_KEY)
+    keys = zbuf[covered]
+    nearest = (keys >> _ID_BITS) / zscale + zmin
+    if background_depth is not None:
+        nearer = nearest <= background_depth.reshape(-1)[covered]
+        covered, keys, nearest = covered[nearer], keys[nearer], nearest[nearer]
+    tri = np.full(H * W, -1, dtype=np.int64)
+    tri[covered] = keys & ((1 << _ID_BITS) - 1)
+    depth = np.full(H * W, np.inf)
+    depth[covered] = nearest
     return Fragments(tri=tri.reshape(H, W), depth=depth.reshape(H, W))
 
 
-def _raster_tris(ids, sh, sw, x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, ymax, fz, area, zbuf, W, zmin, zscale):
-    """Rasterise triangles ``ids`` whose bounding boxes fit in sh x sw into the key buffer."""
-    oy, ox = np.meshgrid(np.arange(sh, dtype=np.float64), np.arange(sw, dtype=np.float64), indexing="ij")
-    ox, oy = ox.reshape(1, -1), oy.reshape(1, -1)
-    bx, by = xmin[ids, None], ymin[ids, None]  # the boxes' corners: candidate pixel centres are corner + offset
-    inside = (ox <= xmax[ids, None] - bx) & (oy <= ymax[ids, None] - by)
-    ax_, ay_, bx_, by_, cx_, cy_ = (a[ids, None] for a in (x0, y0, x1, y1, x2, y2))
-    inv = 1.0 / area[ids, None]
-    # Barycentric coordinates are affine in the pixel position: w = C + A px + B py (edge functions over the
-    # doubled area), evaluated at the box corner once and stepped over the offsets.
-    a0, b0 = (by_ - cy_) * inv, (cx_ - bx_) * inv
-    a1, b1 = (cy_ - ay_) * inv, (ax_ - cx_) * inv
-    w0 = ((bx_ * cy_ - cx_ * by_) * inv + a0 * bx + b0 * by) + a0 * ox + b0 * oy
-    w1 = ((cx_ * ay_ - ax_ * cy_) * inv + a1 * bx + b1 * by) + a1 * ox + b1 * oy
+def _raster_tris(ids, box_pixels, x0, x1, x2, y0, y1, y2, xmin, xmax, ymin, fz, area, zbuf, W, zmin, zscale):
+    """Rasterise triangles ``ids`` into the key buffer: every pixel centre of each one's bounding box
+    (``box_pixels`` of them) tested against its edges, the nearest triangle kept per pixel."""
+    tri = np.repeat(np.arange(len(ids)), box_pixels)  # the candidate's triangle, among ids
+    k = np.arange(len(tri)) - np.repeat(np.cumsum(box_pixels) - box_pixels, box_pixels)  # its place in the box
+    t = ids[tri]
+    width = (xmax[t] - xmin[t] + 1).astype(np.int64)
+    px, py = xmin[t] + k % width, ymin[t] + k // width  # the candidate pixel centre
+    ax_, ay_, bx_, by_, cx_, cy_ = (a[t] for a in (x0, y0, x1, y1, x2, y2))
+    inv = 1.0 / area[t]
+    # Barycentric coordinates from the edge functions over the doubled area.
+    w0 = ((bx_ - px) * (cy_ - py) - (cx_ - px) * (by_ - py)) * inv
+    w1 = ((cx_ - px) * (ay_ - py) - (ax_ - px) * (cy_ - py)) * inv
     eps = -1e-9
-    inside &= (w0 >= eps) & (w1 >= eps) & (w0 + w1 <= 1.0 - eps)
+    inside = (w0 >= eps) & (w1 >= eps) & (w0 + w1 <= 1.0 - eps)
     if not inside.any():
         return
-    rows, cols = np.nonzero(inside)
-    tz = 1.0 / fz[ids]
+    t, w0, w1 = t[inside], w0[inside], w1[inside]
+    tz = 1.0 / fz[t]
     # Perspective-correct depth: 1/z is affine in screen space.
-    inv_z = tz[rows, 2] + w0[rows, cols] * (tz[rows, 0] - tz[rows, 2]) + w1[rows, cols] * (tz[rows, 1] - tz[rows, 2])
-    depth = 1.0 / inv_z
+    depth = 1.0 / (tz[:, 2] + w0 * (tz[:, 0] - tz[:, 2]) + w1 * (tz[:, 1] - tz[:, 2]))
     q = np.clip((depth - zmin) * zscale, 0, _DEPTH_LEVELS).astype(np.int64)
-    key = (q << _ID_BITS) | ids[rows]
-    pix = (by[rows, 0] + oy[0, cols]).astype(np.int64) * W + (bx[rows, 0] + ox[0, cols]).astype(np.int64)
-    np.minimum.at(zbuf, pix, key)
+    pix = py[inside].astype(np.int64) * W + px[inside].astype(np.int64)
+    np.minimum.at(zbuf, pix, (q << _ID_BITS) | t)
 
 
 def face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
