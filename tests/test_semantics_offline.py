@@ -11,7 +11,7 @@ from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX
 from socialmirror.semantics.annotations import Contact
 from socialmirror.semantics.annotator import annotate_clips
 from socialmirror.semantics.offline import (OfflineAnnotator, OfflineConfig, contact_agreement, contact_gaps,
-                                            detect_contacts, resolve_person_order)
+                                            detect_contacts, image_agreement, resolve_person_order)
 
 Y_UP = (0.0, 1.0, 0.0)
 
@@ -92,6 +92,39 @@ def test_contact_agreement():
     assert near > 0.5  # a neighbouring joint still mostly agrees
     for v in (half, near):
         assert 0.0 <= v <= 1.0
+
+
+def two_people_in_the_image(T: int, gap_px) -> np.ndarray:
+    """(T, 2, 24, 3) keypoints of two people 200 px tall (head at v=100, feet at v=300), person 1's right
+    wrist ``gap_px[t]`` to the left of person 2's left shoulder at (500, 150); every joint seen."""
+    kp = np.zeros((T, 2, 24, 3))
+    kp[..., 2] = 1.0
+    kp[:, :, :, 1] = np.linspace(100, 300, 24)  # heights: 200 px each
+    kp[:, 1, JOINT_INDEX["left_shoulder"], :2] = (500, 150)
+    kp[:, 0, JOINT_INDEX["right_wrist"], :2] = np.stack([500 - np.asarray(gap_px, float), np.full(T, 150.0)], -1)
+    return kp
+
+
+def test_image_agreement_scores_the_contacts_image_gap_over_the_peoples_height():
+    contact = [Contact("right_wrist", "left_shoulder", 0, 3)]
+    # Gaps of 10, 45, 100 and 20 px over a height of 200: 0.05, 0.225, 0.5, 0.1 -> 1, 0.5, 0, 1.
+    kp = two_people_in_the_image(4, [10, 45, 100, 20])
+    assert image_agreement(contact, kp) == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert image_agreement([], kp) is None  # nothing annotated: nothing to judge
+    kp[:, 0, JOINT_INDEX["right_wrist"], 2] = 0.1  # the wrist never seen
+    assert image_agreement(contact, kp) is None
+
+
+def test_a_contact_that_does_not_meet_in_the_image_lowers_the_clips_confidence():
+    j = hand_on_shoulder()
+    meeting = two_people_in_the_image(16, np.full(16, 10.0))
+    apart = two_people_in_the_image(16, np.full(16, 150.0))
+    seen = annotate_clips("offline", joints3d=j, keypoints2d=meeting, up=Y_UP).clips[0]
+    not_seen = annotate_clips("offline", joints3d=j, keypoints2d=apart, up=Y_UP).clips[0]
+    alone = annotate_clips("offline", joints3d=j, up=Y_UP).clips[0]
+    assert [(c.joint_a, c.joint_b) for c in alone.contacts] == [("right_wrist", "left_shoulder")]
+    assert seen.confidence == pytest.approx(alone.confidence)  # the image agrees: unchanged
+    assert not_seen.confidence == pytest.approx(0.0)  # 0.75 of a height apart in every frame
 
 
 def test_person_order_is_resolved_from_geometry():

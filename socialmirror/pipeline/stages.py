@@ -218,9 +218,11 @@ def annotate(observation: PairObservation, draft_estimate, cache: StageCache,
             client = vlm_client(settings.vlm_url, settings.vlm_model, timeout=settings.vlm_timeout)
         with frames if frames is not None else contextlib.nullcontext():
             return annotate_clips(settings.source, num_frames=observation.num_frames, frames=frames,
-                                  joints3d=draft_estimate.joints, up=observation.up, client=client, seed=seed)
-    return cache.fetch("annotations", [draft_estimate.joints, observation.num_frames, observation.up,
-                                       settings.fingerprint(), seed, crops], compute, ANNOTATIONS_CODEC)
+                                  joints3d=draft_estimate.joints, keypoints2d=observation.keypoints2d,
+                                  up=observation.up, client=client, seed=seed)
+    return cache.fetch("annotations", [draft_estimate.joints, observation.num_frames, observation.keypoints2d,
+                                       observation.up, settings.fingerprint(), seed, crops], compute,
+                       ANNOTATIONS_CODEC)
 
 
 def encode_text(models: Models, annotations, cache: StageCache, encoder: str | None = None) -> TextFeatures:

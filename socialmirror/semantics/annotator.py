@@ -18,7 +18,10 @@ Confidence, for every clip: ``contact_agreement`` of the clip's contacts with th
 (the estimate's persons are also checked against the VLM's person order: when the swapped order agrees
 clearly better, contacts and sentences are swapped and a warning says so). Without an estimate
 (``joints3d=None``) VLM and file clips get ``UNKNOWN_CONFIDENCE`` (0.5) and a fallback clip is a neutral
-sentence pair with no contacts and confidence 0.
+sentence pair with no contacts and confidence 0. Given the detected 2D keypoints (``keypoints2d``), every
+clip's confidence is then multiplied by ``image_agreement``: whether the contacts' joints meet in the image,
+evidence the 3D estimate did not produce (the offline annotator's contacts come from that estimate, so their
+agreement with it says little).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from socialmirror.semantics.annotations import Annotations, ClipAnnotation, load_user_annotations
 from socialmirror.semantics.client import OpenAICompatibleClient, VLMDeadlineError, VLMError
-from socialmirror.semantics.offline import OfflineAnnotator, OfflineConfig, contact_agreement, \
+from socialmirror.semantics.offline import OfflineAnnotator, OfflineConfig, contact_agreement, image_agreement, \
     resolve_person_order
 from socialmirror.semantics.parser import parse_reply
 from socialmirror.semantics.prompt import encode_frames
@@ -60,7 +63,7 @@ def vlm_client(vlm_url: str | None, vlm_model: str | None, **client_kw) -> OpenA
 
 def annotate_clips(source: str = "offline", *, clips: Sequence[tuple[int, int]] | None = None,
                    num_frames: int | None = None, frames: Any = None, joints3d: Any = None,
-                   up: Sequence[float] = (0.0, -1.0, 0.0), client: OpenAICompatibleClient | None = None,
+                   keypoints2d: Any = None, up: Sequence[float] = (0.0, -1.0, 0.0), client: OpenAICompatibleClient | None = None,
                    clip_len: int = CLIP_LENGTH, seed: int = 0, offline_config: OfflineConfig = OfflineConfig(),
                    encode_kw: dict | None = None, max_consecutive_failures: int = 2) -> Annotations:
     """Annotate every clip; see the module docstring.
@@ -69,8 +72,24 @@ def annotate_clips(source: str = "offline", *, clips: Sequence[tuple[int, int]] 
     such frames, or JPEG bytes), or a callable ``frames(start, end)`` returning one clip's frames. Needed for
     ``"openai"``, with the ``client`` of the server. ``joints3d``: the 3D estimate of the whole video
     ``(T, 2, 24, 3)`` (metres, with up direction ``up``). Needed for ``"offline"``; used for fallbacks and
-    confidences otherwise.
+    confidences otherwise. ``keypoints2d``: the same two people's detected keypoints ``(T, 2, 24, 3)`` (u, v,
+    confidence), for ``image_agreement``.
     """
+    annotations = _annotate(source, clips, num_frames, frames, joints3d, up, client, clip_len, seed, offline_config,
+                            encode_kw, max_consecutive_failures)
+    if keypoints2d is None:
+        return annotations
+    kp = np.asarray(keypoints2d, dtype=np.float64)
+    return Annotations([_judged_by_image(clip, kp[clip.start:clip.end]) for clip in annotations.clips])
+
+
+def _judged_by_image(clip: ClipAnnotation, keypoints2d: np.ndarray) -> ClipAnnotation:
+    agreement = image_agreement(clip.contacts, keypoints2d) if clip.contacts else None
+    return clip if agreement is None else clip.with_changes(confidence=clip.confidence * agreement)
+
+
+def _annotate(source, clips, num_frames, frames, joints3d, up, client, clip_len, seed, offline_config, encode_kw,
+              max_consecutive_failures) -> Annotations:
     kind, path = parse_source(source)
     j3d = None if joints3d is None else np.asarray(joints3d, dtype=np.float64)
     if j3d is not None and (j3d.ndim != 4 or j3d.shape[1:] != (2, 24, 3)):

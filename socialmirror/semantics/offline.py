@@ -22,7 +22,8 @@ stepping toward or away, walking), how far apart the two are, whether they face 
 touches what (own hand on the other's body part, hands held, own body part touched), raised arms and
 crouching. Wording varies among equivalent phrasings, chosen deterministically from ``seed`` and the clip.
 
-Confidence (``contact_agreement``): see its docstring; the annotator fills every clip's confidence with it.
+Confidence (``contact_agreement``): see its docstring; the annotator fills every clip's confidence with it,
+times ``image_agreement`` (do the contacts' joints meet in the image?) where it is given the 2D keypoints.
 """
 from __future__ import annotations
 
@@ -201,6 +202,36 @@ def contact_agreement(contacts: Sequence[Contact], joints3d, *, tol: float = 0.1
                         break
     r = matched / total if total else 1.0
     return float(np.clip(p * (1.0 - miss_weight * (1.0 - r)), 0.0, 1.0))
+
+
+def image_agreement(contacts: Sequence[Contact], keypoints2d, *, near: float = 0.1, far: float = 0.35,
+                    min_confidence: float = 0.3) -> float | None:
+    """How well annotated ``contacts`` (clip-relative frames, person 1 then person 2) agree with the image:
+    the detected 2D keypoints ``(T, 2, 24, 3)`` of the same clip (u, v, confidence), evidence that the 3D
+    estimate (and so the offline annotator, and ``contact_agreement``) did not produce. A number in [0, 1],
+    or None when no annotated contact frame has both joints seen with ``min_confidence``.
+
+    Two body parts that touch meet in the image too: for every annotated contact frame where both joints are
+    seen, their image distance over the mean of the two people's heights in the image (``gap``) scores 1 up
+    to ``near`` (0.1), falling linearly to 0 at ``far`` (0.35); the mean over those frames. Meeting in the
+    image does not prove a touch (one may be behind the other), so this can only lower a confidence.
+    """
+    kp = np.asarray(keypoints2d, dtype=np.float64)
+    seen = kp[..., 2] >= min_confidence
+    v = np.where(seen, kp[..., 1], np.nan)
+    with np.errstate(all="ignore"):
+        height = np.nanmedian(np.nanmax(v, -1) - np.nanmin(v, -1), axis=0)  # (2,) each person's, over the clip
+    scale = float(np.nanmean(height)) if np.isfinite(height).any() else np.nan
+    if not scale > 0:
+        return None
+    scores = []
+    for c in contacts:
+        a, b = JOINT_INDEX[c.joint_a], JOINT_INDEX[c.joint_b]
+        for f in range(max(int(c.t0), 0), min(int(c.t1), kp.shape[0] - 1) + 1):
+            if seen[f, 0, a] and seen[f, 1, b]:
+                gap = float(np.linalg.norm(kp[f, 0, a, :2] - kp[f, 1, b, :2])) / scale
+                scores.append(float(np.clip(1.0 - (gap - near) / (far - near), 0.0, 1.0)))
+    return float(np.mean(scores)) if scores else None
 
 
 def resolve_person_order(contacts: Sequence[Contact], joints3d, margin: float = 0.15, **kw
