@@ -218,10 +218,10 @@ def image_agreement(contacts: Sequence[Contact], keypoints2d, *, near: float = 0
     """
     kp = np.asarray(keypoints2d, dtype=np.float64)
     seen = kp[..., 2] >= min_confidence
-    v = np.where(seen, kp[..., 1], np.nan)
-    with np.errstate(all="ignore"):
-        height = np.nanmedian(np.nanmax(v, -1) - np.nanmin(v, -1), axis=0)  # (2,) each person's, over the clip
-    scale = float(np.nanmean(height)) if np.isfinite(height).any() else np.nan
+    top = np.where(seen, kp[..., 1], np.inf).min(-1)
+    spans = np.where(seen.sum(-1) >= 2, np.where(seen, kp[..., 1], -np.inf).max(-1) - top, np.nan)  # (T, 2)
+    heights = [np.median(h[np.isfinite(h)]) for h in spans.T if np.isfinite(h).any()]  # each person's
+    scale = float(np.mean(heights)) if heights else 0.0
     if not scale > 0:
         return None
     scores = []
