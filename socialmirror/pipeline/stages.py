@@ -115,7 +115,7 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
             raise InputError("one of the two people is never detected well enough to reconstruct")
         width, height = (int(v) for v in tracks.image_size)
         K = camera.matrix(width, height)
-        up = camera_up(keypoints2d, K, camera.level)
+        up = world_up(keypoints2d, K, camera.level)
         world = to_smpl24_points(tracks.pair_world(chosen)).astype(np.float32)
         return PairObservation(keypoints2d, boxes, K, (width, height), tracks.fps,
                                np.asarray(chosen, dtype=np.int64), up, notes=tuple(notes), world_joints=world,
@@ -127,7 +127,7 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
     return observation
 
 
-def camera_up(keypoints2d: np.ndarray, K: np.ndarray, level: bool) -> tuple[float, float, float]:
+def world_up(keypoints2d: np.ndarray, K: np.ndarray, level: bool) -> tuple[float, float, float]:
     """The world's up in the camera frame: from the camera's pitch estimated from the people's feet and heads
     (``geometry.ground``), or a level camera's (-y) when ``level``."""
     if level:

@@ -63,9 +63,10 @@ def vlm_client(vlm_url: str | None, vlm_model: str | None, **client_kw) -> OpenA
 
 def annotate_clips(source: str = "offline", *, clips: Sequence[tuple[int, int]] | None = None,
                    num_frames: int | None = None, frames: Any = None, joints3d: Any = None,
-                   keypoints2d: Any = None, up: Sequence[float] = (0.0, -1.0, 0.0), client: OpenAICompatibleClient | None = None,
-                   clip_len: int = CLIP_LENGTH, seed: int = 0, offline_config: OfflineConfig = OfflineConfig(),
-                   encode_kw: dict | None = None, max_consecutive_failures: int = 2) -> Annotations:
+                   keypoints2d: Any = None, up: Sequence[float] = (0.0, -1.0, 0.0),
+                   client: OpenAICompatibleClient | None = None, clip_len: int = CLIP_LENGTH, seed: int = 0,
+                   offline_config: OfflineConfig = OfflineConfig(), encode_kw: dict | None = None,
+                   max_consecutive_failures: int = 2) -> Annotations:
     """Annotate every clip; see the module docstring.
 
     ``frames``: the crop frames of the whole video (array ``(T, H, W, 3)`` RGB ``uint8`` or a sequence of
