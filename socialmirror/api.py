@@ -60,6 +60,7 @@ class ReconstructConfig:
     meshes: Literal["obj"] | None = None  # "obj": per-frame meshes
     export: tuple[str, ...] = ()  # files for other tools: bvh, glb, smpl; a list or "bvh,glb,smpl"
     threads: int | None = None
+    perception_workers: int | None = None  # frames detected at once (None: one per CPU core, at most 4)
     progress: bool = True
 
     def __post_init__(self):
@@ -74,6 +75,7 @@ class ReconstructConfig:
             raise ConfigError(f"max_people: at least 2 (a pair), got {self.max_people}")
         check_seed(self.seed)
         check_threads(self.threads)
+        check_threads(self.perception_workers, "perception_workers")
         check_device(self.device)
         self.export = _export_formats(self.export)
         from socialmirror.pipeline.records import RENDER_VIEWS
@@ -174,7 +176,8 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
         from socialmirror.body import build_body_model
         output_body = build_body_model(cfg.body, device=cfg.device)
     cache = StageCache(out / ".cache", force)
-    perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress)
+    perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress,
+                                   workers=cfg.perception_workers)
     observation, semantics, est = _reconstruct_people(models, perception, cache, cfg)
     (_, first), others = semantics[0], semantics[1:]
     timings = {**cache.seconds, **{f"3d/{k}": v for k, v in est.timings.items()}}
@@ -215,7 +218,8 @@ def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, conf
     _set_threads(cfg.threads)
     models = pipeline.load_models(cfg.checkpoint, cfg.device)
     cache = StageCache(output_json.parent / f".{output_json.stem}.work" / ".cache", force)
-    perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress)
+    perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress,
+                                   workers=cfg.perception_workers)
     observation = pipeline.pair(perception, cache, cfg.camera())
     first = pipeline.draft(models, observation, cache, seed=cfg.seed, progress=cfg.progress)
     annotations = pipeline.annotate(observation, first, cache, cfg.annotator_settings(), seed=cfg.seed,

@@ -72,6 +72,8 @@ def _add_pipeline_options(p: argparse.ArgumentParser,
     g.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 30)")
     g.add_argument("--seed", type=int, help="default 0")
     g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--perception-workers", type=int, metavar="N",
+                   help="frames detected at once, each by its own detector (default: one per CPU core, at most 4)")
     g.add_argument("--force", action="store_true", help="recompute every stage (ignore the cache)")
     add_config_options(g)
 
@@ -103,7 +105,7 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
 
 
 _PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "level_camera",
-                   "checkpoint", "device", "fps", "seed", "threads")
+                   "checkpoint", "device", "fps", "seed", "threads", "perception_workers")
 _RECONSTRUCT_FLAGS = ("body", "meshes", "render", "render_view", "viewer", "export", "max_people")
 
 

@@ -15,6 +15,7 @@ first and the adjustments from every layer (``--set method.sampling_steps=10``) 
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from pathlib import Path
@@ -218,6 +219,15 @@ MAX_SEED = 2 ** 63 - 1  # numpy's and torch's generators take seeds up to this
 def check_seed(seed: int, key: str = "seed") -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"{key}: an integer from 0 to {MAX_SEED}, got {seed!r}")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on: its CPU affinity where the system has one (a container's or
+    ``taskset``'s limit, which ``os.cpu_count`` does not see), else every core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this system (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
 
 
 def check_threads(threads: int | None, key: str = "threads") -> None:

@@ -2,6 +2,8 @@
 finished, detecting only the rest, with the tracks of an uninterrupted run."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,10 @@ def test_an_interrupted_perception_resumes_where_it_stopped(tmp_path):
     assert second.calls == 12 - 7  # only the frames the interrupted run had not finished
     assert np.array_equal(resumed.ids, whole.ids)
     assert np.allclose(resumed.keypoints, whole.keypoints, equal_nan=True)
+    # Two workers, each with its own MediaPipe detector: the very same detections.
+    two = detect_and_track(video, detector=partial(MediaPipePoseDetector, num_poses=3), progress=False, workers=2)
+    assert np.array_equal(two.ids, whole.ids)
+    assert np.array_equal(two.keypoints, whole.keypoints, equal_nan=True)
 
 
 def test_a_stage_s_work_folder_lives_until_its_record_is_stored(tmp_path):

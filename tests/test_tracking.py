@@ -1,6 +1,8 @@
 """Tracking on synthetic detections: order swaps, crossings, misses, re-entry, the closest pair, crops, errors."""
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -277,6 +279,34 @@ def test_a_plugged_in_detector_runs_through_detect_and_track(tmp_path):
     assert np.allclose(centres_x(tr, 0), 300 + 4 * np.arange(8), atol=3)
     assert set(tr.meta["timing_ms_per_frame"]) == {"read", "detect", "appearance", "track"}
     assert tr.meta["frames"] == 8
+
+
+class _SlowFakeDetector(_FakeDetector):
+    """The fake detector taking longer on early frames, so that parallel workers finish out of order."""
+
+    made: list = []
+
+    def __init__(self):
+        super().__init__()
+        _SlowFakeDetector.made.append(self)
+
+    def detect(self, frame_rgb):
+        time.sleep(0.02 * (frame_rgb[0, 0, 0] < 40))
+        return super().detect(frame_rgb)
+
+
+def test_several_workers_detect_each_frame_once_and_keep_the_frames_order(tmp_path):
+    for t in range(12):
+        cv2.imwrite(str(tmp_path / f"f{t:02d}.png"), np.full((H, W, 3), 10 * t, dtype=np.uint8))
+    one = detect_and_track(tmp_path, detector=_FakeDetector(), progress=False, fps=10)
+    _SlowFakeDetector.made = []
+    two = detect_and_track(tmp_path, detector=_SlowFakeDetector, progress=False, fps=10, workers=2)
+    assert np.array_equal(one.ids, two.ids) and np.allclose(one.keypoints, two.keypoints, equal_nan=True)
+    assert np.allclose(centres_x(two, 0), 300 + 4 * np.arange(12), atol=3) and two.meta["workers"] == 2
+    # A detector per worker thread, made here and closed here.
+    assert 1 <= len(_SlowFakeDetector.made) <= 2 and all(d.closed for d in _SlowFakeDetector.made)
+    with pytest.raises(ValueError, match="a function that makes detectors"):
+        detect_and_track(tmp_path, detector=_FakeDetector(), progress=False, workers=2)
 
 
 def test_a_stray_detection_beside_one_person_is_not_a_partner():

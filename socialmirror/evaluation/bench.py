@@ -15,13 +15,14 @@ the estimate), ``stages`` ({name: {seconds, fps}}), ``ratio_to_floor``, ``frames
 """
 from __future__ import annotations
 
-import os
 import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from socialmirror.config import available_cores
 
 THREE_D_STAGES = ("draft", "estimate")
 
@@ -60,7 +61,7 @@ def bench(input_path: str | None = None, threads: int | None = None, method: str
     end_to_end = frames / total
     return {
         "input": str(src), "frames": frames, "image_size": list(res.image_size), "method": method,
-        "machine": {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "machine": {"cpu_cores": available_cores(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__},
         "stages": stages,

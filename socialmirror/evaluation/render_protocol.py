@@ -338,9 +338,10 @@ class RenderedCase:
 
 def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator, appearance_rng: np.random.Generator,
                  settings: RenderSettings, cache: RenderCache, fps: float = 30.0,
-                 with_vertices: bool = True) -> RenderedCase:
+                 with_vertices: bool = True, perception_workers: int | None = None) -> RenderedCase:
     """Render ``seq30`` (already at ``fps``) or find its video, then run perceive -> pair on it.
-    ``with_vertices``: also the ground truth's camera-frame meshes where they are exact (carried parameters)."""
+    ``with_vertices``: also the ground truth's camera-frame meshes where they are exact (carried parameters).
+    ``perception_workers``: as ``pipeline.perceive``'s (None: one per core)."""
     from socialmirror.body.skeleton import SMPL24_NAMES
     from socialmirror.data.observation import CameraSampler
 
@@ -357,7 +358,7 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
     video, key, verts = _rendered_video(seq30, body, params, camera, appearance, settings, cache, fps, times)
     t0 = time.perf_counter()
     assumed = camera.K[0, 0] * settings.assumed_focal_scale if settings.assumed_focal_scale != 1.0 else None
-    perception, observation, stages = _perceive_rendered(video, seq30, settings, assumed)
+    perception, observation, stages = _perceive_rendered(video, seq30, settings, assumed, perception_workers)
     times["perceive+pair"] = time.perf_counter() - t0
     if assumed is None and not np.allclose(observation.intrinsics, camera.K, atol=1e-3):
         log.warning("%s: the pipeline's default intrinsics differ from the rendering camera's", seq30.name)
@@ -422,7 +423,8 @@ def _rendered_video(seq30, body, params, camera: RenderCamera, appearance: dict,
     return video, key, verts
 
 
-def _perceive_rendered(video: Path, seq30, settings: RenderSettings, focal: float | None = None):
+def _perceive_rendered(video: Path, seq30, settings: RenderSettings, focal: float | None = None,
+                       workers: int | None = None):
     """perceive -> pair on the rendered video, as ``reconstruct`` runs them (``focal``: as ``--focal``;
     None: the image diagonal); a pipeline that finds nobody (or one person), or a video that decodes to another
     length, skips the sequence."""
@@ -430,7 +432,8 @@ def _perceive_rendered(video: Path, seq30, settings: RenderSettings, focal: floa
     from socialmirror.errors import InputError
     stages = pipeline.StageCache(None)
     try:
-        perception = pipeline.perceive(pipeline.VideoInput.at(video), stages, settings.max_people, progress=False)
+        perception = pipeline.perceive(pipeline.VideoInput.at(video), stages, settings.max_people, progress=False,
+                                       workers=workers)
         observation = pipeline.pair(perception, stages,
                                     pipeline.CameraSettings(focal=focal, level=settings.level_camera))
     except InputError as exc:  # the pipeline's own one-line errors (nobody / one person found) and the like
@@ -459,8 +462,9 @@ def worker_prepare(seq30, camera_rng, appearance_rng, settings, cache_root, fps)
     returns (case, renders, hits) or the SkippedSequence as a value."""
     cache = RenderCache(cache_root)
     try:
+        # One perception thread: the other workers have the other cores.
         case = prepare_case(seq30, _WORKER["body"], camera_rng, appearance_rng, settings, cache, fps,
-                            with_vertices=False)
+                            with_vertices=False, perception_workers=1)
     except SkippedSequence as exc:
         return exc, cache.renders, cache.hits
     return case, cache.renders, cache.hits

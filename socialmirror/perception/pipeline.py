@@ -1,10 +1,14 @@
 """The perception stage in one call: stream a video, detect people in each frame, track them."""
 from __future__ import annotations
 
+import collections
 import logging
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable, Iterator, Union
 
 import numpy as np
 
@@ -91,46 +95,60 @@ def add_appearance(people: list[PersonDetection], frame_rgb: np.ndarray) -> list
     return people
 
 
-def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | None = None, progress: bool = True,
+# A detector (used as it is), a class or function that makes one, or None (MediaPipe's).
+DetectorSource = Union[PoseDetector, Callable[[], PoseDetector], None]
+
+
+def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = None, progress: bool = True,
                      fps: float | None = None, tracker: TrackerConfig | None = None,
-                     appearance: bool = True, checkpoint: DetectionCheckpoint | None = None) -> Tracks:
+                     appearance: bool = True, checkpoint: DetectionCheckpoint | None = None,
+                     workers: int = 1) -> Tracks:
     """Detect and track every person in a video file or folder of frames, streamed frame by frame.
 
-    ``detector`` defaults to ``MediaPipePoseDetector()`` (two people, with the second pass), created and closed
-    here; a detector passed in is left open. ``appearance`` adds a colour descriptor to each detection for
-    re-identification after re-entry. The result's ``meta["timing_ms_per_frame"]`` holds the mean cost of
-    reading, detection, appearance and tracking per frame, ``meta["frames"]`` the number of frames read.
+    ``detector``: a detector (left open), or a function that makes one (each made here is closed here);
+    default ``MediaPipePoseDetector`` (two people, with the second pass). ``workers`` > 1 detects that many
+    frames at once, each worker thread with its own detector from the function (MediaPipe releases the GIL:
+    two workers on two cores detect the sample in 49 instead of 93 ms a frame); the frames are decoded once,
+    and the detections are the same, in the same order, as one worker's. ``appearance`` adds a colour
+    descriptor to each detection for re-identification after re-entry. The result's
+    ``meta["timing_ms_per_frame"]`` holds the cost per frame of reading, detection, appearance (summed over
+    the workers) and tracking, ``meta["frames"]`` the number of frames read, ``meta["workers"]`` the workers.
     With a ``checkpoint`` the detections are saved in chunks as they are made, and the frames an earlier,
     interrupted run saved are read back instead of detected again.
     """
-    own = detector is None
-    detector = MediaPipePoseDetector() if own else detector
-    t_read = t_detect = t_app = 0.0
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    if detector is None or isinstance(detector, type) or not hasattr(detector, "detect"):
+        pool = _DetectorPool(detector or MediaPipePoseDetector, appearance)  # a class or function that makes one
+    elif workers > 1:
+        raise ValueError("several workers need a function that makes detectors, not one detector")
+    else:
+        pool = _DetectorPool(lambda: detector, appearance, owned=False)
     per_frame = checkpoint.load() if checkpoint is not None else []
     if per_frame:
         log.info("perception resumes at frame %d (the earlier run's detections are read back)", len(per_frame))
+    t_read = 0.0
     try:
         with open_video(video_path, fps=fps) as reader:
-            frames = reader.frames(len(per_frame))
             bar = None
             if progress:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=reader.num_frames, initial=len(per_frame), desc="perception", unit="frame")
-            try:
+            frames = reader.frames(len(per_frame))
+
+            def timed_frames():
+                nonlocal t_read
                 while True:
                     t0 = time.perf_counter()
                     try:
                         _, frame = next(frames)
                     except StopIteration:
-                        break
-                    t1 = time.perf_counter()
-                    people = detector.detect(frame)
-                    t2 = time.perf_counter()
-                    if appearance:
-                        add_appearance(people, frame)
-                    t3 = time.perf_counter()
-                    t_read, t_detect, t_app = t_read + t1 - t0, t_detect + t2 - t1, t_app + t3 - t2
+                        return
+                    t_read += time.perf_counter() - t0
+                    yield frame
+            try:
+                for people in pool.detect_in_order(timed_frames(), workers):
                     per_frame.append(people)
                     if checkpoint is not None:
                         checkpoint.add(people)
@@ -144,8 +162,7 @@ def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | Non
             video_fps, size = reader.fps, reader.size
             rotation = getattr(reader, "rotation", 0)
     finally:
-        if own:
-            detector.close()
+        pool.close()
     _check_orientation(video_path, per_frame, rotation)
     t0 = time.perf_counter()
     tracks = track(per_frame, tracker, fps=video_fps, image_size=size)
@@ -154,11 +171,72 @@ def detect_and_track(video_path: str | os.PathLike, detector: PoseDetector | Non
     tracks.meta.update({
         "source": str(video_path),
         "frames": len(per_frame),
-        "detector": type(detector).__name__,
-        "timing_ms_per_frame": {"read": 1e3 * t_read / n, "detect": 1e3 * t_detect / n,
-                                "appearance": 1e3 * t_app / n, "track": 1e3 * t_track / n},
+        "detector": pool.detector_name,
+        "workers": int(workers),
+        "timing_ms_per_frame": {"read": 1e3 * t_read / n, "detect": 1e3 * pool.seconds["detect"] / n,
+                                "appearance": 1e3 * pool.seconds["appearance"] / n, "track": 1e3 * t_track / n},
     })
     return tracks
+
+
+class _DetectorPool:
+    """Detectors for worker threads, one per thread, made on first use by ``make`` (closed by ``close`` when
+    ``owned``), and the seconds the workers spent in detection and appearance."""
+
+    def __init__(self, make: Callable[[], PoseDetector], appearance: bool, owned: bool = True):
+        self.make, self.appearance, self.owned = make, appearance, owned
+        self.local = threading.local()
+        self.made: list[PoseDetector] = []
+        self.lock = threading.Lock()
+        self.seconds = {"detect": 0.0, "appearance": 0.0}
+        self.detector_name = ""
+
+    def detector(self) -> PoseDetector:
+        det = getattr(self.local, "detector", None)
+        if det is None:
+            det = self.local.detector = self.make()
+            with self.lock:
+                self.made.append(det)
+                self.detector_name = type(det).__name__
+        return det
+
+    def detect(self, frame: np.ndarray) -> list[PersonDetection]:
+        t0 = time.perf_counter()
+        people = self.detector().detect(frame)
+        t1 = time.perf_counter()
+        if self.appearance:
+            add_appearance(people, frame)
+        t2 = time.perf_counter()
+        with self.lock:
+            self.seconds["detect"] += t1 - t0
+            self.seconds["appearance"] += t2 - t1
+        return people
+
+    def detect_in_order(self, frames: Iterator[np.ndarray], workers: int) -> Iterator[list[PersonDetection]]:
+        """Each frame's detections, in the frames' order; with ``workers`` > 1 at most twice that many frames
+        are decoded ahead (bounded memory)."""
+        if workers == 1:
+            for frame in frames:
+                yield self.detect(frame)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="perception") as executor:
+            pending: collections.deque = collections.deque()
+            try:
+                for frame in frames:
+                    pending.append(executor.submit(self.detect, frame))
+                    if len(pending) >= 2 * workers:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:  # interrupted (an error, Ctrl-C): no frame is started after this
+                for future in pending:
+                    future.cancel()
+
+    def close(self) -> None:
+        if self.owned:
+            for det in self.made:
+                det.close()
+        self.made = []
 
 
 def sideways_share(per_frame) -> float:

@@ -25,12 +25,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from socialmirror.config import ConfigError
+from socialmirror.config import ConfigError, available_cores
 from socialmirror.errors import InputError
 from socialmirror.pipeline.cache import StageCache
 from socialmirror.pipeline.records import (ANNOTATIONS_CODEC, ESTIMATE_CODEC, PAIR_CODEC, TEXT_CODEC,
@@ -55,9 +56,11 @@ def load_models(checkpoint: str | Path | None = None, device: str = "cpu") -> Mo
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress: bool = True) -> Perception:
+def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress: bool = True,
+             workers: int | None = None) -> Perception:
     """Everyone detected and tracked through the video. The detections are checkpointed in the cache as they
-    are made, so an interrupted run resumes mid-video."""
+    are made, so an interrupted run resumes mid-video. ``workers`` frames are detected at once, each by its own
+    detector (None: one per CPU core, at most 4); the detections do not depend on it."""
     depends_on = [video.fingerprint(), max_people]
 
     def compute() -> Perception:
@@ -65,9 +68,9 @@ def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress
         from socialmirror.perception.pose import MediaPipePoseDetector
         work = cache.work_dir("tracks", depends_on)
         checkpoint = None if work is None else DetectionCheckpoint(work)
-        with MediaPipePoseDetector(num_poses=max(2, max_people)) as detector:
-            tracks = detect_and_track(video.path, detector=detector, progress=progress, fps=video.fps,
-                                      checkpoint=checkpoint)
+        tracks = detect_and_track(video.path, detector=partial(MediaPipePoseDetector, num_poses=max(2, max_people)),
+                                  progress=progress, fps=video.fps, checkpoint=checkpoint,
+                                  workers=workers or min(4, available_cores()))
         if len(tracks.ids) == 0:
             raise InputError(f"no person found in {video.path}")
         return Perception(video, tracks)

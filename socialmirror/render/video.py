@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from socialmirror.body.meshes import as_mesh_frames
+from socialmirror.config import available_cores
 from socialmirror.errors import OutputError
 from socialmirror.io import temporary_beside
 from socialmirror.render.mesh_renderer import SideCamera, as_numpy, render_camera_view, render_side_view
@@ -172,7 +173,7 @@ def write_render_video(path, frames: FrameSource, vertices, faces, K, fps: float
 
 def render_workers(num_frames: int) -> int:
     """Threads that draw render.mp4's frames: one per core, at most two, and one for a single frame."""
-    return 1 if num_frames < 2 else max(1, min(2, os.cpu_count() or 1))
+    return 1 if num_frames < 2 else min(2, available_cores())
 
 
 def _frame_inputs(source, vertices, K: np.ndarray, joints, num_frames: int):
