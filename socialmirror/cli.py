@@ -184,11 +184,12 @@ def cmd_live(args) -> int:
     from socialmirror.io import atomic_write_json, output_file
     from socialmirror.live import LiveSettings, run_live
     settings = LiveSettings(window=args.window, stride=args.stride, realtime=args.realtime,
-                            max_frames=args.max_frames, method=args.method or "socialmirror", seed=args.seed or 0)
+                            max_frames=args.max_frames, method=args.method or "socialmirror", seed=args.seed or 0,
+                            perception_workers=args.perception_workers)
     summary_path = output_file(args.summary_json) if args.summary_json else None
     out = open(output_file(args.out), "w", encoding="utf-8") if args.out else sys.stdout
     import torch
-    torch.set_num_threads(args.threads or 1)  # one core for the 3D stages, the other for perception
+    torch.set_num_threads(args.threads or 1)  # the 3D stages' thread shares the cores with perception's workers
     page = None
     try:
         if args.serve is not None:
@@ -377,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=8, help="new frames between two records (default 8)")
     p.add_argument("--method", help="socialmirror (default), closeint, ... as reconstruct")
     p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="torch CPU threads for the 3D stages (default 1: perception has "
-                   "the other core)")
+    p.add_argument("--threads", type=int, help="torch CPU threads for the 3D stages (default 1)")
+    p.add_argument("--perception-workers", type=int, default=2, metavar="N",
+                   help="frames detected at once, each by its own detector (default 2)")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("annotate", help="the VLM Annotator's per-clip sentences and contacts (Table 1 protocol)")

@@ -4,7 +4,8 @@ SOURCE is a camera (an index such as ``0``, or ``/dev/videoN``), a network strea
 MJPEG or H.264 stream) or a video file (played as fast as it decodes, or at its own frame rate with
 ``realtime``). Frames are read by a thread of their own into a small buffer (``LiveSettings.buffer_frames``):
 when perception falls behind, the oldest waiting frame is dropped and counted, so the latency stays bounded
-instead of growing with the stream. Every frame taken is detected (MediaPipe, as ``reconstruct``); each time
+instead of growing with the stream. Every frame taken is detected (MediaPipe, as ``reconstruct``, by
+``perception_workers`` threads with a detector each, frames kept in order); each time
 ``stride`` new frames have been detected and the previous window is done, the last ``window`` frames are
 tracked, their closest pair chosen and reconstructed by the 3D stages (the method's full pipeline, the offline
 annotator for its semantics) in a third thread, while perception goes on, and one JSON record is emitted
@@ -49,6 +50,8 @@ class LiveSettings:
     reconnects: int = 3  # a network stream that ends or stalls is reopened this many times
     method: str = "socialmirror"
     seed: int = 0
+    # Frames detected at once, each by its own detector; they share the cores with the 3D stages' thread.
+    perception_workers: int = 2
 
     def __post_init__(self):
         if not 2 <= self.window:
@@ -61,6 +64,8 @@ class LiveSettings:
             raise ConfigError(f"live max_frames: at least 1, got {self.max_frames}")
         if not self.stall_seconds > 0:
             raise ConfigError(f"live stall_seconds: positive, got {self.stall_seconds}")
+        if self.perception_workers < 1:
+            raise ConfigError(f"live perception workers: at least 1, got {self.perception_workers}")
 
 
 @dataclass
@@ -242,19 +247,29 @@ def _reconstruct_window(models, detections: list, size: tuple[int, int], fps: fl
 def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callable[[dict], None] = print,
              models=None, detector=None) -> LiveSummary:
     """Reconstruct ``source`` window by window as its frames arrive (module docstring); ``emit`` receives each
-    record. Returns the summary (also on Ctrl-C)."""
+    record. ``detector``: as ``detect_and_track``'s (a detector passed in runs alone, in one worker). Returns
+    the summary (also on Ctrl-C)."""
+    from functools import partial
+
     from socialmirror import pipeline
-    from socialmirror.perception.pipeline import add_appearance
+    from socialmirror.perception.pipeline import DetectorPool
     from socialmirror.perception.pose import MediaPipePoseDetector
     models = models or pipeline.load_models()
-    own_detector = detector is None
-    detector = detector or MediaPipePoseDetector(num_poses=3)
+    workers = 1 if detector is not None and hasattr(detector, "detect") else settings.perception_workers
+    detectors = DetectorPool.of(detector or partial(MediaPipePoseDetector, num_poses=3), workers)
     summary = LiveSummary()
     feed = FrameFeed(source, settings)
     windows = _WindowWorker(models, feed, settings, summary, emit)
-    try:
+    taken: collections.deque = collections.deque()  # (index, arrival) of the frames handed to perception
+
+    def frames():
         for index, arrival, rgb in feed:
-            windows.add(index, arrival, add_appearance(detector.detect(rgb), rgb))
+            taken.append((index, arrival))
+            yield rgb
+    try:
+        for people in detectors.detect_in_order(frames(), workers):
+            index, arrival = taken.popleft()
+            windows.add(index, arrival, people)
             summary.frames += 1
             if settings.max_frames is not None and summary.frames >= settings.max_frames:
                 summary.ended = "max frames"
@@ -267,8 +282,7 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     finally:
         windows.close()
         feed.close()
-        if own_detector:
-            detector.close()
+        detectors.close()
     summary.dropped, summary.reconnects = feed.dropped, feed.reconnects
     if summary.latencies_s:
         summary.p50_latency_s, summary.p95_latency_s = (float(v) for v in

@@ -116,14 +116,7 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
     With a ``checkpoint`` the detections are saved in chunks as they are made, and the frames an earlier,
     interrupted run saved are read back instead of detected again.
     """
-    if workers < 1:
-        raise ValueError("workers must be >= 1")
-    if detector is None or isinstance(detector, type) or not hasattr(detector, "detect"):
-        pool = _DetectorPool(detector or MediaPipePoseDetector, appearance)  # a class or function that makes one
-    elif workers > 1:
-        raise ValueError("several workers need a function that makes detectors, not one detector")
-    else:
-        pool = _DetectorPool(lambda: detector, appearance, owned=False)
+    pool = DetectorPool.of(detector, workers, appearance)
     per_frame = checkpoint.load() if checkpoint is not None else []
     if per_frame:
         log.info("perception resumes at frame %d (the earlier run's detections are read back)", len(per_frame))
@@ -179,9 +172,21 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
     return tracks
 
 
-class _DetectorPool:
+class DetectorPool:
     """Detectors for worker threads, one per thread, made on first use by ``make`` (closed by ``close`` when
     ``owned``), and the seconds the workers spent in detection and appearance."""
+
+    @classmethod
+    def of(cls, detector: DetectorSource, workers: int, appearance: bool = True) -> "DetectorPool":
+        """The pool for ``detector`` (``DetectorSource``) and ``workers`` threads: one detector passed in is
+        used as it is (one worker only) and left open."""
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if detector is None or isinstance(detector, type) or not hasattr(detector, "detect"):
+            return cls(detector or MediaPipePoseDetector, appearance)  # a class or a function that makes one
+        if workers > 1:
+            raise ValueError("several workers need a function that makes detectors, not one detector")
+        return cls(lambda: detector, appearance, owned=False)
 
     def __init__(self, make: Callable[[], PoseDetector], appearance: bool, owned: bool = True):
         self.make, self.appearance, self.owned = make, appearance, owned
