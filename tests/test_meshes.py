@@ -36,13 +36,29 @@ def test_reads_like_the_full_array_and_skins_a_chunk_at_a_time():
     assert np.array_equal(np.asarray(meshes), expected)
     assert [s for s, _ in meshes.chunks()] == [0, 4, 8]
     assert max(skin.calls) <= 4  # never more than a chunk of frames in one skinning
-    # Reading frame by frame skins each chunk once.
+    # Everything fits in the cache: a second reading skins nothing.
     skin.calls.clear()
     for t in range(11):
         meshes[t]
-    assert skin.calls == [4, 4, 3]
+    assert skin.calls == [] and np.array_equal(meshes[[3, 7]], expected[[3, 7]]) and skin.calls == []
     with pytest.raises(IndexError):
         meshes[11]
+
+
+def test_memory_stays_within_the_cache_and_each_chunk_is_skinned_once_per_reading():
+    """A long video: the cache holds two chunks (the least recently read is dropped), so a reading in frame
+    order skins each chunk once, a second reading skins them again, and a sample skins only its frames."""
+    skin = CountingSkinner()
+    chunk_bytes = 4 * 2 * 5 * 3 * 4
+    meshes = MeshFrames(skin, 11, chunk=4, cache_bytes=2 * chunk_bytes)
+    expected = full_array(11)
+    for reading in range(2):
+        skin.calls.clear()
+        assert np.array_equal(np.stack([meshes[t] for t in range(11)]), expected)
+        assert skin.calls == ([4, 3] if reading == 0 else [4, 4, 3])  # frame 0's chunk was skinned when made
+        assert sum(b.nbytes for b in meshes._blocks.values()) <= 2 * chunk_bytes
+    skin.calls.clear()
+    assert np.array_equal(meshes.sample(3), expected[[0, 5, 10]]) and skin.calls == [3]
 
 
 def test_sample_spreads_over_the_sequence():
