@@ -267,7 +267,7 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
             taken.append((index, arrival))
             yield rgb
     try:
-        for people in detectors.detect_in_order(frames(), workers):
+        for people in detectors.detect_in_order(frames()):
             index, arrival = taken.popleft()
             windows.add(index, arrival, people)
             summary.frames += 1

@@ -141,7 +141,7 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
                     t_read += time.perf_counter() - t0
                     yield frame
             try:
-                for people in pool.detect_in_order(timed_frames(), workers):
+                for people in pool.detect_in_order(timed_frames()):
                     per_frame.append(people)
                     if checkpoint is not None:
                         checkpoint.add(people)
@@ -173,8 +173,8 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
 
 
 class DetectorPool:
-    """Detectors for worker threads, one per thread, made on first use by ``make`` (closed by ``close`` when
-    ``owned``), and the seconds the workers spent in detection and appearance."""
+    """``workers`` threads that detect frames, each with its own detector made on first use by ``make``
+    (closed by ``close`` when ``owned``), and the seconds they spent in detection and appearance."""
 
     @classmethod
     def of(cls, detector: DetectorSource, workers: int, appearance: bool = True) -> "DetectorPool":
@@ -183,13 +183,14 @@ class DetectorPool:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         if detector is None or isinstance(detector, type) or not hasattr(detector, "detect"):
-            return cls(detector or MediaPipePoseDetector, appearance)  # a class or a function that makes one
+            return cls(detector or MediaPipePoseDetector, workers, appearance)  # a class or a function
         if workers > 1:
             raise ValueError("several workers need a function that makes detectors, not one detector")
-        return cls(lambda: detector, appearance, owned=False)
+        return cls(lambda: detector, 1, appearance, owned=False)
 
-    def __init__(self, make: Callable[[], PoseDetector], appearance: bool, owned: bool = True):
-        self.make, self.appearance, self.owned = make, appearance, owned
+    def __init__(self, make: Callable[[], PoseDetector], workers: int = 1, appearance: bool = True,
+                 owned: bool = True):
+        self.make, self.workers, self.appearance, self.owned = make, int(workers), appearance, owned
         self.local = threading.local()
         self.made: list[PoseDetector] = []
         self.lock = threading.Lock()
@@ -217,13 +218,14 @@ class DetectorPool:
             self.seconds["appearance"] += t2 - t1
         return people
 
-    def detect_in_order(self, frames: Iterator[np.ndarray], workers: int) -> Iterator[list[PersonDetection]]:
-        """Each frame's detections, in the frames' order; with ``workers`` > 1 at most twice that many frames
-        are decoded ahead (bounded memory)."""
-        if workers == 1:
+    def detect_in_order(self, frames: Iterator[np.ndarray]) -> Iterator[list[PersonDetection]]:
+        """Each frame's detections, in the frames' order; with several workers at most twice as many frames as
+        workers are decoded ahead (bounded memory)."""
+        if self.workers == 1:
             for frame in frames:
                 yield self.detect(frame)
             return
+        workers = self.workers
         with ThreadPoolExecutor(workers, thread_name_prefix="perception") as executor:
             pending: collections.deque = collections.deque()
             try:
