@@ -304,7 +304,8 @@ def cmd_calibrate_world(args) -> int:
 
 def cmd_synth(args) -> int:
     from socialmirror.data.synth.cli import synth_main
-    return synth_main(args.n, args.output, seed=args.seed, types=args.types, with_vertices=args.vertices)
+    return synth_main(args.n, args.output, seed=args.seed, types=args.types, with_vertices=args.vertices,
+                      jobs=args.jobs)
 
 
 def cmd_train(args) -> int:
@@ -399,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--types", nargs="+", help="interaction types (default: all)")
     p.add_argument("--vertices", action="store_true", help="also store the meshes")
+    p.add_argument("--jobs", type=int, default=1, help="processes synthesizing at once (default 1); files "
+                   "already in the folder are kept, so an interrupted run resumes")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train a model stage (or 'all': the recipe of the shipped weights)")

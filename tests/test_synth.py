@@ -172,6 +172,23 @@ def test_synth_main_writes_valid_folder(tmp_path):
         synth_main(0, tmp_path, progress=False)
 
 
+@pytest.mark.slow
+def test_synthesis_resumes_and_two_processes_write_the_same_files(tmp_path):
+    """Sample i depends on (seed, i) only: a folder made by two processes, after an interruption that left
+    one file, holds the very files one process writes; the file already there is kept, not rewritten."""
+    from socialmirror.data.synth.cli import synth_main
+    synth_main(3, tmp_path / "one", seed=2, types=["wave"], progress=False)
+    (tmp_path / "two").mkdir()
+    kept = tmp_path / "two" / "synth_00001.npz"
+    kept.write_bytes((tmp_path / "one" / "synth_00001.npz").read_bytes())
+    stamp = kept.stat().st_mtime_ns
+    synth_main(3, tmp_path / "two", seed=2, types=["wave"], progress=False, jobs=2)
+    assert kept.stat().st_mtime_ns == stamp
+    for name in ("synth_00000.npz", "synth_00001.npz", "synth_00002.npz"):
+        a, b = read_npz(tmp_path / "one" / name), read_npz(tmp_path / "two" / name)
+        assert np.array_equal(a.joints3d, b.joints3d) and a.text == b.text
+
+
 def test_joint_limits_and_body_params(anny_body, samples):
     """Every rotation stays within the IK module's joint limits (fists curl the fingers up to 1.4 rad)
     and the stored body-model parameters reproduce joints3d exactly."""
