@@ -5,7 +5,8 @@ two people cost 330 KB a frame as float32, and skinning all frames in one batch 
 intermediates (measured: 2.0 GB peak for 455 frames with rendering and the viewer off, before this). The
 outputs read the meshes in frame order (the render, the viewer, the OBJ files), so ``MeshFrames`` skins
 ``chunk`` consecutive frames when one of them is first read and keeps that chunk only: memory is bounded by a
-chunk, whatever the length. ``np.asarray(meshes)`` gives the whole array where a caller truly needs it
+chunk, whatever the length. A video whose meshes all fit in ``cache_bytes`` (128 MB: about 390 frames of two
+anny bodies) keeps every chunk it skinned instead, since the outputs read the meshes several times. ``np.asarray(meshes)`` gives the whole array where a caller truly needs it
 (result.npz with ``--meshes``).
 """
 from __future__ import annotations
@@ -23,10 +24,9 @@ class MeshFrames:
     """Indexable like a (T, P, V, 3) array (the skinner's dtype): ``[t]`` one frame, ``[index array]`` those frames
     stacked; ``len``, ``shape``, ``ndim``; ``chunks()`` yields (first frame, block) in order.
 
-    Skinned chunks are kept up to ``cache_bytes`` (the least recently read dropped first, the last one always
-    kept): the outputs read a short video's meshes several times (render.mp4, viewer.html, the ground planes'
-    samples), and each read of a chunk in the cache costs nothing (measured on the 91-frame sample: the meshes
-    were skinned four times over before)."""
+    Where all the frames fit in ``cache_bytes``, every skinned chunk is kept: the outputs read a short video's
+    meshes several times (render.mp4, viewer.html, the ground planes' samples; on the 91-frame sample they were
+    skinned four times over before). Otherwise only the last chunk read is kept."""
 
     ndim = 4
 
@@ -38,11 +38,13 @@ class MeshFrames:
         self._num_frames = int(num_frames)
         self._cache_bytes = int(cache_bytes)
         self._blocks: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._keep = 1  # chunks kept in memory
         first = self._block(0)
         self.shape = (self._num_frames,) + tuple(first.shape[1:])
         self.dtype = first.dtype
-        # Whether every frame fits in the cache: then any read goes through whole chunks, each skinned once.
+        # Every frame fits in the cache: all chunks are kept, and any read goes through them (each skinned once).
         self._fits = first[:1].nbytes * self._num_frames <= self._cache_bytes
+        self._keep = -(-self._num_frames // self._chunk) if self._fits else 1
 
     def __len__(self) -> int:
         return self._num_frames
@@ -90,7 +92,7 @@ class MeshFrames:
             return block
         frames = np.arange(start, min(start + self._chunk, self._num_frames))
         block = self._blocks[start] = np.asarray(self._skin(frames))
-        while len(self._blocks) > 1 and sum(b.nbytes for b in self._blocks.values()) > self._cache_bytes:
+        while len(self._blocks) > self._keep:
             self._blocks.popitem(last=False)
         return block
 
