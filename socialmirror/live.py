@@ -252,10 +252,10 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     from functools import partial
 
     from socialmirror import pipeline
-    from socialmirror.perception.pipeline import DetectorPool
+    from socialmirror.perception.pipeline import DetectorPool, makes_detectors
     from socialmirror.perception.pose import MediaPipePoseDetector
     models = models or pipeline.load_models()
-    workers = 1 if detector is not None and hasattr(detector, "detect") else settings.perception_workers
+    workers = settings.perception_workers if makes_detectors(detector) else 1
     detectors = DetectorPool.of(detector or partial(MediaPipePoseDetector, num_poses=3), workers)
     summary = LiveSummary()
     feed = FrameFeed(source, settings)

@@ -99,6 +99,12 @@ def add_appearance(people: list[PersonDetection], frame_rgb: np.ndarray) -> list
 DetectorSource = Union[PoseDetector, Callable[[], PoseDetector], None]
 
 
+def makes_detectors(source: DetectorSource) -> bool:
+    """Whether ``source`` makes detectors (None, a class or a function), so that several workers can each have
+    their own, rather than being one detector."""
+    return source is None or isinstance(source, type) or not hasattr(source, "detect")
+
+
 def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = None, progress: bool = True,
                      fps: float | None = None, tracker: TrackerConfig | None = None,
                      appearance: bool = True, checkpoint: DetectionCheckpoint | None = None,
@@ -182,7 +188,7 @@ class DetectorPool:
         used as it is (one worker only) and left open."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
-        if detector is None or isinstance(detector, type) or not hasattr(detector, "detect"):
+        if makes_detectors(detector):
             return cls(detector or MediaPipePoseDetector, workers, appearance)  # a class or a function
         if workers > 1:
             raise ValueError("several workers need a function that makes detectors, not one detector")
