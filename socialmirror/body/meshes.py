@@ -11,7 +11,6 @@ anny bodies) keeps every chunk it skinned instead, since the outputs read the me
 """
 from __future__ import annotations
 
-import collections
 from typing import Callable, Iterator
 
 import numpy as np
@@ -37,14 +36,13 @@ class MeshFrames:
         self._chunk = max(1, int(chunk))
         self._num_frames = int(num_frames)
         self._cache_bytes = int(cache_bytes)
-        self._blocks: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
-        self._keep = 1  # chunks kept in memory
+        self._blocks: dict[int, np.ndarray] = {}  # skinned chunks by first frame
+        self._fits = False
         first = self._block(0)
         self.shape = (self._num_frames,) + tuple(first.shape[1:])
         self.dtype = first.dtype
         # Every frame fits in the cache: all chunks are kept, and any read goes through them (each skinned once).
         self._fits = first[:1].nbytes * self._num_frames <= self._cache_bytes
-        self._keep = -(-self._num_frames // self._chunk) if self._fits else 1
 
     def __len__(self) -> int:
         return self._num_frames
@@ -86,15 +84,12 @@ class MeshFrames:
 
     def _block(self, start: int) -> np.ndarray:
         """The skinned chunk that starts at frame ``start``, from the cache or skinned now."""
-        block = self._blocks.get(start)
-        if block is not None:
-            self._blocks.move_to_end(start)
-            return block
-        frames = np.arange(start, min(start + self._chunk, self._num_frames))
-        block = self._blocks[start] = np.asarray(self._skin(frames))
-        while len(self._blocks) > self._keep:
-            self._blocks.popitem(last=False)
-        return block
+        if start not in self._blocks:
+            if not self._fits:  # a long video: the chunk read last is the one kept
+                self._blocks.clear()
+            frames = np.arange(start, min(start + self._chunk, self._num_frames))
+            self._blocks[start] = np.asarray(self._skin(frames))
+        return self._blocks[start]
 
 
 def as_mesh_frames(vertices) -> MeshFrames:
