@@ -56,7 +56,7 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-from socialmirror.body.skeleton import SMPL24_NAMES, joint_indices
+from socialmirror.body.skeleton import SMPL24_NAMES, STATURE_ENDS, joint_indices, stature
 
 __all__ = [
     "mpjpe", "pa_mpjpe", "r_mpjpe", "g_mpjpe", "interaction_error", "accel_error", "vertex_error",
@@ -226,7 +226,7 @@ def placement_errors(pred, gt, *, joint_names: Sequence[str] | None = None) -> d
            "person_depth": float(1000.0 * np.abs(depth_error).mean())}
     names = _names(p.shape[2], joint_names)
     if all(n in names for n in STATURE_ENDS):
-        out["person_height"] = float(1000.0 * np.abs(_stature(p, names) - _stature(g, names)).mean())
+        out["person_height"] = float(1000.0 * np.abs(stature(p, names) - stature(g, names)).mean())
     return out
 
 
@@ -241,27 +241,8 @@ def person_sizes(pred, gt, *, joint_names: Sequence[str] | None = None) -> dict[
     distance = (lambda x: np.linalg.norm(pelvis_positions(x, names), axis=-1).mean(0))  # noqa: E731
     out = {"depth_pred": distance(p), "depth_true": distance(g)}
     if all(n in names for n in STATURE_ENDS):
-        out.update(stature_pred=_stature(p, names).mean(0), stature_true=_stature(g, names).mean(0))
+        out.update(stature_pred=stature(p, names).mean(0), stature_true=stature(g, names).mean(0))
     return {k: [round(float(x), 4) for x in v] for k, v in out.items()}
-
-
-# The stature along the skeleton: head down the spine to the pelvis, then each leg to the ankle (the mean of
-# both legs). Pose-independent, unlike the vertical extent of the joints.
-STATURE_CHAINS = (("head", "neck", "spine3", "spine2", "spine1", "pelvis"),
-                  ("pelvis", "left_hip", "left_knee", "left_ankle"), ("pelvis", "right_hip", "right_knee", "right_ankle"))
-
-
-STATURE_ENDS = ("head", "pelvis", "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle")
-
-
-def _stature(x: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """(T, 2, J, 3) -> (T, 2) chain length of STATURE_CHAINS (the spine, then the mean of the two legs) over
-    the chains' joints the data has (a data set without spine2 measures head-neck-spine3-spine1-pelvis)."""
-    def chain(joints):
-        pts = x[..., [names.index(n) for n in joints if n in names], :]
-        return np.linalg.norm(np.diff(pts, axis=-2), axis=-1).sum(-1)
-    spine, left, right = (chain(c) for c in STATURE_CHAINS)
-    return spine + 0.5 * (left + right)
 
 
 def accel_error(pred, gt, *, joint_names: Sequence[str] | None = None) -> float:

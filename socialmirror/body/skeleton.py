@@ -57,3 +57,24 @@ def joint_indices(names) -> np.ndarray:
     if unknown:
         raise ValueError(f"not SMPL-24 joint names: {unknown}")
     return np.array([JOINT_INDEX[n] for n in names], dtype=np.int64)
+
+
+# The stature along the skeleton: head down the spine to the pelvis, then each leg to the ankle (the mean of
+# both legs). Pose-independent, unlike the vertical extent of the joints; the metrics' Person-height and the
+# size MediaPipe's 3D landmarks give everybody (data.world_landmarks) are measured by it.
+STATURE_CHAINS = (("head", "neck", "spine3", "spine2", "spine1", "pelvis"),
+                  ("pelvis", "left_hip", "left_knee", "left_ankle"), ("pelvis", "right_hip", "right_knee", "right_ankle"))
+STATURE_ENDS = ("head", "pelvis", "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle")
+
+
+def stature(joints: np.ndarray, names=SMPL24_NAMES, present: np.ndarray | None = None) -> np.ndarray:
+    """(..., J, 3) -> (...) chain length of STATURE_CHAINS (the spine, then the mean of the two legs) over the
+    chains' joints in ``names`` and, if given, ``present`` (J,) (a data set without spine2, or MediaPipe's
+    landmarks without any spine joint, measure the spine through the joints they have)."""
+    have = set(names) if present is None else {n for n, k in zip(names, present) if k}
+
+    def chain(chain_names):
+        pts = joints[..., [names.index(n) for n in chain_names if n in have], :]
+        return np.linalg.norm(np.diff(pts, axis=-2), axis=-1).sum(-1)
+    spine, left, right = (chain(c) for c in STATURE_CHAINS)
+    return spine + 0.5 * (left + right)

@@ -14,14 +14,18 @@ landmarks MediaPipe gave on rendered anny bodies of known pose with the truth. P
 * ``jitter``: the rms of what remains frame to frame,
 
 both after removing the global rotation (a per-frame Kabsch fit on the joints: MediaPipe's axes are only
-roughly the camera's), in metres. ``rotation_deg`` is the median of that global rotation. Per bone of the fit
-(``socialmirror.body.bones.EVIDENCE_BONES``) it keeps the rms chord between unit directions in the torso frame.
-``socialmirror calibrate-world`` runs the measurement on a rendered sample and writes the JSON that
-``default_world_error()`` reads (shipped: ``socialmirror/assets/world_landmark_error.json``).
+roughly the camera's) and the size (``stature``, below), in metres. ``rotation_deg`` is the median of that
+global rotation. Per bone of the fit (``socialmirror.body.bones.EVIDENCE_BONES``) it keeps the rms chord
+between unit directions in the torso frame. ``stature`` is the landmarks' mean stature along the skeleton
+(``landmark_stature``): MediaPipe gives everybody about one size (on the embedded sample 1.52 and 1.49 m
+for people of 1.69 and 1.41 m; on the validation split's rendered people of 0.97-1.81 m no correlation with
+the truth), so the simulated landmarks have that size too, whatever the person's (landmarks of the true
+size tell a network what real ones never tell, and it learns to read the size from them). ``socialmirror calibrate-world`` runs the measurement on a rendered sample and writes
+the JSON that ``default_world_error()`` reads (shipped: ``socialmirror/assets/world_landmark_error.json``).
 
-``simulate_world_landmarks`` draws landmarks from the truth with that error: root-relative joints, rotated by a
-random global rotation of the measured size, plus a per-person constant offset (bias) and per-frame noise
-(jitter) per joint; joints MediaPipe does not give are NaN.
+``simulate_world_landmarks`` draws landmarks from the truth with that error: root-relative joints scaled to
+MediaPipe's stature, rotated by a random global rotation of the measured size, plus a per-person constant
+offset (bias) and per-frame noise (jitter) per joint; joints MediaPipe does not give are NaN.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ import torch
 
 from socialmirror.body.bones import EVIDENCE_BONES, bone_directions, bone_key
 from socialmirror.body.keypoints import smpl24_mapped_mask
-from socialmirror.body.skeleton import NUM_JOINTS
+from socialmirror.body.skeleton import NUM_JOINTS, SMPL24_NAMES, stature
 from socialmirror.io import atomic_write_json
 from socialmirror.paths import ASSETS_DIR
 
@@ -50,6 +54,7 @@ class WorldErrorModel:
     rotation_deg: float  # median global rotation between MediaPipe's axes and the camera's
     bone_chord: dict[str, float]  # "from-to" -> rms chord of the unit bone direction in the torso frame
     source: str = ""  # what it was measured on
+    stature: float = 0.0  # metres, MediaPipe's mean stature along the skeleton (0: not measured, true size kept)
 
     def save(self, path: str | Path = WORLD_ERROR_PATH) -> Path:
         return atomic_write_json(path, asdict(self))
@@ -58,7 +63,7 @@ class WorldErrorModel:
     def load(cls, path: str | Path = WORLD_ERROR_PATH) -> "WorldErrorModel":
         raw = json.loads(Path(path).read_text())
         return cls(tuple(raw["bias"]), tuple(raw["jitter"]), float(raw["rotation_deg"]), dict(raw["bone_chord"]),
-                   str(raw.get("source", "")))
+                   str(raw.get("source", "")), float(raw.get("stature", 0.0)))
 
 
 @lru_cache(maxsize=1)
@@ -72,6 +77,12 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     u, _, vt = np.linalg.svd(src.T @ dst)
     d = np.sign(np.linalg.det(vt.T @ u.T))
     return vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+
+
+def landmark_stature(rel: np.ndarray) -> np.ndarray:
+    """(..., 24, 3) -> (...) stature along the skeleton over the joints MediaPipe gives (no spine joint: the
+    spine is measured head-neck-pelvis), the same measure for landmarks and for the truth they are compared to."""
+    return stature(rel, SMPL24_NAMES, present=smpl24_mapped_mask())
 
 
 def _random_rotation(rng: np.random.Generator, degrees: float) -> np.ndarray:
@@ -94,9 +105,11 @@ def measure_world_error(world: np.ndarray, truth: np.ndarray, source: str = "") 
         raise ValueError("no frame where both the landmarks and the truth are complete")
     residual = np.full(rel_w.shape, np.nan)
     angles = []
+    size_w, size_t = landmark_stature(rel_w), landmark_stature(rel_t)  # (T, P)
     for t, p in zip(*np.nonzero(frames)):
-        r = _kabsch(rel_w[t, p, mapped], rel_t[t, p, mapped])
-        residual[t, p] = rel_w[t, p] @ r.T - rel_t[t, p]
+        target = rel_t[t, p] * (size_w[t, p] / size_t[t, p])  # the truth at the landmarks' size
+        r = _kabsch(rel_w[t, p, mapped], target[mapped])
+        residual[t, p] = rel_w[t, p] @ r.T - target
         angles.append(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
     with warnings.catch_warnings():  # the joints MediaPipe never gives are all-NaN: 0 below
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -109,17 +122,22 @@ def measure_world_error(world: np.ndarray, truth: np.ndarray, source: str = "") 
     chord = ((dirs(world) - dirs(truth)) ** 2).sum(-1)[frames]  # (N, B)
     bone_chord = {bone_key(a, b): float(np.sqrt(chord[:, k].mean())) for k, (a, b) in enumerate(EVIDENCE_BONES)}
     return WorldErrorModel(tuple(float(v) for v in bias), tuple(float(v) for v in jitter),
-                           float(np.median(angles)), bone_chord, source)
+                           float(np.median(angles)), bone_chord, source, float(size_w[frames].mean()))
 
 
 def simulate_world_landmarks(joints_cam: np.ndarray, rng: np.random.Generator,
                              model: WorldErrorModel | None = None) -> np.ndarray:
     """Landmarks (T, 2, 24, 3) as MediaPipe would give them for true camera-frame joints ``joints_cam``
-    (T, 2, 24, 3): root-relative, with the measured error; NaN where MediaPipe gives no joint or the truth has
-    none."""
+    (T, 2, 24, 3): root-relative, at MediaPipe's size (each person's mean stature scaled to ``model.stature``),
+    with the measured error; NaN where MediaPipe gives no joint or the truth has none."""
     model = model or default_world_error()
     t, p = joints_cam.shape[:2]
     rel = joints_cam - joints_cam[..., :1, :]
+    if model.stature > 0:
+        with warnings.catch_warnings():  # a person absent from the truth (NaN) keeps NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            size = np.nanmean(landmark_stature(rel), axis=0)  # (P,)
+        rel = rel * (model.stature / np.where(size > 0, size, model.stature))[None, :, None, None]
     bias = rng.normal(size=(1, p, NUM_JOINTS, 3)) * np.asarray(model.bias)[None, None, :, None]
     jitter = rng.normal(size=(t, p, NUM_JOINTS, 3)) * np.asarray(model.jitter)[None, None, :, None]
     rotation = np.stack([_random_rotation(rng, model.rotation_deg) for _ in range(p)])  # one per person
@@ -129,5 +147,5 @@ def simulate_world_landmarks(joints_cam: np.ndarray, rng: np.random.Generator,
     return out.astype(np.float32)
 
 
-__all__ = ["WORLD_ERROR_PATH", "WorldErrorModel", "default_world_error", "measure_world_error",
+__all__ = ["WORLD_ERROR_PATH", "WorldErrorModel", "default_world_error", "landmark_stature", "measure_world_error",
            "simulate_world_landmarks"]
