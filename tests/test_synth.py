@@ -216,3 +216,48 @@ def test_walkers_do_not_slide(samples):
             both = stance[1:] & stance[:-1]
             step = np.linalg.norm(np.diff(a[:, [0, 2]], axis=0), axis=-1)
             assert both.sum() > 5 and step[both].max() < 0.002, (p, name)
+
+
+def _stand_in(anny_body, posture):
+    """Person 1 of a fresh stage standing in ``posture``: world joints (T, 24, 3)."""
+    from socialmirror.data.synth.motion import pose_person
+    from socialmirror.data.synth.stage import Stage
+    s = InteractionSynthesizer(anny_body, SynthConfig())
+    rng = np.random.default_rng(3)
+    stage = Stage(rng, 30, 30.0, [s.draw_person(rng, False) for _ in range(2)])
+    stage.postures = [posture, posture]
+    return pose_person(stage.stand(0, np.zeros(3), 0.0))[1]
+
+
+def _flex(joints, a, m, b):
+    u, v = joints[:, JOINT_INDEX[m]] - joints[:, JOINT_INDEX[a]], joints[:, JOINT_INDEX[b]] - joints[:, JOINT_INDEX[m]]
+    cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def test_postures_lean_twist_crouch_and_straighten_arms(anny_body):
+    """A standing person holds the drawn posture: the torso leans and twists by the drawn angles, a crouch
+    bends the knees with the feet where they were, a hanging wrist at 0.999 of the arm leaves the elbow nearly
+    straight; spread 0 is the upright rest posture."""
+    from socialmirror.data.synth.stage import Posture, Stage
+    upright = _stand_in(anny_body, Posture())
+    posed = _stand_in(anny_body, Posture(lean=0.3, twist=0.25, crouch=0.12, idle_reach=(0.999, 0.999)))
+    up = np.array([0.0, 1.0, 0.0])
+
+    def lean(j):
+        spine = j[:, JOINT_INDEX["neck"]] - j[:, JOINT_INDEX["pelvis"]]
+        return np.degrees(np.arccos(spine @ up / np.linalg.norm(spine, axis=-1))).mean()
+
+    def twist(j):
+        s = j[:, JOINT_INDEX["left_shoulder"]] - j[:, JOINT_INDEX["right_shoulder"]]
+        h = j[:, JOINT_INDEX["left_hip"]] - j[:, JOINT_INDEX["right_hip"]]
+        return np.degrees(np.arctan2(s[:, 2], s[:, 0]) - np.arctan2(h[:, 2], h[:, 0])).mean()
+
+    assert lean(upright) < 6 and abs(twist(upright)) < 3
+    assert lean(posed) > lean(upright) + 12 and abs(twist(posed)) > 9
+    assert _flex(posed, "left_hip", "left_knee", "left_ankle").mean() > _flex(upright, "left_hip", "left_knee", "left_ankle").mean() + 20
+    for name in ("left_ankle", "right_ankle"):
+        assert np.abs(posed[:, JOINT_INDEX[name], [0, 2]] - upright[:, JOINT_INDEX[name], [0, 2]]).max() < 0.02
+    assert _flex(upright, "left_shoulder", "left_elbow", "left_wrist").mean() > 35
+    assert _flex(posed, "left_shoulder", "left_elbow", "left_wrist").mean() < 15
+    assert Stage(np.random.default_rng(0), 10, 30.0, [None, None], posture_spread=0.0).postures == [Posture(), Posture()]

@@ -170,6 +170,7 @@ class PersonMotion:
     arm_swing: np.ndarray | None = None  # (T, 2) idle arm swing angle (walking)
     knee_pole: np.ndarray | None = None  # (T, 2, 3)
     hand_axes: dict | None = None  # side -> (rest finger dir, rest palm normal)
+    idle_reach: tuple[float, float] = (0.93, 0.93)  # left/right hanging wrist's distance from the shoulder / arm
 
     def local_rotations_torso(self) -> np.ndarray:
         """(T, 24, 3, 3) with pelvis and spine set, everything else identity."""
@@ -191,8 +192,9 @@ class PersonMotion:
 
 
 def idle_wrist_target(joints: np.ndarray, glob: np.ndarray, side: str, rest: np.ndarray,
-                      swing: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Relaxed arm: the wrist hangs beside the thigh, slightly forward; returns target and elbow pole."""
+                      swing: np.ndarray | None, reach: float = 0.93) -> tuple[np.ndarray, np.ndarray]:
+    """Relaxed arm: the wrist hangs beside the thigh, slightly forward, ``reach`` of the arm's length from the
+    shoulder (0.93: the elbow bent 43 degrees; 1: straight); returns target and elbow pole."""
     s = 1.0 if side == "left" else -1.0
     sh = J[f"{side}_shoulder"]
     arm = np.linalg.norm(rest[J[f"{side}_elbow"]] - rest[sh]) + np.linalg.norm(
@@ -203,7 +205,7 @@ def idle_wrist_target(joints: np.ndarray, glob: np.ndarray, side: str, rest: np.
         a = swing
         down_local = np.stack([np.full_like(a, 0.22 * s), -np.cos(a), np.sin(a)], -1)
     d = np.einsum("tij,tj->ti", body, np.broadcast_to(_unit(down_local), (body.shape[0], 3)))
-    target = joints[:, sh] + 0.93 * arm * d
+    target = joints[:, sh] + reach * arm * d
     pole = np.einsum("tij,j->ti", body, np.array([0.4 * s, 0.0, -1.0]))
     return target, pole
 
@@ -268,7 +270,7 @@ def pose_person(p: PersonMotion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for side in ("left", "right"):
         sh, el, wr = J[f"{side}_shoulder"], J[f"{side}_elbow"], J[f"{side}_wrist"]
         swing = None if p.arm_swing is None else p.arm_swing[:, 0 if side == "left" else 1]
-        target, pole = idle_wrist_target(jt, gt, side, rest, swing)
+        target, pole = idle_wrist_target(jt, gt, side, rest, swing, p.idle_reach[0 if side == "left" else 1])
         reach = p.reaches.get(side)
         if reach is not None:
             w = reach.weight[:, None]

@@ -59,6 +59,26 @@ class Person:
         return -self.rest.sole - 0.008 * self.scale
 
 
+@dataclass(frozen=True)
+class Posture:
+    """How one person holds themselves through a clip, drawn per person (``Stage.posture``). Real people lean,
+    twist, bend their knees and hang their arms bent or straight; a synthesizer whose people all stand upright
+    with the rest pose's arms teaches networks one posture (README, pose coverage: torso lean 95th percentile
+    5 degrees against CMU's 16 and Buetepage's 34)."""
+
+    lean: float = 0.0  # forward (+) or back, rad
+    side_lean: float = 0.0  # towards the left (+) or right, rad
+    twist: float = 0.0  # shoulders against hips about the spine, rad
+    crouch: float = 0.0  # pelvis lowered by this fraction of the leg's length (feet stay planted: knees bend)
+    idle_reach: tuple[float, float] = (0.93, 0.93)  # hanging wrists' distance from the shoulders / arm length
+
+    def scaled(self, factor: float) -> "Posture":
+        """The same posture ``factor`` as pronounced (0: upright with the rest pose's arms)."""
+        rest = Posture()
+        reach = tuple(rest.idle_reach[i] + factor * (self.idle_reach[i] - rest.idle_reach[i]) for i in range(2))
+        return Posture(self.lean * factor, self.side_lean * factor, self.twist * factor, self.crouch * factor, reach)
+
+
 @dataclass
 class Plan:
     """A script's output: both people's motion drivers and what the sentences need to know."""
@@ -73,9 +93,23 @@ class Plan:
 class Stage:
     """Context for a script: random generator, clip length, the two people."""
 
-    def __init__(self, rng: np.random.Generator, T: int, fps: float, people: list[Person]):
+    def __init__(self, rng: np.random.Generator, T: int, fps: float, people: list[Person],
+                 posture_spread: float = 0.0):
         self.rng, self.T, self.fps, self.people = rng, T, fps, people
         self.t = np.arange(T) / fps
+        self.postures = [self.posture(posture_spread) for _ in people]
+
+    def posture(self, spread: float) -> Posture:
+        """A random posture, ``spread`` scaling every range (0: upright, the rest pose's arms). At 1 the forward
+        lean spans -5 to 20 degrees, the side lean and the twist +-4 and +-14, a third of the people crouch by up
+        to 12% of the leg (knees to about 60 degrees), and the idle elbows range from nearly straight (7 degrees) to 56."""
+        if spread <= 0:
+            return Posture()
+        u = lambda lo, hi: self.u(lo * spread, hi * spread)  # noqa: E731
+        crouch = u(0.0, 0.12) if self.rng.random() < 1 / 3 else 0.0
+        reach = tuple(min(0.93 + u(-0.05, 0.068), 0.999) for _ in range(2))
+        return Posture(lean=u(-0.09, 0.35), side_lean=u(-0.07, 0.07), twist=u(-0.25, 0.25), crouch=crouch,
+                       idle_reach=reach)
 
     def u(self, lo: float, hi: float) -> float:
         return float(self.rng.uniform(lo, hi))
@@ -93,9 +127,9 @@ class Stage:
         return out
 
     def stand(self, k: int, pos: np.ndarray, yaw: float) -> PersonMotion:
-        """Person k standing at ground point ``pos`` facing ``yaw``: feet planted, pelvis swaying a
-        centimetre, breathing in the chest, head free (scripts set ``look_at``)."""
-        pe = self.people[k]
+        """Person k standing at ground point ``pos`` facing ``yaw`` in their posture (``self.postures[k]``):
+        feet planted, pelvis swaying a centimetre, breathing in the chest, head free (scripts set ``look_at``)."""
+        pe, posture = self.people[k], self.postures[k]
         T, s = self.T, pe.scale
         rj = pe.rest.joints
         yaw_t = np.full(T, yaw) + self.sway(0.02)
@@ -108,9 +142,12 @@ class Stage:
         breath_f = self.u(0.2, 0.33)
         breath = np.sin(2 * np.pi * breath_f * self.t + self.u(0, 6.3))
         root[:, 1] += 0.002 * s * breath
+        leg = np.linalg.norm(rj[J["left_knee"]] - rj[J["left_hip"]]) + np.linalg.norm(rj[J["left_ankle"]] - rj[J["left_knee"]])
+        root[:, 1] -= posture.crouch * leg
         lean = np.zeros((T, 3))
-        lean[:, 0] = 0.02 + 0.012 * breath + self.sway(0.01)
-        lean[:, 2] = self.sway(0.015)
+        lean[:, 0] = 0.02 + posture.lean + 0.012 * breath + self.sway(0.01)
+        lean[:, 1] = posture.twist
+        lean[:, 2] = posture.side_lean + self.sway(0.015)
         width = abs(rj[J["left_hip"], 0]) * self.u(0.95, 1.35)
         ankle_h = rj[J["left_ankle"], 1] - pe.rest.sole
         toe = self.u(0.05, 0.25)
@@ -123,7 +160,7 @@ class Stage:
             foot_yaw[:, i] = yaw + sgn * toe
         return PersonMotion(T=T, rest_joints=rj, sole=pe.rest.sole, root=root, yaw=yaw_t, lean=lean,
                             pelvis_tilt=np.zeros((T, 3)), ankles=ankles, foot_yaw=foot_yaw,
-                            hand_axes=pe.rest.hand_axes)
+                            hand_axes=pe.rest.hand_axes, idle_reach=posture.idle_reach)
 
     def face_to_face(self, distance: float, jitter: float = 0.25) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Ground positions and yaws of two people ``distance`` apart (pelvis to pelvis) roughly facing
@@ -179,5 +216,5 @@ def horizontal(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-__all__ = ["Person", "Plan", "Retry", "Stage", "UP", "facing_dir", "horizontal", "look_at_each_other", "other",
+__all__ = ["Person", "Plan", "Posture", "Retry", "Stage", "UP", "facing_dir", "horizontal", "look_at_each_other", "other",
            "ramp", "stand_facing"]

@@ -82,6 +82,7 @@ class SynthConfig:
     max_tries: int = 12
     penetration_stride: int = 4  # check every n-th frame where the bodies are close, and of contacts
     world_yaw: bool = True  # rotate and shift the scene at random in the ground plane
+    posture_spread: float = 1.0  # each person's lean, twist, crouch and idle arms (stage.Posture; 0: upright)
 
     def type_names(self) -> tuple[str, ...]:
         names = self.types or tuple(INTERACTIONS)
@@ -146,7 +147,7 @@ class InteractionSynthesizer:
                 act = self.types[int(rng.integers(len(self.types)))]
             people = [self.draw_person(rng, bool(rng.random() < cfg.child_prob)) for _ in range(2)]
             T = int(round(rng.uniform(*cfg.duration) * cfg.fps)) + 1
-            stage = Stage(rng, T, cfg.fps, people)
+            stage = Stage(rng, T, cfg.fps, people, cfg.posture_spread)
             try:
                 plan = INTERACTIONS[act](stage)
                 seq = self._realise(plan, people, stage, name)

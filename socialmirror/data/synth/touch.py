@@ -19,6 +19,8 @@ from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, look_a
 
 def push(st: Stage) -> Plan:
     pe = st.people
+    # both palms flat on a chest a forearm away leave little room: the two square up to each other
+    st.postures = [p.scaled(0.3) for p in st.postures]
     a, b, ya, yb = st.face_to_face(0.5 * pe[0].arm + 0.14 * pe[1].scale + 0.1 + st.u(-0.02, 0.05), jitter=0.12)
     pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
     on0, on1, off0, off1 = st.phases((0.4, 0.7), (0.5, 1.0), release=(0.4, 0.6))
