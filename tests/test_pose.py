@@ -203,7 +203,7 @@ def test_real_clip_both_people_in_every_frame_with_stable_identities(shared_data
     assert np.abs(np.diff(centres, axis=1)).max() < 60
     crops = pair_crop_boxes(tracks, pair)
     assert crops.shape == (16, 4) and (crops[:, 2] <= 940).all() and (crops[:, 3] <= 1280).all()
-    assert set(tracks.meta["timing_ms_per_frame"]) == {"read", "detect", "appearance", "track"}
+    assert set(tracks.meta["timing_ms_per_frame"]) == {"read", "detect", "appearance", "track", "bridge"}
 
 
 @pytest.mark.shared_data

@@ -277,7 +277,7 @@ def test_a_plugged_in_detector_runs_through_detect_and_track(tmp_path):
     assert not det.closed  # a detector passed in is left to its owner
     assert tr.num_tracks == 2 and tr.present.all() and tr.fps == 10 and tr.image_size == (W, H)
     assert np.allclose(centres_x(tr, 0), 300 + 4 * np.arange(8), atol=3)
-    assert set(tr.meta["timing_ms_per_frame"]) == {"read", "detect", "appearance", "track"}
+    assert set(tr.meta["timing_ms_per_frame"]) == {"read", "detect", "appearance", "track", "bridge"}
     assert tr.meta["frames"] == 8
 
 

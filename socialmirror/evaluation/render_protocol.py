@@ -62,6 +62,7 @@ class RenderSettings:
     # `reconstruct` assumes): e.g. 1.3 measures the placement when a user's camera is 30% off the assumption.
     assumed_focal_scale: float = 1.0
     level_camera: bool = False  # as `reconstruct --level-camera`: the pipeline assumes a level camera
+    bridge_missed: bool = True  # as `reconstruct --set bridge_missed=false` when False
 
     def __post_init__(self):
         from socialmirror.config import ConfigError
@@ -433,7 +434,7 @@ def _perceive_rendered(video: Path, seq30, settings: RenderSettings, focal: floa
     stages = pipeline.StageCache(None)
     try:
         perception = pipeline.perceive(pipeline.VideoInput.at(video), stages, settings.max_people, progress=False,
-                                       workers=workers)
+                                       workers=workers, bridge=settings.bridge_missed)
         observation = pipeline.pair(perception, stages,
                                     pipeline.CameraSettings(focal=focal, level=settings.level_camera))
     except InputError as exc:  # the pipeline's own one-line errors (nobody / one person found) and the like

@@ -14,6 +14,7 @@ import numpy as np
 
 from socialmirror.body.keypoints import NUM_KEYPOINTS
 from socialmirror.io import atomic_savez
+from socialmirror.perception.bridge import BridgeConfig, bridge_missed_frames, frames_to_bridge
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
 from socialmirror.perception.video import open_video
@@ -108,7 +109,7 @@ def makes_detectors(source: DetectorSource) -> bool:
 def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = None, progress: bool = True,
                      fps: float | None = None, tracker: TrackerConfig | None = None,
                      appearance: bool = True, checkpoint: DetectionCheckpoint | None = None,
-                     workers: int = 1) -> Tracks:
+                     workers: int = 1, bridge: BridgeConfig | None = None) -> Tracks:
     """Detect and track every person in a video file or folder of frames, streamed frame by frame.
 
     ``detector``: a detector (left open), or a function that makes one (each made here is closed here);
@@ -120,7 +121,10 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
     ``meta["timing_ms_per_frame"]`` holds the cost per frame of reading, detection, appearance (summed over
     the workers) and tracking, ``meta["frames"]`` the number of frames read, ``meta["workers"]`` the workers.
     With a ``checkpoint`` the detections are saved in chunks as they are made, and the frames an earlier,
-    interrupted run saved are read back instead of detected again.
+    interrupted run saved are read back instead of detected again. With ``bridge`` the frames where a tracked
+    person was missed are looked at again around where they were a frame earlier (``perception.bridge``; the
+    frames needed are decoded a second time) and the tracks are linked again; ``meta["bridged"]`` holds how
+    many detections that added.
     """
     pool = DetectorPool.of(detector, workers, appearance)
     per_frame = checkpoint.load() if checkpoint is not None else []
@@ -166,16 +170,53 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
     t0 = time.perf_counter()
     tracks = track(per_frame, tracker, fps=video_fps, image_size=size)
     t_track = time.perf_counter() - t0
+    bridged, t_bridge = 0, time.perf_counter()
+    if bridge is not None and bridge.enabled:
+        per_frame, bridged = bridge_tracks(video_path, fps, per_frame, tracks, bridge, appearance)
+        if bridged:
+            tracks = track(per_frame, tracker, fps=video_fps, image_size=size)
+    t_bridge = time.perf_counter() - t_bridge
     n = max(len(per_frame), 1)
     tracks.meta.update({
         "source": str(video_path),
         "frames": len(per_frame),
         "detector": pool.detector_name,
         "workers": int(workers),
+        "bridged": int(bridged),
         "timing_ms_per_frame": {"read": 1e3 * t_read / n, "detect": 1e3 * pool.seconds["detect"] / n,
-                                "appearance": 1e3 * pool.seconds["appearance"] / n, "track": 1e3 * t_track / n},
+                                "appearance": 1e3 * pool.seconds["appearance"] / n, "track": 1e3 * t_track / n,
+                                "bridge": 1e3 * t_bridge / n},
     })
     return tracks
+
+
+def bridge_tracks(video_path: str | os.PathLike, fps: float | None, per_frame: list[list[PersonDetection]],
+                  tracks: Tracks, config: BridgeConfig, appearance: bool
+                  ) -> tuple[list[list[PersonDetection]], int]:
+    """``perception.bridge.bridge_missed_frames`` on the video's frames, decoded again from the first frame a
+    chain needs."""
+    from socialmirror.perception.recall import RegionPoseLandmarker
+
+    wanted = frames_to_bridge(tracks.present, config).any(0)
+    if not wanted.any():
+        return per_frame, 0
+    landmarker = RegionPoseLandmarker()
+    try:
+        with open_video(video_path, fps=fps) as reader:
+            frames = reader.frames(int(np.flatnonzero(wanted)[0]))
+            last: list = [-1, None]  # the frame read last (several chains may ask for one frame)
+
+            def frame_at(t: int) -> np.ndarray:
+                while last[0] < t:
+                    try:
+                        last[:] = next(frames)
+                    except StopIteration:
+                        raise RuntimeError(f"the video ended before frame {t} on its second reading") from None
+                return last[1]
+            return bridge_missed_frames(per_frame, tracks.keypoints, tracks.present, frame_at, landmarker, config,
+                                        appearance)
+    finally:
+        landmarker.close()
 
 
 class DetectorPool:

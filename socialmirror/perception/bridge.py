@@ -1,0 +1,142 @@
+"""A tracked person's missed frames, found again from where they were a frame earlier.
+
+MediaPipe's pose detector finds a person only when its BlazePose detector does, frame by frame. Beside or in
+front of someone else, turned away, or a child at an adult's side, a person it found in one frame is often
+missed in the next ones (on the render protocol's validation split a quarter of the person-frames were
+missed, README, issue 22), and the tracker then breaks that person into short tracks that the pair stage
+cannot use. MediaPipe's own VIDEO mode runs the landmark model between detections on the region the previous
+frame's landmarks give; this module does the same after tracking, where it is known who is missing:
+
+for every track seen in at least ``min_track_frames`` frames, forward in time, a frame where it is missed
+within ``max_frames`` of its last sighting is given to the pose landmark model alone
+(``recall.RegionPoseLandmarker``) on the region around the person's previous keypoints. The result is kept
+when the model sees a person there, its box overlaps the previous box by ``min_overlap`` (the chain stays on
+its person) and it is nobody detected in that frame already; the region its alignment points give is the next
+frame's (one model call a frame, as MediaPipe's tracking). A rejected frame ends
+the chain until the person's next detection. The kept detections (``source`` "bridge") join the frame's
+detections, and the tracker links them again (``pipeline.detect_and_track``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from socialmirror.body.keypoints import keypoints_box
+from socialmirror.geometry.camera import box_iou
+from socialmirror.perception.pose import PersonDetection, same_person
+from socialmirror.perception.tracking import appearance_descriptor
+
+# MediaPipe's 33-landmark layout: the hips and shoulders give a region's centre and rotation.
+HIPS, SHOULDERS = (23, 24), (11, 12)
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Settings of ``bridge_missed_frames``; see the module docstring."""
+
+    enabled: bool = True
+    max_frames: int = 30       # how far a chain may run past the person's last detection
+    min_track_frames: int = 3  # tracks seen less often are not followed (a stray detection)
+    min_overlap: float = 0.3   # box IoU with the previous frame's box
+    min_confidence: float = 0.3  # keypoints that place the region
+
+    def __post_init__(self):
+        if self.max_frames < 1 or self.min_track_frames < 1:
+            raise ValueError("bridge.max_frames and bridge.min_track_frames must be >= 1")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise ValueError("bridge.min_overlap must lie in [0, 1]")
+
+
+def region_around(keypoints: np.ndarray, min_confidence: float = 0.3
+                  ) -> tuple[float, float, float, float] | None:
+    """The landmark model's region (centre x, centre y, side, rotation) around a person's (33, 3) keypoints, as
+    MediaPipe's tracking draws it from its alignment points: centred on the hips, 2.5 times the radius of the
+    circle around the body from there, turned so that hips -> shoulders points up. None without both hips, both
+    shoulders and four confident keypoints."""
+    kp = np.asarray(keypoints, np.float64)
+    needed = kp[list(HIPS + SHOULDERS), :2]
+    confident = np.isfinite(kp[:, :2]).all(1) & (np.nan_to_num(kp[:, 2]) >= min_confidence)
+    if not np.isfinite(needed).all() or confident.sum() < 4:
+        return None
+    hips, shoulders = needed[:2].mean(0), needed[2:].mean(0)
+    # The landmarks stop at the eyes and the soles: the circle reaches a little past the farthest one.
+    radius = 1.15 * float(np.linalg.norm(kp[confident, :2] - hips, axis=1).max())
+    if not radius > 1.0:
+        return None
+    # MediaPipe's rule for the rotation (image y points down): the body's axis turned upright.
+    rotation = math.pi / 2 - math.atan2(-(shoulders[1] - hips[1]), shoulders[0] - hips[0])
+    rotation = (rotation + math.pi) % (2 * math.pi) - math.pi
+    return float(hips[0]), float(hips[1]), 2.5 * radius, rotation
+
+
+def frames_to_bridge(present: np.ndarray, config: BridgeConfig) -> np.ndarray:
+    """(N, T) bool: for each track (N, T ``present``) the frames a chain may fill: missed, within
+    ``max_frames`` after a sighting, on tracks seen at least ``min_track_frames`` times."""
+    present = np.asarray(present, bool)
+    n, T = present.shape
+    since = np.full(n, np.iinfo(np.int64).max // 2)
+    out = np.zeros_like(present)
+    followed = present.sum(1) >= config.min_track_frames
+    for t in range(T):
+        since = np.where(present[:, t], 0, since + 1)
+        out[:, t] = followed & ~present[:, t] & (since <= config.max_frames)
+    return out
+
+
+def bridge_missed_frames(per_frame: list[list[PersonDetection]], keypoints: np.ndarray, present: np.ndarray,
+                         frame_at: Callable[[int], np.ndarray], landmarker, config: BridgeConfig = BridgeConfig(),
+                         appearance: bool = False) -> tuple[list[list[PersonDetection]], int]:
+    """``per_frame`` (each frame's detections) with the bridged detections added, and how many were added.
+
+    ``keypoints`` (N, T, 33, 3) and ``present`` (N, T) are the tracks' (``tracking.Tracks``); ``frame_at(t)``
+    gives frame t as RGB, asked for in increasing t and only where a chain runs; ``landmarker`` has
+    ``refine(frame, region) -> RegionPose | None`` (``recall.RegionPoseLandmarker``); ``appearance`` gives the
+    bridged detections the tracker's colour descriptor."""
+    wanted = frames_to_bridge(present, config)
+    out = [list(people) for people in per_frame]
+    # Each track's chain: the keypoints it was last seen with, and the region the landmark model's alignment
+    # points gave there (None after a detection: drawn from the keypoints and refined once).
+    chain: list[tuple[np.ndarray, tuple | None] | None] = [None] * len(present)
+    added = 0
+    for t in range(int(np.flatnonzero(wanted.any(0)).max()) + 1 if wanted.any() else 0):
+        for i in range(len(present)):
+            if present[i, t]:
+                chain[i] = (keypoints[i, t], None)
+            elif not wanted[i, t]:
+                chain[i] = None
+            elif chain[i] is not None:
+                frame = frame_at(t)
+                found = follow(frame, *chain[i], out[t], landmarker, config)
+                chain[i] = None if found is None else (found[0].keypoints, found[1])
+                if found is not None:
+                    if appearance:
+                        found[0].appearance = appearance_descriptor(frame, found[0].keypoints)
+                    out[t].append(found[0])
+                    added += 1
+    return out, added
+
+
+def follow(frame: np.ndarray, previous: np.ndarray, region: tuple | None, others: list[PersonDetection],
+           landmarker, config: BridgeConfig) -> tuple[PersonDetection, tuple] | None:
+    """The person seen a frame earlier with keypoints ``previous`` (and the model's ``region`` there, when the
+    model found them), found in ``frame``, with the region for the next frame; None when the model sees no
+    person there, the result jumps away, or it is someone in ``others``. One landmark-model call after a
+    bridged frame (MediaPipe's tracking), two after a detection."""
+    if region is None:
+        start = region_around(previous, config.min_confidence)
+        pose = None if start is None else landmarker.refine(frame, start, iterations=1)
+    else:
+        pose = landmarker.landmarks(frame, region)
+    if pose is None:
+        return None
+    size = (frame.shape[1], frame.shape[0])
+    box = keypoints_box(pose.keypoints, image_size=size)
+    if box_iou(box, keypoints_box(previous, image_size=size)) < config.min_overlap:
+        return None
+    if any(same_person(pose.keypoints, o.keypoints) for o in others):
+        return None
+    found = PersonDetection(pose.keypoints, pose.world, box, float(pose.keypoints[:, 2].mean()), source="bridge")
+    return found, pose.next_region
