@@ -5,13 +5,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from socialmirror.perception.bridge import BridgeConfig, bridge_missed_frames, frames_to_bridge, region_around
 from socialmirror.perception.pose import PersonDetection, PoseDetector
 from socialmirror.perception.recall import RegionPose
 
 from _keypoint_helpers import standing
+from _person_render import person_facing_camera
 
 W, H = 640, 480
 K = np.array([[700.0, 0, W / 2], [0, 700.0, H / 2], [0, 0, 1.0]])
@@ -124,20 +124,13 @@ def walking_frames(anny_body, tmp_path_factory):
     to the right each frame."""
     import imageio.v3 as iio
 
-    from socialmirror.render.scene import Outfit, face_colors, render_scene, vertex_materials
+    from socialmirror.render.scene import render_scene
 
-    R = torch.eye(3).repeat(24, 1, 1)
-    R[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # y down in the camera frame, facing the camera
-    with torch.no_grad():
-        rest = anny_body(torch.eye(3).expand(24, 3, 3))
-        posed = anny_body(R)
-    mats = vertex_materials(rest.vertices.numpy(), rest.joints.numpy(), False)
-    faces = anny_body.faces.numpy()
-    colours = face_colors(mats, faces, Outfit.sample(np.random.default_rng(1)))
+    vertices, _, faces, colours = person_facing_camera(anny_body)
     folder = tmp_path_factory.mktemp("walking")
     for t in range(8):
         offset = np.array([-0.3 + 0.05 * t, 0.3, 4.0])
-        img = render_scene((H, W), K, [(posed.vertices.numpy() + offset, faces, colours)], background=(150, 160, 150))
+        img = render_scene((H, W), K, [(vertices + offset, faces, colours)], background=(150, 160, 150))
         iio.imwrite(folder / f"{t:03d}.png", img)
     return folder
 

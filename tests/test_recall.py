@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection
 from socialmirror.perception.recall import FaceSeed, RegionPoseLandmarker, face_to_region, tile_boxes
 
 from _keypoint_helpers import standing as _standing
+from _person_render import person_facing_camera
 
 W, H = 640, 480
 K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1.0]])
@@ -19,21 +19,14 @@ K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1.0]])
 def render_person(anny_body):
     """Render one clothed anny body standing upright, facing the camera, at camera-frame (x, z) metres:
     returns the (H, W, 3) image and the body's projected joints (24, 2)."""
-    from socialmirror.render.scene import Outfit, face_colors, render_scene, vertex_materials
+    from socialmirror.render.scene import render_scene
 
-    R = torch.eye(3).repeat(24, 1, 1)
-    R[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # y down in the camera frame, facing the camera
-    with torch.no_grad():
-        rest = anny_body(torch.eye(3).expand(24, 3, 3))
-        posed = anny_body(R)
-    mats = vertex_materials(rest.vertices.numpy(), rest.joints.numpy(), False)
-    faces = anny_body.faces.numpy()
-    colours = face_colors(mats, faces, Outfit.sample(np.random.default_rng(1)))
+    vertices, joints0, faces, colours = person_facing_camera(anny_body)
 
     def render(x: float, z: float):
         offset = np.array([x, 0.3, z])
-        img = render_scene((H, W), K, [(posed.vertices.numpy() + offset, faces, colours)], background=(150, 160, 150))
-        joints = posed.joints.numpy() + offset
+        img = render_scene((H, W), K, [(vertices + offset, faces, colours)], background=(150, 160, 150))
+        joints = joints0 + offset
         return img, (joints @ K.T)[:, :2] / joints[:, 2:3]
 
     return render

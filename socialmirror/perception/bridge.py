@@ -18,7 +18,6 @@ detections, and the tracker links them again (``pipeline.detect_and_track``).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +26,7 @@ import numpy as np
 from socialmirror.body.keypoints import keypoints_box
 from socialmirror.geometry.camera import box_iou
 from socialmirror.perception.pose import PersonDetection, same_person
+from socialmirror.perception.recall import upright_rotation
 from socialmirror.perception.tracking import appearance_descriptor
 
 # MediaPipe's 33-landmark layout: the hips and shoulders give a region's centre and rotation.
@@ -66,10 +66,7 @@ def region_around(keypoints: np.ndarray, min_confidence: float = 0.3
     radius = 1.15 * float(np.linalg.norm(kp[confident, :2] - hips, axis=1).max())
     if not radius > 1.0:
         return None
-    # MediaPipe's rule for the rotation (image y points down): the body's axis turned upright.
-    rotation = math.pi / 2 - math.atan2(-(shoulders[1] - hips[1]), shoulders[0] - hips[0])
-    rotation = (rotation + math.pi) % (2 * math.pi) - math.pi
-    return float(hips[0]), float(hips[1]), 2.5 * radius, rotation
+    return float(hips[0]), float(hips[1]), 2.5 * radius, upright_rotation(tuple(hips), tuple(shoulders))
 
 
 def frames_to_bridge(present: np.ndarray, config: BridgeConfig) -> np.ndarray:

@@ -205,10 +205,8 @@ class RegionPoseLandmarker:
                          dtype=np.float32)
         (hx, hy), (tx, ty) = [(l.x * w, l.y * h) for l in out.alignment.landmark[:2]]
         radius = math.hypot(tx - hx, ty - hy)
-        # MediaPipe's rule: the body's axis (hips -> circle point) is turned upright, the square is 2 x 1.25 radii.
-        rot = math.pi / 2 - math.atan2(-(ty - hy), tx - hx)
-        rot = (rot + math.pi) % (2 * math.pi) - math.pi
-        return RegionPose(kp, world, (hx, hy, 2.5 * radius, rot))
+        # The square is 2 x 1.25 radii around the hips, turned so that the body's axis stands upright.
+        return RegionPose(kp, world, (hx, hy, 2.5 * radius, upright_rotation((hx, hy), (tx, ty))))
 
     def refine(self, frame_rgb: np.ndarray, region: tuple[float, float, float, float],
                iterations: int = 2) -> RegionPose | None:
@@ -225,6 +223,13 @@ class RegionPoseLandmarker:
         if getattr(self, "_graph", None) is not None:
             self._graph.close()
             self._graph = None
+
+
+def upright_rotation(hips: tuple[float, float], towards_head: tuple[float, float]) -> float:
+    """MediaPipe's rotation of a region (radians in [-pi, pi), image y pointing down) that turns the body's axis,
+    from the hips towards the head, upright: 0 for a standing person, +-pi/2 for a lying one."""
+    rotation = math.pi / 2 - math.atan2(-(towards_head[1] - hips[1]), towards_head[0] - hips[0])
+    return (rotation + math.pi) % (2 * math.pi) - math.pi
 
 
 def tile_boxes(width: int, height: int, grid: int = 2, overlap: float = 0.35) -> list[tuple[int, int, int, int]]:
