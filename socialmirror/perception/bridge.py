@@ -23,14 +23,15 @@ from typing import Callable
 
 import numpy as np
 
-from socialmirror.body.keypoints import keypoints_box
+from socialmirror.body.keypoints import KEYPOINT_INDEX, keypoints_box
 from socialmirror.geometry.camera import box_iou
 from socialmirror.perception.pose import PersonDetection, same_person
 from socialmirror.perception.recall import upright_rotation
 from socialmirror.perception.tracking import appearance_descriptor
 
-# MediaPipe's 33-landmark layout: the hips and shoulders give a region's centre and rotation.
-HIPS, SHOULDERS = (23, 24), (11, 12)
+# The hips and shoulders give a region's centre and rotation.
+HIPS = (KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"])
+SHOULDERS = (KEYPOINT_INDEX["left_shoulder"], KEYPOINT_INDEX["right_shoulder"])
 
 
 @dataclass(frozen=True)
@@ -90,28 +91,32 @@ def bridge_missed_frames(per_frame: list[list[PersonDetection]], keypoints: np.n
 
     ``keypoints`` (N, T, 33, 3) and ``present`` (N, T) are the tracks' (``tracking.Tracks``); ``frame_at(t)``
     gives frame t as RGB, asked for in increasing t and only where a chain runs; ``landmarker`` has
-    ``refine(frame, region) -> RegionPose | None`` (``recall.RegionPoseLandmarker``); ``appearance`` gives the
-    bridged detections the tracker's colour descriptor."""
+    ``landmarks(frame, region)`` and ``refine(frame, region, iterations)``, each a ``RegionPose`` or None
+    (``recall.RegionPoseLandmarker``); ``appearance`` gives the bridged detections the tracker's colour
+    descriptor."""
     wanted = frames_to_bridge(present, config)
     out = [list(people) for people in per_frame]
     # Each track's chain: the keypoints it was last seen with, and the region the landmark model's alignment
     # points gave there (None after a detection: drawn from the keypoints and refined once).
     chain: list[tuple[np.ndarray, tuple | None] | None] = [None] * len(present)
     added = 0
-    for t in range(int(np.flatnonzero(wanted.any(0)).max()) + 1 if wanted.any() else 0):
+    last = int(np.flatnonzero(wanted.any(0)).max()) if wanted.any() else -1
+    for t in range(last + 1):
         for i in range(len(present)):
             if present[i, t]:
                 chain[i] = (keypoints[i, t], None)
-            elif not wanted[i, t]:
+            elif not wanted[i, t] or chain[i] is None:
                 chain[i] = None
-            elif chain[i] is not None:
+            else:
                 frame = frame_at(t)
                 found = follow(frame, *chain[i], out[t], landmarker, config)
-                chain[i] = None if found is None else (found[0].keypoints, found[1])
+                chain[i] = None
                 if found is not None:
+                    person, region = found
                     if appearance:
-                        found[0].appearance = appearance_descriptor(frame, found[0].keypoints)
-                    out[t].append(found[0])
+                        person.appearance = appearance_descriptor(frame, person.keypoints)
+                    out[t].append(person)
+                    chain[i] = (person.keypoints, region)
                     added += 1
     return out, added
 
