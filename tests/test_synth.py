@@ -230,7 +230,8 @@ def _stand_in(anny_body, posture):
 
 
 def _flex(joints, a, m, b):
-    u, v = joints[:, JOINT_INDEX[m]] - joints[:, JOINT_INDEX[a]], joints[:, JOINT_INDEX[b]] - joints[:, JOINT_INDEX[m]]
+    u = joints[:, JOINT_INDEX[m]] - joints[:, JOINT_INDEX[a]]
+    v = joints[:, JOINT_INDEX[b]] - joints[:, JOINT_INDEX[m]]
     cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
     return np.degrees(np.arccos(np.clip(cos, -1, 1)))
 
@@ -255,9 +256,11 @@ def test_postures_lean_twist_crouch_and_straighten_arms(anny_body):
 
     assert lean(upright) < 6 and abs(twist(upright)) < 3
     assert lean(posed) > lean(upright) + 12 and abs(twist(posed)) > 9
-    assert _flex(posed, "left_hip", "left_knee", "left_ankle").mean() > _flex(upright, "left_hip", "left_knee", "left_ankle").mean() + 20
+    knee = ("left_hip", "left_knee", "left_ankle")
+    assert _flex(posed, *knee).mean() > _flex(upright, *knee).mean() + 20
     for name in ("left_ankle", "right_ankle"):
         assert np.abs(posed[:, JOINT_INDEX[name], [0, 2]] - upright[:, JOINT_INDEX[name], [0, 2]]).max() < 0.02
     assert _flex(upright, "left_shoulder", "left_elbow", "left_wrist").mean() > 35
     assert _flex(posed, "left_shoulder", "left_elbow", "left_wrist").mean() < 15
-    assert Stage(np.random.default_rng(0), 10, 30.0, [None, None], posture_spread=0.0).postures == [Posture(), Posture()]
+    upright_stage = Stage(np.random.default_rng(0), 10, 30.0, [None, None], posture_spread=0.0)
+    assert upright_stage.postures == [Posture(), Posture()]

@@ -151,6 +151,10 @@ class Reach:
     closing: np.ndarray | None = None  # (T, 3) or (3,) direction the hand closes in (default: palm)
 
 
+# A hanging wrist's distance from the shoulder, as a share of the arm's length, in the rest pose's posture.
+IDLE_REACH = 0.93
+
+
 @dataclass
 class PersonMotion:
     """Everything that drives one person's pose, built by an interaction script."""
@@ -170,7 +174,7 @@ class PersonMotion:
     arm_swing: np.ndarray | None = None  # (T, 2) idle arm swing angle (walking)
     knee_pole: np.ndarray | None = None  # (T, 2, 3)
     hand_axes: dict | None = None  # side -> (rest finger dir, rest palm normal)
-    idle_reach: tuple[float, float] = (0.93, 0.93)  # left/right hanging wrist's distance from the shoulder / arm
+    idle_reach: tuple[float, float] = (IDLE_REACH, IDLE_REACH)  # left/right hanging wrist from the shoulder / arm
 
     def local_rotations_torso(self) -> np.ndarray:
         """(T, 24, 3, 3) with pelvis and spine set, everything else identity."""
@@ -192,9 +196,9 @@ class PersonMotion:
 
 
 def idle_wrist_target(joints: np.ndarray, glob: np.ndarray, side: str, rest: np.ndarray,
-                      swing: np.ndarray | None, reach: float = 0.93) -> tuple[np.ndarray, np.ndarray]:
+                      swing: np.ndarray | None, reach: float = IDLE_REACH) -> tuple[np.ndarray, np.ndarray]:
     """Relaxed arm: the wrist hangs beside the thigh, slightly forward, ``reach`` of the arm's length from the
-    shoulder (0.93: the elbow bent 43 degrees; 1: straight); returns target and elbow pole."""
+    shoulder (``IDLE_REACH``: the elbow bent 43 degrees; 1: straight); returns target and elbow pole."""
     s = 1.0 if side == "left" else -1.0
     sh = J[f"{side}_shoulder"]
     arm = np.linalg.norm(rest[J[f"{side}_elbow"]] - rest[sh]) + np.linalg.norm(

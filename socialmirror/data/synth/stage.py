@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from socialmirror.body.skeleton import JOINT_INDEX
-from socialmirror.data.synth.motion import PersonMotion, facing_dir, min_jerk, rot_y
+from socialmirror.data.synth.motion import IDLE_REACH, PersonMotion, facing_dir, min_jerk, rot_y
 from socialmirror.data.synth.skinning import RestBody
 from socialmirror.errors import SocialMirrorError
 
@@ -70,7 +70,7 @@ class Posture:
     side_lean: float = 0.0  # towards the left (+) or right, rad
     twist: float = 0.0  # shoulders against hips about the spine, rad
     crouch: float = 0.0  # pelvis lowered by this fraction of the leg's length (feet stay planted: knees bend)
-    idle_reach: tuple[float, float] = (0.93, 0.93)  # hanging wrists' distance from the shoulders / arm length
+    idle_reach: tuple[float, float] = (IDLE_REACH, IDLE_REACH)  # hanging wrists from the shoulders / arm
 
     def scaled(self, factor: float) -> "Posture":
         """The same posture ``factor`` as pronounced (0: upright with the rest pose's arms)."""
@@ -102,12 +102,13 @@ class Stage:
     def posture(self, spread: float) -> Posture:
         """A random posture, ``spread`` scaling every range (0: upright, the rest pose's arms). At 1 the forward
         lean spans -5 to 20 degrees, the side lean and the twist +-4 and +-14, a third of the people crouch by up
-        to 12% of the leg (knees to about 60 degrees), and the idle elbows range from nearly straight (7 degrees) to 56."""
+        to 12% of the leg (knees to about 60 degrees), and the idle elbows range from nearly straight (7
+        degrees) to 56."""
         if spread <= 0:
             return Posture()
         u = lambda lo, hi: self.u(lo * spread, hi * spread)  # noqa: E731
         crouch = u(0.0, 0.12) if self.rng.random() < 1 / 3 else 0.0
-        reach = tuple(min(0.93 + u(-0.05, 0.068), 0.999) for _ in range(2))
+        reach = tuple(min(IDLE_REACH + u(-0.05, 0.068), 0.999) for _ in range(2))
         return Posture(lean=u(-0.09, 0.35), side_lean=u(-0.07, 0.07), twist=u(-0.25, 0.25), crouch=crouch,
                        idle_reach=reach)
 
@@ -142,7 +143,8 @@ class Stage:
         breath_f = self.u(0.2, 0.33)
         breath = np.sin(2 * np.pi * breath_f * self.t + self.u(0, 6.3))
         root[:, 1] += 0.002 * s * breath
-        leg = np.linalg.norm(rj[J["left_knee"]] - rj[J["left_hip"]]) + np.linalg.norm(rj[J["left_ankle"]] - rj[J["left_knee"]])
+        leg = np.linalg.norm(rj[J["left_knee"]] - rj[J["left_hip"]]) \
+            + np.linalg.norm(rj[J["left_ankle"]] - rj[J["left_knee"]])
         root[:, 1] -= posture.crouch * leg
         lean = np.zeros((T, 3))
         lean[:, 0] = 0.02 + posture.lean + 0.012 * breath + self.sway(0.01)
@@ -216,5 +218,5 @@ def horizontal(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-__all__ = ["Person", "Plan", "Posture", "Retry", "Stage", "UP", "facing_dir", "horizontal", "look_at_each_other", "other",
-           "ramp", "stand_facing"]
+__all__ = ["Person", "Plan", "Posture", "Retry", "Stage", "UP", "facing_dir", "horizontal", "look_at_each_other",
+           "other", "ramp", "stand_facing"]
