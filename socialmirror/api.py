@@ -63,6 +63,8 @@ class ReconstructConfig:
     perception_workers: int | None = None  # frames detected at once (None: one per CPU core, at most 4)
     # A tracked person's missed frames looked at again where they were a frame earlier (perception.bridge).
     bridge_missed: bool = True
+    # The half of a skeleton fitted across two bodies that is the other person's, let go (perception.fused).
+    unfuse: bool = True
     progress: bool = True
 
     def __post_init__(self):
@@ -179,7 +181,8 @@ def _reconstruct_into(video: VideoInput, out: Path, cfg: ReconstructConfig, forc
         output_body = build_body_model(cfg.body, device=cfg.device)
     cache = StageCache(out / ".cache", force)
     perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress,
-                                   workers=cfg.perception_workers, bridge=cfg.bridge_missed)
+                                   workers=cfg.perception_workers, bridge=cfg.bridge_missed,
+                                   unfuse=cfg.unfuse)
     observation, semantics, est = _reconstruct_people(models, perception, cache, cfg)
     (_, first), others = semantics[0], semantics[1:]
     timings = {**cache.seconds, **{f"3d/{k}": v for k, v in est.timings.items()}}
@@ -221,7 +224,8 @@ def annotate(input_path: str | os.PathLike, output_json: str | os.PathLike, conf
     models = pipeline.load_models(cfg.checkpoint, cfg.device)
     cache = StageCache(output_json.parent / f".{output_json.stem}.work" / ".cache", force)
     perception = pipeline.perceive(video, cache, cfg.detected_people, progress=cfg.progress,
-                                   workers=cfg.perception_workers, bridge=cfg.bridge_missed)
+                                   workers=cfg.perception_workers, bridge=cfg.bridge_missed,
+                                   unfuse=cfg.unfuse)
     observation = pipeline.pair(perception, cache, cfg.camera())
     first = pipeline.draft(models, observation, cache, seed=cfg.seed, progress=cfg.progress)
     annotations = pipeline.annotate(observation, first, cache, cfg.annotator_settings(), seed=cfg.seed,

@@ -63,6 +63,7 @@ class RenderSettings:
     assumed_focal_scale: float = 1.0
     level_camera: bool = False  # as `reconstruct --level-camera`: the pipeline assumes a level camera
     bridge_missed: bool = True  # as `reconstruct --set bridge_missed=false` when False
+    unfuse: bool = True  # as `reconstruct --set unfuse=false` when False
 
     def __post_init__(self):
         from socialmirror.config import ConfigError
@@ -434,7 +435,7 @@ def _perceive_rendered(video: Path, seq30, settings: RenderSettings, focal: floa
     stages = pipeline.StageCache(None)
     try:
         perception = pipeline.perceive(pipeline.VideoInput.at(video), stages, settings.max_people, progress=False,
-                                       workers=workers, bridge=settings.bridge_missed)
+                                       workers=workers, bridge=settings.bridge_missed, unfuse=settings.unfuse)
         observation = pipeline.pair(perception, stages,
                                     pipeline.CameraSettings(focal=focal, level=settings.level_camera))
     except InputError as exc:  # the pipeline's own one-line errors (nobody / one person found) and the like

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import threading
@@ -12,9 +13,10 @@ from typing import Callable, Iterator, Union
 
 import numpy as np
 
-from socialmirror.body.keypoints import NUM_KEYPOINTS
+from socialmirror.body.keypoints import NUM_KEYPOINTS, keypoints_box
 from socialmirror.io import atomic_savez
 from socialmirror.perception.bridge import BridgeConfig, bridge_missed_frames, frames_to_bridge
+from socialmirror.perception.fused import FusedConfig, borrowed_halves, let_go_of_borrowed
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
 from socialmirror.perception.video import open_video
@@ -109,7 +111,8 @@ def makes_detectors(source: DetectorSource) -> bool:
 def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = None, progress: bool = True,
                      fps: float | None = None, tracker: TrackerConfig | None = None,
                      appearance: bool = True, checkpoint: DetectionCheckpoint | None = None,
-                     workers: int = 1, bridge: BridgeConfig | None = None) -> Tracks:
+                     workers: int = 1, bridge: BridgeConfig | None = None,
+                     unfuse: FusedConfig | None = None) -> Tracks:
     """Detect and track every person in a video file or folder of frames, streamed frame by frame.
 
     ``detector``: a detector (left open), or a function that makes one (each made here is closed here);
@@ -124,7 +127,8 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
     interrupted run saved are read back instead of detected again. With ``bridge`` the frames where a tracked
     person was missed are looked at again around where they were a frame earlier (``perception.bridge``; the
     frames needed are decoded a second time) and the tracks are linked again; ``meta["bridged"]`` holds how
-    many detections that added.
+    many detections that added. With ``unfuse`` the halves of skeletons fitted across two bodies are let go
+    (``perception.fused``; ``meta["unfused"]`` holds how many person-frames).
     """
     pool = DetectorPool.of(detector, workers, appearance)
     per_frame = checkpoint.load() if checkpoint is not None else []
@@ -176,6 +180,9 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
         if bridged:
             tracks = track(per_frame, tracker, fps=video_fps, image_size=size)
     t_bridge = time.perf_counter() - t_bridge
+    unfused = 0
+    if unfuse is not None and unfuse.enabled:
+        tracks, unfused = let_go_of_borrowed_halves(tracks, unfuse)
     n = max(len(per_frame), 1)
     tracks.meta.update({
         "source": str(video_path),
@@ -183,6 +190,7 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
         "detector": pool.detector_name,
         "workers": int(workers),
         "bridged": int(bridged),
+        "unfused": int(unfused),
         "timing_ms_per_frame": {"read": 1e3 * t_read / n, "detect": 1e3 * pool.seconds["detect"] / n,
                                 "appearance": 1e3 * pool.seconds["appearance"] / n, "track": 1e3 * t_track / n,
                                 "bridge": 1e3 * t_bridge / n},
@@ -217,6 +225,21 @@ def bridge_tracks(video_path: str | os.PathLike, fps: float | None, per_frame: l
                                         appearance)
     finally:
         landmarker.close()
+
+
+def let_go_of_borrowed_halves(tracks: Tracks, config: FusedConfig) -> tuple[Tracks, int]:
+    """``tracks`` with the halves ``perception.fused`` finds borrowed from someone else replaced by the person's
+    own (``fused.let_go_of_borrowed``) and each such box around the result, and how many person-frames that
+    changed."""
+    seen = tracks.present & ~tracks.interpolated
+    borrowed = borrowed_halves(tracks.keypoints, seen, config)
+    if not borrowed.any():
+        return tracks, 0
+    keypoints = let_go_of_borrowed(tracks.keypoints, borrowed, seen)
+    boxes = tracks.boxes.copy()
+    for i, t in zip(*np.nonzero(borrowed)):
+        boxes[i, t] = keypoints_box(keypoints[i, t], image_size=tracks.image_size, min_confidence=1e-6)
+    return dataclasses.replace(tracks, keypoints=keypoints, boxes=boxes), int((borrowed > 0).sum())
 
 
 class DetectorPool:

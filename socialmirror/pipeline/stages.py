@@ -57,15 +57,18 @@ def load_models(checkpoint: str | Path | None = None, device: str = "cpu") -> Mo
 
 # ------------------------------------------------------------------------------------------------ stages
 def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress: bool = True,
-             workers: int | None = None, bridge: bool = True) -> Perception:
+             workers: int | None = None, bridge: bool = True, unfuse: bool = True) -> Perception:
     """Everyone detected and tracked through the video. The detections are checkpointed in the cache as they
     are made, so an interrupted run resumes mid-video. ``workers`` frames are detected at once, each by its own
     detector (None: one per CPU core, at most 4); the detections do not depend on it. ``bridge``: a tracked
-    person's missed frames are looked at again where they were a frame earlier (``perception.bridge``)."""
-    depends_on = [video.fingerprint(), max_people, bridge]
+    person's missed frames are looked at again where they were a frame earlier (``perception.bridge``).
+    ``unfuse``: the half of a skeleton fitted across two bodies that is the other person's is let go
+    (``perception.fused``)."""
+    depends_on = [video.fingerprint(), max_people, bridge, unfuse]
 
     def compute() -> Perception:
         from socialmirror.perception.bridge import BridgeConfig
+        from socialmirror.perception.fused import FusedConfig
         from socialmirror.perception.pipeline import DetectionCheckpoint, detect_and_track
         from socialmirror.perception.pose import MediaPipePoseDetector
         work = cache.work_dir("tracks", depends_on)
@@ -73,7 +76,8 @@ def perceive(video: VideoInput, cache: StageCache, max_people: int = 3, progress
         tracks = detect_and_track(video.path, detector=partial(MediaPipePoseDetector, num_poses=max(2, max_people)),
                                   progress=progress, fps=video.fps, checkpoint=checkpoint,
                                   workers=workers or min(4, available_cores()),
-                                  bridge=BridgeConfig() if bridge else None)
+                                  bridge=BridgeConfig() if bridge else None,
+                                  unfuse=FusedConfig() if unfuse else None)
         if len(tracks.ids) == 0:
             raise InputError(f"no person found in {video.path}")
         return Perception(video, tracks)
