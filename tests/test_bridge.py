@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from socialmirror.perception.bridge import BridgeConfig, bridge_missed_frames, frames_to_bridge, region_around
+from socialmirror.perception.bridge import (BridgeConfig, RecentFrames, bridge_backward, bridge_missed_frames,
+                                           chains_backward, frames_to_bridge, region_around)
 from socialmirror.perception.pose import PersonDetection, PoseDetector
 from socialmirror.perception.recall import RegionPose
 
@@ -116,6 +117,57 @@ def test_nothing_to_bridge_reads_no_frame():
     assert added == 0 and out == [[] for _ in range(5)]
 
 
+def test_backward_chains_end_right_before_a_detection_and_reach_max_frames_back():
+    present = np.array([[0, 0, 0, 0, 1, 1, 0, 1],
+                        [1, 1, 1, 1, 1, 1, 1, 1],
+                        [0, 0, 0, 0, 0, 0, 0, 1]], bool)
+    # Track 0: frames 0-3 before its first detection (3 of them within max_frames) and frame 6 before frame 7.
+    # Track 1 is never missed, track 2 is seen once (not followed).
+    assert chains_backward(present, BridgeConfig(max_frames=3, min_track_frames=2)) == [(4, 0, 1), (7, 0, 6)]
+
+
+def test_a_person_found_late_is_followed_back_until_hidden():
+    # Person A walks right, 20 px a frame, detected from frame 6 on; person B stands at x = 480, detected
+    # throughout. In frames 0-1 A is hidden behind B (the model on A's region sees B, whom it must not take).
+    a = [standing(300.0 + 20 * t, cy=250.0, h=300.0) for t in range(8)]
+    b = standing(480.0, cy=250.0, h=300.0)
+    per_frame = [[PersonDetection.from_keypoints(b, image_size=(W, H))] for _ in range(8)]
+    for t in (6, 7):
+        per_frame[t].insert(0, PersonDetection.from_keypoints(a[t], image_size=(W, H)))
+    missing = np.full((33, 3), np.nan)
+    keypoints = np.stack([np.stack([a[t] if t >= 6 else missing for t in range(8)]), np.stack([b] * 8)])
+    present = np.zeros((2, 8), bool)
+    present[0, 6:] = True
+    present[1] = True
+    scene = _SceneLandmarker({t: [a[t], b] if t >= 2 else [b] for t in range(8)})
+    asked = []
+
+    def frame_at(t):
+        asked.append(t)
+        return _frame(t)
+    out, added = bridge_backward(per_frame, keypoints.astype(np.float32), present, frame_at, scene,
+                                 BridgeConfig(max_frames=30, min_track_frames=2, min_overlap=0.0))
+    assert added == 4  # frames 5, 4, 3, 2
+    for t in range(2, 6):
+        found = [p for p in out[t] if p.source == "bridge"]
+        assert len(found) == 1
+        np.testing.assert_allclose(found[0].keypoints, a[t], atol=1e-4)
+    assert all(p.source != "bridge" for t in (0, 1) for p in out[t])
+    assert asked == [5, 4, 3, 2, 1]  # the chain stops at the first frame where A is not found
+
+
+def test_recent_frames_serve_a_chain_back_to_their_size_and_refuse_older_ones():
+    stream = ((t, _frame(t)) for t in range(20))
+    frame_at = RecentFrames(stream, size=4)
+    assert frame_at(9)[0, 0, 0] == 9
+    assert [frame_at(t)[0, 0, 0] for t in (8, 7, 6)] == [8, 7, 6]
+    with pytest.raises(RuntimeError, match="no longer held"):
+        frame_at(5)
+    assert frame_at(15)[0, 0, 0] == 15 and frame_at(12)[0, 0, 0] == 12
+    with pytest.raises(RuntimeError, match="ended"):
+        frame_at(25)
+
+
 # ------------------------------------------------------------------------ with MediaPipe's landmark model
 
 @pytest.fixture(scope="module")
@@ -160,5 +212,18 @@ def test_detect_and_track_bridges_the_frames_the_detector_missed(walking_frames)
     assert bridged.num_tracks == 1 and bridged.present.all() and bridged.meta["bridged"] == 3
     # The bridged frames continue the walk: the hips move right by about the same step each frame.
     hips_x = bridged.keypoints[0, :, [23, 24], 0].mean(0)
+    steps = np.diff(hips_x)
+    assert (steps > 0).all() and steps.max() < 2.0 * steps.min()
+
+
+def test_detect_and_track_follows_a_person_found_late_back_to_the_first_frame(walking_frames):
+    from socialmirror.perception.pipeline import detect_and_track
+    forward_only = detect_and_track(walking_frames, detector=_BlinkingDetector({0, 1, 2}), progress=False,
+                                    bridge=BridgeConfig(backward=False))
+    both = detect_and_track(walking_frames, detector=_BlinkingDetector({0, 1, 2}), progress=False,
+                            bridge=BridgeConfig())
+    assert forward_only.present.sum() == 5 and forward_only.meta["bridged"] == 0
+    assert both.num_tracks == 1 and both.present.all() and both.meta["bridged"] == 3
+    hips_x = both.keypoints[0, :, [23, 24], 0].mean(0)
     steps = np.diff(hips_x)
     assert (steps > 0).all() and steps.max() < 2.0 * steps.min()

@@ -11,7 +11,7 @@ from socialmirror.geometry.camera import box_iou
 from socialmirror.paths import cache_dir
 from socialmirror.perception import detect_and_track, pair_crop_boxes, select_closest_pair
 from socialmirror.perception.pose import (MediaPipePoseDetector, PersonDetection, person_mask, pose_task_bundle,
-                                          same_person)
+                                          same_person, same_upper_body)
 
 from _keypoint_helpers import standing as _standing
 
@@ -77,6 +77,9 @@ def test_box_duplicate_test_and_mask():
     mixed = a.copy()  # upper body of one person, legs of another
     mixed[23:, :2] = _standing(420)[23:, :2]
     assert not same_person(a, mixed)
+    # ... which is still one upper body in one place: the same person, twice (not two people side by side).
+    assert same_upper_body(a, mixed) and same_upper_body(a, b)
+    assert not same_upper_body(a, _standing(420)) and not same_upper_body(a, _standing(380))
     m = person_mask(a, (800, 1000))
     assert m[int(a[KEYPOINT_INDEX["left_hip"], 1]) - 20, int(a[:, 0].mean())]  # the torso is painted
     assert not m[:, 600:].any()

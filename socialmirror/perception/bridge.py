@@ -11,10 +11,18 @@ for every track seen in at least ``min_track_frames`` frames, forward in time, a
 within ``max_frames`` of its last sighting is given to the pose landmark model alone
 (``recall.RegionPoseLandmarker``) on the region around the person's previous keypoints. The result is kept
 when the model sees a person there, its box overlaps the previous box by ``min_overlap`` (the chain stays on
-its person) and it is nobody detected in that frame already; the region its alignment points give is the next
-frame's (one model call a frame, as MediaPipe's tracking). A rejected frame ends
-the chain until the person's next detection. The kept detections (``source`` "bridge") join the frame's
-detections, and the tracker links them again (``pipeline.detect_and_track``).
+its person) and it is nobody detected in that frame already (``same_person`` or ``same_upper_body``); the
+region its alignment points give is the next frame's (one model call a frame, as MediaPipe's tracking). A
+rejected frame ends the chain until the person's next detection. The kept detections (``source`` "bridge")
+join the frame's detections, and the tracker links them again (``pipeline.detect_and_track``).
+
+Then the same backward in time (``bridge_backward``, with ``backward``): the frames before a person's first
+detection, or before a detection after a miss that the forward chain could not fill, are followed from that
+detection towards the past, up to ``max_frames``, through frames where fewer than the pair were detected.
+A person who walks into view from behind the other, or whom the detector first finds late, is otherwise
+missing from the start of the video until then (on the render protocol's synthesized splits that was 5% of
+the person-frames, as much as all the gaps between detections together). A chain's result that puts its upper
+body where a detected person's is (``pose.same_upper_body``) is that person again, and ends the chain.
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ import numpy as np
 
 from socialmirror.body.keypoints import KEYPOINT_INDEX, keypoints_box
 from socialmirror.geometry.camera import box_iou
-from socialmirror.perception.pose import PersonDetection, same_person
+from socialmirror.perception.pose import PersonDetection, same_person, same_upper_body
 from socialmirror.perception.recall import upright_rotation
 from socialmirror.perception.tracking import appearance_descriptor
 
@@ -43,6 +51,10 @@ class BridgeConfig:
     min_track_frames: int = 3  # tracks seen less often are not followed (a stray detection)
     min_overlap: float = 0.3   # box IoU with the previous frame's box
     min_confidence: float = 0.3  # keypoints that place the region
+    backward: bool = True      # also follow each detection back into the missed frames before it
+    # Backward chains run only through frames where fewer people than this were detected (the pair): chains
+    # back from a stray third detection re-linked the pair's tracks wrongly (README, issue 22).
+    backward_below: int = 2
 
     def __post_init__(self):
         if self.max_frames < 1 or self.min_track_frames < 1:
@@ -82,6 +94,26 @@ def frames_to_bridge(present: np.ndarray, config: BridgeConfig) -> np.ndarray:
         since = np.where(present[:, t], 0, since + 1)
         out[:, t] = followed & ~present[:, t] & (since <= config.max_frames)
     return out
+
+
+def chains_backward(present: np.ndarray, config: BridgeConfig, detected: np.ndarray | None = None
+                    ) -> list[tuple[int, int, int]]:
+    """The backward chains of ``bridge_backward``: (the detection's frame s, the track, the chain's first
+    frame), one for each missed run of frames that ends right before a detection of a followed track, at
+    most ``max_frames`` long and through frames with fewer than ``backward_below`` people ``detected`` (T,)
+    (it runs from s - 1 down to the first frame), in increasing s."""
+    present = np.asarray(present, bool)
+    wanted = frames_to_bridge(present[:, ::-1], config)[:, ::-1]
+    if detected is not None:
+        wanted &= np.asarray(detected)[None, :] < config.backward_below
+    chains = []
+    for i in range(len(present)):
+        for s in np.flatnonzero(present[i, 1:] & wanted[i, :-1]) + 1:
+            start = int(s) - 1
+            while start > 0 and wanted[i, start - 1]:
+                start -= 1
+            chains.append((int(s), i, start))
+    return sorted(chains)
 
 
 def bridge_missed_frames(per_frame: list[list[PersonDetection]], keypoints: np.ndarray, present: np.ndarray,
@@ -138,7 +170,54 @@ def follow(frame: np.ndarray, previous: np.ndarray, region: tuple | None, others
     box = keypoints_box(pose.keypoints, image_size=size)
     if box_iou(box, keypoints_box(previous, image_size=size)) < config.min_overlap:
         return None
-    if any(same_person(pose.keypoints, o.keypoints) for o in others):
+    if any(same_person(pose.keypoints, o.keypoints) or same_upper_body(pose.keypoints, o.keypoints) for o in others):
         return None
     found = PersonDetection(pose.keypoints, pose.world, box, float(pose.keypoints[:, 2].mean()), source="bridge")
     return found, pose.next_region
+
+
+def bridge_backward(per_frame: list[list[PersonDetection]], keypoints: np.ndarray, present: np.ndarray,
+                    frame_at: Callable[[int], np.ndarray], landmarker, config: BridgeConfig = BridgeConfig(),
+                    appearance: bool = False) -> tuple[list[list[PersonDetection]], int]:
+    """As ``bridge_missed_frames``, from each detection back in time (``chains_backward``). ``frame_at`` is
+    asked for frames by chain, the chains in increasing order of their detection's frame, each frame at most
+    ``max_frames`` before the newest one asked for (``RecentFrames`` holds that many)."""
+    out = [list(people) for people in per_frame]
+    added = 0
+    for s, i, start in chains_backward(present, config, np.array([len(people) for people in per_frame])):
+        previous, region = keypoints[i, s], None
+        for t in range(s - 1, start - 1, -1):
+            frame = frame_at(t)
+            found = follow(frame, previous, region, out[t], landmarker, config)
+            if found is None:
+                break
+            person, region = found
+            if appearance:
+                person.appearance = appearance_descriptor(frame, person.keypoints)
+            out[t].append(person)
+            previous = person.keypoints
+            added += 1
+    return out, added
+
+
+class RecentFrames:
+    """``frame_at(t)`` over a stream of (index, frame) pairs read forward once, keeping the newest ``size``
+    frames: enough for backward chains asked for in the order of ``bridge_backward``."""
+
+    def __init__(self, frames, size: int):
+        self.frames, self.size = frames, int(size)
+        self.kept: dict[int, np.ndarray] = {}
+        self.newest = -1
+
+    def __call__(self, t: int) -> np.ndarray:
+        while self.newest < t:
+            try:
+                self.newest, frame = next(self.frames)
+            except StopIteration:
+                raise RuntimeError(f"the video ended before frame {t} on its second reading") from None
+            self.kept[self.newest] = frame
+            self.kept.pop(self.newest - self.size, None)
+        if t not in self.kept:
+            raise RuntimeError(f"frame {t} is no longer held (frames {self.newest - self.size + 1}-{self.newest} "
+                               "are)")
+        return self.kept[t]

@@ -15,7 +15,8 @@ import numpy as np
 
 from socialmirror.body.keypoints import NUM_KEYPOINTS, keypoints_box
 from socialmirror.io import atomic_savez
-from socialmirror.perception.bridge import BridgeConfig, bridge_missed_frames, frames_to_bridge
+from socialmirror.perception.bridge import (BridgeConfig, RecentFrames, bridge_backward, bridge_missed_frames,
+                                           chains_backward, frames_to_bridge)
 from socialmirror.perception.fused import FusedConfig, borrowed_halves, let_go_of_borrowed
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
@@ -126,9 +127,10 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
     With a ``checkpoint`` the detections are saved in chunks as they are made, and the frames an earlier,
     interrupted run saved are read back instead of detected again. With ``bridge`` the frames where a tracked
     person was missed are looked at again around where they were a frame earlier (``perception.bridge``; the
-    frames needed are decoded a second time) and the tracks are linked again; ``meta["bridged"]`` holds how
-    many detections that added. With ``unfuse`` the halves of skeletons fitted across two bodies are let go
-    (``perception.fused``; ``meta["unfused"]`` holds how many person-frames).
+    frames needed are decoded a second time) and the tracks are linked again, then (``bridge.backward``) the
+    frames before a detection that follows a miss, from that detection back (decoded a third time);
+    ``meta["bridged"]`` holds how many detections that added. With ``unfuse`` the halves of skeletons fitted
+    across two bodies are let go (``perception.fused``; ``meta["unfused"]`` holds how many person-frames).
     """
     pool = DetectorPool.of(detector, workers, appearance)
     per_frame = checkpoint.load() if checkpoint is not None else []
@@ -179,6 +181,11 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
         per_frame, bridged = bridge_tracks(video_path, fps, per_frame, tracks, bridge, appearance)
         if bridged:
             tracks = track(per_frame, tracker, fps=video_fps, image_size=size)
+        if bridge.backward:
+            per_frame, before = bridge_tracks(video_path, fps, per_frame, tracks, bridge, appearance, backward=True)
+            if before:
+                tracks = track(per_frame, tracker, fps=video_fps, image_size=size)
+            bridged += before
     t_bridge = time.perf_counter() - t_bridge
     unfused = 0
     if unfuse is not None and unfuse.enabled:
@@ -199,30 +206,27 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
 
 
 def bridge_tracks(video_path: str | os.PathLike, fps: float | None, per_frame: list[list[PersonDetection]],
-                  tracks: Tracks, config: BridgeConfig, appearance: bool
+                  tracks: Tracks, config: BridgeConfig, appearance: bool, backward: bool = False
                   ) -> tuple[list[list[PersonDetection]], int]:
-    """``perception.bridge.bridge_missed_frames`` on the video's frames, decoded again from the first frame a
-    chain needs."""
+    """``perception.bridge.bridge_missed_frames`` (``backward``: ``bridge_backward``) on the video's frames,
+    decoded again from the first frame a chain needs."""
     from socialmirror.perception.recall import RegionPoseLandmarker
 
-    wanted = frames_to_bridge(tracks.present, config).any(0)
-    if not wanted.any():
+    if backward:
+        detected = np.array([len(people) for people in per_frame])
+        first = min((start for _, _, start in chains_backward(tracks.present, config, detected)), default=None)
+    else:
+        wanted = np.flatnonzero(frames_to_bridge(tracks.present, config).any(0))
+        first = int(wanted[0]) if len(wanted) else None
+    if first is None:
         return per_frame, 0
     landmarker = RegionPoseLandmarker()
     try:
         with open_video(video_path, fps=fps) as reader:
-            frames = reader.frames(int(np.flatnonzero(wanted)[0]))
-            last: list = [-1, None]  # the frame read last (several chains may ask for one frame)
-
-            def frame_at(t: int) -> np.ndarray:
-                while last[0] < t:
-                    try:
-                        last[:] = next(frames)
-                    except StopIteration:
-                        raise RuntimeError(f"the video ended before frame {t} on its second reading") from None
-                return last[1]
-            return bridge_missed_frames(per_frame, tracks.keypoints, tracks.present, frame_at, landmarker, config,
-                                        appearance)
+            # Several chains may ask for one frame; a backward chain reaches max_frames before the newest.
+            frame_at = RecentFrames(reader.frames(first), config.max_frames + 1 if backward else 1)
+            follow = bridge_backward if backward else bridge_missed_frames
+            return follow(per_frame, tracks.keypoints, tracks.present, frame_at, landmarker, config, appearance)
     finally:
         landmarker.close()
 

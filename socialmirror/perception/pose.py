@@ -116,6 +116,17 @@ def same_person(a: np.ndarray, b: np.ndarray, threshold: float = 0.15) -> bool:
     return bool(np.median(body) < threshold and (len(torso) == 0 or np.median(torso) < threshold))
 
 
+def same_upper_body(a: np.ndarray, b: np.ndarray, threshold: float = 0.2) -> bool:
+    """Whether two keypoint sets (33, 3) put one upper body in one place: the median distance over the face,
+    shoulders and elbows below ``threshold`` of the larger body scale. Two people cannot (one would be
+    wholly behind the other); a skeleton whose legs went astray still can, which ``same_person`` misses."""
+    upper = list(range(15))
+    scale = max(body_scale(a), body_scale(b))
+    d = np.linalg.norm(np.asarray(a, np.float64)[upper, :2] - np.asarray(b, np.float64)[upper, :2], axis=1)
+    d = d[np.isfinite(d)]
+    return bool(len(d) > 0 and np.median(d) < threshold * scale)
+
+
 class PoseDetector(abc.ABC):
     """Per-frame multi-person pose detector: ``detect(frame_rgb) -> list[PersonDetection]``.
 
