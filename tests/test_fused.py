@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from socialmirror.body.keypoints import keypoints_box
-from socialmirror.perception.fused import LOWER_BODY, UPPER_BODY, borrowed_halves, let_go_of_borrowed
-from socialmirror.perception.pipeline import let_go_of_borrowed_halves
-from socialmirror.perception.fused import FusedConfig
+from socialmirror.perception.fused import (LOWER_BODY, UPPER_BODY, FusedConfig, borrowed_halves, let_go_of_borrowed,
+                                           unfuse_tracks)
 from socialmirror.perception.tracking import Tracks
 
 from _keypoint_helpers import standing
@@ -110,15 +109,14 @@ def test_tracks_get_the_restored_half_and_boxes_around_it():
     boxes = np.stack([[keypoints_box(k, image_size=(640, 480)) for k in person] for person in seen])
     tracks = Tracks(ids=[4, 7], keypoints=seen, world=np.full_like(seen, np.nan), boxes=boxes,
                     scores=np.ones((2, T)), image_size=(640, 480))
-    fixed, changed = let_go_of_borrowed_halves(tracks, FusedConfig())
+    fixed, changed = unfuse_tracks(tracks, FusedConfig())
     assert changed == len(FUSED)
     t = FUSED[0]
     np.testing.assert_allclose(fixed.keypoints[1, t, :, :2], truth[1, t, :, :2], atol=1e-4)
     np.testing.assert_allclose(fixed.boxes[1, t], keypoints_box(truth[1, t], image_size=(640, 480)), atol=1e-3)
     np.testing.assert_array_equal(fixed.boxes[0], tracks.boxes[0])
-    assert let_go_of_borrowed_halves(Tracks(ids=[4, 7], keypoints=truth, world=np.full_like(truth, np.nan),
-                                            boxes=boxes, scores=np.ones((2, T)), image_size=(640, 480)),
-                                     FusedConfig())[1] == 0
+    assert unfuse_tracks(Tracks(ids=[4, 7], keypoints=truth, world=np.full_like(truth, np.nan), boxes=boxes,
+                                scores=np.ones((2, T)), image_size=(640, 480)))[1] == 0
 
 
 @pytest.mark.parametrize("shared, apart", [(0.0, 0.5), (0.5, 0.3)])

@@ -15,11 +15,14 @@ neither's head-to-hips offset changes, so nothing is let go there.
 """
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from socialmirror.body.keypoints import KEYPOINT_INDEX
+from socialmirror.body.keypoints import KEYPOINT_INDEX, keypoints_box
+from socialmirror.perception.tracking import Tracks
 
 HIPS = (KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"])
 SHOULDERS = (KEYPOINT_INDEX["left_shoulder"], KEYPOINT_INDEX["right_shoulder"])
@@ -46,7 +49,7 @@ class FusedConfig:
 def _points(keypoints: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Head (face landmarks' mean), hips' midpoint and torso length (N, T, ...) where seen; NaN elsewhere."""
     kp = np.where(present[..., None, None], np.asarray(keypoints, np.float64), np.nan)[..., :2]
-    head = np.nanmean(kp[:, :, FACE], axis=2) if kp.size else kp[:, :, 0]
+    head = np.nanmean(kp[:, :, FACE], axis=2)
     hips = kp[:, :, HIPS].mean(2)
     torso = np.linalg.norm(kp[:, :, SHOULDERS].mean(2) - hips, axis=-1)
     return head, hips, torso
@@ -61,8 +64,6 @@ def borrowed_halves(keypoints: np.ndarray, present: np.ndarray, config: FusedCon
     out = np.zeros((n, T), np.int8)
     if n < 2:
         return out
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # NaN means of unseen frames are intended
         head, hips, torso = _points(keypoints, present)
@@ -110,3 +111,17 @@ def let_go_of_borrowed(keypoints: np.ndarray, borrowed: np.ndarray, present: np.
         kp[i, t, joints, :2] = keypoints[i, s, joints, :2] + shift
         kp[i, t, joints, 2] = confidence * keypoints[i, s, joints, 2]
     return kp
+
+
+def unfuse_tracks(tracks: Tracks, config: FusedConfig = FusedConfig()) -> tuple[Tracks, int]:
+    """``tracks`` with each borrowed half (``borrowed_halves``) replaced by the person's own
+    (``let_go_of_borrowed``) and the box around the result, and how many person-frames that changed."""
+    seen = tracks.present & ~tracks.interpolated
+    borrowed = borrowed_halves(tracks.keypoints, seen, config)
+    if not borrowed.any():
+        return tracks, 0
+    keypoints = let_go_of_borrowed(tracks.keypoints, borrowed, seen)
+    boxes = tracks.boxes.copy()
+    for i, t in zip(*np.nonzero(borrowed)):
+        boxes[i, t] = keypoints_box(keypoints[i, t], image_size=tracks.image_size, min_confidence=1e-6)
+    return dataclasses.replace(tracks, keypoints=keypoints, boxes=boxes), int((borrowed > 0).sum())

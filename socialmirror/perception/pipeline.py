@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import threading
@@ -13,11 +12,11 @@ from typing import Callable, Iterator, Union
 
 import numpy as np
 
-from socialmirror.body.keypoints import NUM_KEYPOINTS, keypoints_box
+from socialmirror.body.keypoints import NUM_KEYPOINTS
 from socialmirror.io import atomic_savez
 from socialmirror.perception.bridge import (BridgeConfig, RecentFrames, bridge_backward, bridge_missed_frames,
                                            chains_backward, frames_to_bridge)
-from socialmirror.perception.fused import FusedConfig, borrowed_halves, let_go_of_borrowed
+from socialmirror.perception.fused import FusedConfig, unfuse_tracks
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
 from socialmirror.perception.video import open_video
@@ -189,7 +188,7 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
     t_bridge = time.perf_counter() - t_bridge
     unfused = 0
     if unfuse is not None and unfuse.enabled:
-        tracks, unfused = let_go_of_borrowed_halves(tracks, unfuse)
+        tracks, unfused = unfuse_tracks(tracks, unfuse)
     n = max(len(per_frame), 1)
     tracks.meta.update({
         "source": str(video_path),
@@ -229,21 +228,6 @@ def bridge_tracks(video_path: str | os.PathLike, fps: float | None, per_frame: l
             return follow(per_frame, tracks.keypoints, tracks.present, frame_at, landmarker, config, appearance)
     finally:
         landmarker.close()
-
-
-def let_go_of_borrowed_halves(tracks: Tracks, config: FusedConfig) -> tuple[Tracks, int]:
-    """``tracks`` with the halves ``perception.fused`` finds borrowed from someone else replaced by the person's
-    own (``fused.let_go_of_borrowed``) and each such box around the result, and how many person-frames that
-    changed."""
-    seen = tracks.present & ~tracks.interpolated
-    borrowed = borrowed_halves(tracks.keypoints, seen, config)
-    if not borrowed.any():
-        return tracks, 0
-    keypoints = let_go_of_borrowed(tracks.keypoints, borrowed, seen)
-    boxes = tracks.boxes.copy()
-    for i, t in zip(*np.nonzero(borrowed)):
-        boxes[i, t] = keypoints_box(keypoints[i, t], image_size=tracks.image_size, min_confidence=1e-6)
-    return dataclasses.replace(tracks, keypoints=keypoints, boxes=boxes), int((borrowed > 0).sum())
 
 
 class DetectorPool:
