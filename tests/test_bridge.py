@@ -45,6 +45,10 @@ def test_frames_to_bridge_follow_a_sighting_for_max_frames():
     wanted = frames_to_bridge(present, BridgeConfig(max_frames=2, min_track_frames=2))
     np.testing.assert_array_equal(wanted[0], [0, 0, 1, 1, 0, 0, 1, 1])
     assert not wanted[1].any()  # seen once: not followed
+    # Frames where the pair was detected (someone else beside track 1) are left alone.
+    detected = np.array([2, 2, 2, 1, 0, 1, 2, 1])
+    wanted = frames_to_bridge(present, BridgeConfig(max_frames=2, min_track_frames=2), detected)
+    np.testing.assert_array_equal(wanted[0], [0, 0, 0, 1, 0, 0, 0, 1])
 
 
 class _SceneLandmarker:
@@ -124,6 +128,10 @@ def test_backward_chains_end_right_before_a_detection_and_reach_max_frames_back(
     # Track 0: frames 0-3 before its first detection (3 of them within max_frames) and frame 6 before frame 7.
     # Track 1 is never missed, track 2 is seen once (not followed).
     assert chains_backward(present, BridgeConfig(max_frames=3, min_track_frames=2)) == [(4, 0, 1), (7, 0, 6)]
+    # Through frames short of the pair only: frame 2 had two people detected, so the first chain stops at 3.
+    detected = np.array([1, 1, 2, 1, 2, 2, 1, 3])
+    assert chains_backward(present, BridgeConfig(max_frames=3, min_track_frames=2), detected) == \
+        [(4, 0, 3), (7, 0, 6)]
 
 
 def test_a_person_found_late_is_followed_back_until_hidden():

@@ -8,7 +8,8 @@ cannot use. MediaPipe's own VIDEO mode runs the landmark model between detection
 frame's landmarks give; this module does the same after tracking, where it is known who is missing:
 
 for every track seen in at least ``min_track_frames`` frames, forward in time, a frame where it is missed
-within ``max_frames`` of its last sighting is given to the pose landmark model alone
+within ``max_frames`` of its last sighting, and where fewer people than the pair were detected (``people``),
+is given to the pose landmark model alone
 (``recall.RegionPoseLandmarker``) on the region around the person's previous keypoints. The result is kept
 when the model sees a person there, its box overlaps the previous box by ``min_overlap`` (the chain stays on
 its person) and it is nobody detected in that frame already (``same_person`` or ``same_upper_body``); the
@@ -52,9 +53,9 @@ class BridgeConfig:
     min_overlap: float = 0.3   # box IoU with the previous frame's box
     min_confidence: float = 0.3  # keypoints that place the region
     backward: bool = True      # also follow each detection back into the missed frames before it
-    # Backward chains run only through frames where fewer people than this were detected (the pair): chains
-    # back from a stray third detection re-linked the pair's tracks wrongly (README, issue 22).
-    backward_below: int = 2
+    # Chains run only through frames where fewer people than this were detected (the pair): chains from a stray
+    # third detection re-linked the pair's tracks wrongly (README, issue 22).
+    people: int = 2
 
     def __post_init__(self):
         if self.max_frames < 1 or self.min_track_frames < 1:
@@ -82,10 +83,13 @@ def region_around(keypoints: np.ndarray, min_confidence: float = 0.3
     return float(hips[0]), float(hips[1]), 2.5 * radius, upright_rotation(tuple(hips), tuple(shoulders))
 
 
-def frames_to_bridge(present: np.ndarray, config: BridgeConfig) -> np.ndarray:
+def frames_to_bridge(present: np.ndarray, config: BridgeConfig, detected: np.ndarray | None = None) -> np.ndarray:
     """(N, T) bool: for each track (N, T ``present``) the frames a chain may fill: missed, within
-    ``max_frames`` after a sighting, on tracks seen at least ``min_track_frames`` times."""
+    ``max_frames`` after a sighting, on tracks seen at least ``min_track_frames`` times, and where given, with
+    fewer than ``config.people`` people ``detected`` (T,)."""
     present = np.asarray(present, bool)
+    if detected is not None:
+        return frames_to_bridge(present, config) & (np.asarray(detected)[None, :] < config.people)
     n, T = present.shape
     since = np.full(n, np.iinfo(np.int64).max // 2)
     out = np.zeros_like(present)
@@ -96,16 +100,19 @@ def frames_to_bridge(present: np.ndarray, config: BridgeConfig) -> np.ndarray:
     return out
 
 
+def detected_counts(per_frame: list[list[PersonDetection]]) -> np.ndarray:
+    """(T,) how many people were detected in each frame."""
+    return np.array([len(people) for people in per_frame], dtype=np.int64)
+
+
 def chains_backward(present: np.ndarray, config: BridgeConfig, detected: np.ndarray | None = None
                     ) -> list[tuple[int, int, int]]:
     """The backward chains of ``bridge_backward``: (the detection's frame s, the track, the chain's first
     frame), one for each missed run of frames that ends right before a detection of a followed track, at
-    most ``max_frames`` long and through frames with fewer than ``backward_below`` people ``detected`` (T,)
-    (it runs from s - 1 down to the first frame), in increasing s."""
+    most ``max_frames`` long and, where given, through frames with fewer than ``config.people`` people
+    ``detected`` (T,) (it runs from s - 1 down to the first frame), in increasing s."""
     present = np.asarray(present, bool)
-    wanted = frames_to_bridge(present[:, ::-1], config)[:, ::-1]
-    if detected is not None:
-        wanted &= np.asarray(detected)[None, :] < config.backward_below
+    wanted = frames_to_bridge(present[:, ::-1], config, None if detected is None else detected[::-1])[:, ::-1]
     chains = []
     for i in range(len(present)):
         for s in np.flatnonzero(present[i, 1:] & wanted[i, :-1]) + 1:
@@ -126,7 +133,7 @@ def bridge_missed_frames(per_frame: list[list[PersonDetection]], keypoints: np.n
     ``landmarks(frame, region)`` and ``refine(frame, region, iterations)``, each a ``RegionPose`` or None
     (``recall.RegionPoseLandmarker``); ``appearance`` gives the bridged detections the tracker's colour
     descriptor."""
-    wanted = frames_to_bridge(present, config)
+    wanted = frames_to_bridge(present, config, detected_counts(per_frame))
     out = [list(people) for people in per_frame]
     # Each track's chain: the keypoints it was last seen with, and the region the landmark model's alignment
     # points gave there (None after a detection: drawn from the keypoints and refined once).
@@ -184,7 +191,7 @@ def bridge_backward(per_frame: list[list[PersonDetection]], keypoints: np.ndarra
     ``max_frames`` before the newest one asked for (``RecentFrames`` holds that many)."""
     out = [list(people) for people in per_frame]
     added = 0
-    for s, i, start in chains_backward(present, config, np.array([len(people) for people in per_frame])):
+    for s, i, start in chains_backward(present, config, detected_counts(per_frame)):
         previous, region = keypoints[i, s], None
         for t in range(s - 1, start - 1, -1):
             frame = frame_at(t)

@@ -15,7 +15,7 @@ import numpy as np
 from socialmirror.body.keypoints import NUM_KEYPOINTS
 from socialmirror.io import atomic_savez
 from socialmirror.perception.bridge import (BridgeConfig, RecentFrames, bridge_backward, bridge_missed_frames,
-                                           chains_backward, frames_to_bridge)
+                                           chains_backward, detected_counts, frames_to_bridge)
 from socialmirror.perception.fused import FusedConfig, unfuse_tracks
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
@@ -211,11 +211,11 @@ def bridge_tracks(video_path: str | os.PathLike, fps: float | None, per_frame: l
     decoded again from the first frame a chain needs."""
     from socialmirror.perception.recall import RegionPoseLandmarker
 
+    detected = detected_counts(per_frame)
     if backward:
-        detected = np.array([len(people) for people in per_frame])
         first = min((start for _, _, start in chains_backward(tracks.present, config, detected)), default=None)
     else:
-        wanted = np.flatnonzero(frames_to_bridge(tracks.present, config).any(0))
+        wanted = np.flatnonzero(frames_to_bridge(tracks.present, config, detected).any(0))
         first = int(wanted[0]) if len(wanted) else None
     if first is None:
         return per_frame, 0
