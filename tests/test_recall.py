@@ -1,11 +1,11 @@
-"""Perception recall: people MediaPipe's pose detector misses, found from face seeds and tiles, only on frames
-that are short of people."""
+"""Perception recall: people MediaPipe's pose detector misses, found from face seeds, a crop around the person
+found and tiles, only on frames that are short of people."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection
+from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, partner_crop, person_mask
 from socialmirror.perception.recall import FaceSeed, RegionPoseLandmarker, face_to_region, tile_boxes
 
 from _keypoint_helpers import standing as _standing
@@ -99,6 +99,45 @@ def test_recall_runs_only_on_frames_short_of_people(detectors, monkeypatch):
     assert len(recall.detect(frame)) == 2 and calls == []
     monkeypatch.setattr(recall, "run_landmarker", lambda frame, source: list(apart[:1]))
     assert len(recall.detect(frame)) == 1 and calls == [1]
+
+
+def test_partner_crop_is_a_square_around_the_person_clipped_to_the_image():
+    assert partner_crop(np.array([300.0, 100.0, 400.0, 300.0]), (1000, 800)) == (210, 60, 490, 340)
+    assert partner_crop(np.array([0.0, 500.0, 80.0, 800.0]), (1000, 800)) == (0, 440, 250, 800)
+
+
+@pytest.mark.parametrize("child_x, found", [(330.0, True), (470.0, False)])
+def test_a_small_partner_is_found_in_the_crop_around_the_person_found(detectors, monkeypatch, child_x, found):
+    # The landmarker (faked) sees the adult on the whole frame and the child only in a crop, with the adult
+    # painted over (as MediaPipe did on a held-out sequence: a child of 100 px beside an adult of 230 px). A
+    # child standing behind the adult (boxes overlapping) is not taken: its landmarks there are guesses.
+    _, recall = detectors
+    adult, child = _standing(500.0, 400.0, 600.0), _standing(child_x, 520.0, 240.0)
+    frame = np.full((800, 1000, 3), 100, dtype=np.uint8)
+    frame[person_mask(adult, (800, 1000))] = 200
+    torso = np.round(adult[[11, 12, 23, 24], :2].mean(0)).astype(int)
+    crops = []
+
+    def landmarker(image, source):
+        if image.shape[:2] == frame.shape[:2]:
+            return [PersonDetection.from_keypoints(adult)]
+        crops.append(source)
+        x0, y0, x1, y1 = partner_crop(PersonDetection.from_keypoints(adult).box, (1000, 800))
+        if source != "beside" or image.shape[:2] != (y1 - y0, x1 - x0) or image[torso[1] - y0, torso[0] - x0, 0] != 100:
+            return []
+        moved = child.copy()
+        moved[:, 0] -= x0
+        moved[:, 1] -= y0
+        return [PersonDetection.from_keypoints(moved, source=source)]
+    monkeypatch.setattr(recall, "run_landmarker", landmarker)
+    people = recall.detect(frame)
+    assert crops[0] == "beside"
+    if not found:
+        assert len(people) == 1 and "tile" in crops  # the tiles still looked (and, faked, saw nobody)
+        return
+    assert len(people) == 2 and people[1].source == "beside" and crops == ["beside"]
+    np.testing.assert_allclose(people[1].keypoints, child, atol=1e-3)
+    assert recall.last_passes == 3  # the first call, the masked pass, the crop (no tiles needed)
 
 
 @pytest.mark.shared_data

@@ -269,6 +269,26 @@ def background_colour(frame_rgb: np.ndarray) -> np.ndarray:
     return np.median(frame_rgb[::8, ::8].reshape(-1, 3), axis=0).astype(np.uint8)
 
 
+def partner_crop(box: np.ndarray, image_size: tuple[int, int], side: float = 1.4) -> tuple[int, int, int, int]:
+    """The square crop (x0, y0, x1, y1) centred on a found person's box, ``side`` times its height, clipped to
+    the image: where an interacting partner stands, magnified for the detector (a child beside an adult,
+    100 px tall in a 640-px frame, is missed on the whole frame and found in this crop)."""
+    w, h = image_size
+    half = 0.5 * side * float(box[3] - box[1])
+    cx, cy = 0.5 * float(box[0] + box[2]), 0.5 * float(box[1] + box[3])
+    x0, y0 = int(max(0, round(cx - half))), int(max(0, round(cy - half)))
+    return x0, y0, int(min(w, round(cx + half))), int(min(h, round(cy + half)))
+
+
+def _shifted(person: PersonDetection, x0: int, y0: int, image_size: tuple[int, int]) -> PersonDetection:
+    """A detection made on a crop whose corner is (x0, y0), in the full frame's pixels."""
+    kp = person.keypoints.copy()
+    kp[:, 0] += x0
+    kp[:, 1] += y0
+    return PersonDetection(kp, person.world, keypoints_box(kp, image_size=image_size), person.score,
+                           source=person.source)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # MediaPipe detector
 # --------------------------------------------------------------------------------------------------------------
@@ -298,6 +318,7 @@ class MediaPipePoseDetector(PoseDetector):
         pair_first: stop the masked passes once ``recall_target`` people are accepted, when no first-call
             candidate is left unverified and the first call returned fewer than ``num_poses`` people (nothing
             hints at anyone else); ``False`` looks for ``num_poses`` people on every frame.
+        partner_crops: the recall also looks around each person found (step 5 below).
         bundle_path: a ``.task`` bundle to use instead of the cached one.
 
     The second pass, per frame:
@@ -321,7 +342,10 @@ class MediaPipePoseDetector(PoseDetector):
        region for the pose landmark model alone (``RegionPoseLandmarker``: no detector involved), refined on
        the model's alignment points; the result is kept when the model sees a person there, its head lies on
        the face, it is nobody found already and its torso is not on a found person (``source`` "face").
-    5. Still short: the landmarker runs on ``tile_grid`` x ``tile_grid`` overlapping crops (a small person
+    5. Still short (``partner_crops``): the landmarker runs on the square around each person found
+       (``partner_crop``, 1.4 times their height) with the people found painted over: an interacting partner
+       stands there, magnified for the detector (``source`` "beside").
+    6. Still short: the landmarker runs on ``tile_grid`` x ``tile_grid`` overlapping crops (a small person
        fills more of the detector's input), landmarks mapped back to the frame, new people kept by the same
        tests (``source`` "tile").
 
@@ -337,7 +361,8 @@ class MediaPipePoseDetector(PoseDetector):
                  max_extra_passes: int | None = None,
                  mask_min_visibility: float = 0.5, hidden_confidence: float = 0.5,
                  keep_unverified: bool = True, recall: bool = True, tile_grid: int = 2,
-                 recall_target: int = 2, pair_first: bool = True, bundle_path: str | os.PathLike | None = None):
+                 recall_target: int = 2, pair_first: bool = True, partner_crops: bool = True,
+                 bundle_path: str | os.PathLike | None = None):
         if num_poses < 1:
             raise ValueError("num_poses must be >= 1")
         from mediapipe.tasks.python import vision
@@ -352,6 +377,8 @@ class MediaPipePoseDetector(PoseDetector):
         self.recall = bool(recall)
         self.recall_target = max(1, min(int(recall_target), self.num_poses))
         self.pair_first = bool(pair_first)
+        self.partner_crops = bool(partner_crops)
+        self.partner_max_overlap = 0.3  # box IoU with a person found above which a partner-crop find is dropped
         self.tile_grid = int(tile_grid)
         self._faces = None    # the recall's models, made on the first frame that needs them
         self._regions = None
@@ -500,7 +527,8 @@ class MediaPipePoseDetector(PoseDetector):
 
     # -- people the detector missed ------------------------------------------------------------------------
     def find_missed(self, frame_rgb: np.ndarray, people: list[PersonDetection]) -> list[PersonDetection]:
-        """Steps 4 and 5 of the class docstring: ``people`` plus those found from face seeds and tiles."""
+        """Steps 4-6 of the class docstring: ``people`` plus those found from face seeds, around the people found
+        and in tiles."""
         from socialmirror.perception.recall import FaceSeeder, RegionPoseLandmarker, face_to_region, tile_boxes
 
         h, w = frame_rgb.shape[:2]
@@ -532,16 +560,26 @@ class MediaPipePoseDetector(PoseDetector):
                                 float(pose.keypoints[:, 2].mean()), source="face")
             if is_new(c):
                 accept(c)
+        for person in list(people):
+            if len(people) >= self.recall_target or not self.partner_crops:
+                break
+            x0, y0, x1, y1 = partner_crop(person.box, (w, h))
+            painted = frame_rgb[y0:y1, x0:x1].copy()
+            painted[covered[y0:y1, x0:x1]] = background_colour(frame_rgb)
+            self.last_passes += 1
+            for c in self.run_landmarker(painted, "beside"):
+                c = _shifted(c, x0, y0, (w, h))
+                # Only beside the people found: behind one of them, a person's landmarks under the paint are
+                # guesses, and such finds re-linked overlapping pairs' tracks wrongly (README, issue 22).
+                apart = all(box_iou(c.box, p.box) < self.partner_max_overlap for p in people)
+                if len(people) < self.recall_target and apart and is_new(c):
+                    accept(c)
         if len(people) < self.recall_target and self.tile_grid >= 2:
             found: list[PersonDetection] = []
             for x0, y0, x1, y1 in tile_boxes(w, h, self.tile_grid):
                 self.last_passes += 1
                 for c in self.run_landmarker(np.ascontiguousarray(frame_rgb[y0:y1, x0:x1]), "tile"):
-                    kp = c.keypoints.copy()
-                    kp[:, 0] += x0
-                    kp[:, 1] += y0
-                    found.append(PersonDetection(kp, c.world, keypoints_box(kp, image_size=(w, h)), c.score,
-                                                 source="tile"))
+                    found.append(_shifted(c, x0, y0, (w, h)))
             found.sort(key=lambda c: -c.score)  # a person on a seam is found in several tiles: keep the best view
             for c in found:
                 if len(people) >= self.recall_target:
