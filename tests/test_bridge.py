@@ -84,22 +84,31 @@ def _frame(t):
     return np.full((H, W, 3), t, np.uint8)  # the fake landmarker reads the frame's index from its pixels
 
 
-def test_a_missed_person_is_followed_until_the_chain_meets_someone_else():
-    # Person A walks right, 20 px a frame, seen by the detector only in frames 0 and 1; person B stands at
-    # x = 480, detected throughout. From frame 6 on A is hidden behind B: the landmark model on A's region then
-    # sees B, whom the chain must not take (no box-overlap test here: only "it is someone detected already").
-    a = [standing(300.0 + 20 * t, cy=250.0, h=300.0) for t in range(6)]
+def _walker_and_stander(frames: int, detected: range):
+    """Person A walks right, 20 px a frame, detected by the detector only in the ``detected`` frames; person B
+    stands at x = 480, detected throughout: A's keypoints per frame, B's, and the detections, the tracks'
+    keypoints and ``present`` that bridging reads."""
+    a = [standing(300.0 + 20 * t, cy=250.0, h=300.0) for t in range(frames)]
     b = standing(480.0, cy=250.0, h=300.0)
-    per_frame = [[PersonDetection.from_keypoints(b, image_size=(W, H))] for _ in range(10)]
-    for t in (0, 1):
+    per_frame = [[PersonDetection.from_keypoints(b, image_size=(W, H))] for _ in range(frames)]
+    present = np.zeros((2, frames), bool)
+    present[0, list(detected)] = True
+    present[1] = True
+    for t in detected:
         per_frame[t].insert(0, PersonDetection.from_keypoints(a[t], image_size=(W, H)))
     missing = np.full((33, 3), np.nan)
-    keypoints = np.stack([np.stack([a[t] if t < 2 else missing for t in range(10)]), np.stack([b] * 10)])
-    present = np.zeros((2, 10), bool)
-    present[0, :2] = True
-    present[1] = True
+    keypoints = np.stack([np.stack([a[t] if present[0, t] else missing for t in range(frames)]),
+                          np.stack([b] * frames)]).astype(np.float32)
+    return a, b, per_frame, keypoints, present
+
+
+def test_a_missed_person_is_followed_until_the_chain_meets_someone_else():
+    # A is detected in frames 0 and 1 only. From frame 6 on A is hidden behind B: the landmark model on A's
+    # region then sees B, whom the chain must not take (no box-overlap test here: only "it is someone detected
+    # already").
+    a, b, per_frame, keypoints, present = _walker_and_stander(10, range(2))
     scene = _SceneLandmarker({t: [a[t], b] if t < 6 else [b] for t in range(10)})
-    out, added = bridge_missed_frames(per_frame, keypoints.astype(np.float32), present, _frame, scene,
+    out, added = bridge_missed_frames(per_frame, keypoints, present, _frame, scene,
                                       BridgeConfig(max_frames=30, min_track_frames=2, min_overlap=0.0))
     assert added == 4  # frames 2-5
     for t in range(2, 6):
@@ -135,25 +144,16 @@ def test_backward_chains_end_right_before_a_detection_and_reach_max_frames_back(
 
 
 def test_a_person_found_late_is_followed_back_until_hidden():
-    # Person A walks right, 20 px a frame, detected from frame 6 on; person B stands at x = 480, detected
-    # throughout. In frames 0-1 A is hidden behind B (the model on A's region sees B, whom it must not take).
-    a = [standing(300.0 + 20 * t, cy=250.0, h=300.0) for t in range(8)]
-    b = standing(480.0, cy=250.0, h=300.0)
-    per_frame = [[PersonDetection.from_keypoints(b, image_size=(W, H))] for _ in range(8)]
-    for t in (6, 7):
-        per_frame[t].insert(0, PersonDetection.from_keypoints(a[t], image_size=(W, H)))
-    missing = np.full((33, 3), np.nan)
-    keypoints = np.stack([np.stack([a[t] if t >= 6 else missing for t in range(8)]), np.stack([b] * 8)])
-    present = np.zeros((2, 8), bool)
-    present[0, 6:] = True
-    present[1] = True
+    # A is detected from frame 6 on. In frames 0-1 A is hidden behind B (the model on A's region sees B, whom
+    # the chain must not take).
+    a, b, per_frame, keypoints, present = _walker_and_stander(8, range(6, 8))
     scene = _SceneLandmarker({t: [a[t], b] if t >= 2 else [b] for t in range(8)})
     asked = []
 
     def frame_at(t):
         asked.append(t)
         return _frame(t)
-    out, added = bridge_backward(per_frame, keypoints.astype(np.float32), present, frame_at, scene,
+    out, added = bridge_backward(per_frame, keypoints, present, frame_at, scene,
                                  BridgeConfig(max_frames=30, min_track_frames=2, min_overlap=0.0))
     assert added == 4  # frames 5, 4, 3, 2
     for t in range(2, 6):

@@ -32,11 +32,18 @@ def walking_pair():
     return np.stack([near, far])
 
 
-def test_a_far_skeleton_ending_on_the_near_persons_legs_is_found_in_those_frames_only():
+def far_on_near_legs():
+    """``walking_pair`` (the truth) and what MediaPipe saw: in the FUSED frames the far person's head and
+    shoulders on the near person's hips and legs."""
     truth = walking_pair()
     seen = truth.copy()
-    for t in FUSED:  # the far person's head and shoulders, the near person's hips and legs (MediaPipe's fusion)
+    for t in FUSED:
         seen[1, t, list(LOWER_BODY)] = truth[0, t, list(LOWER_BODY)]
+    return truth, seen
+
+
+def test_a_far_skeleton_ending_on_the_near_persons_legs_is_found_in_those_frames_only():
+    truth, seen = far_on_near_legs()
     borrowed = borrowed_halves(seen, np.ones((2, T), bool))
     expected = np.zeros((2, T), np.int8)
     expected[1, list(FUSED)] = 1
@@ -70,10 +77,7 @@ def test_people_sharing_hips_in_the_image_with_their_own_posture_throughout_are_
 
 
 def test_unseen_frames_and_short_tracks_are_not_compared():
-    truth = walking_pair()
-    seen = truth.copy()
-    for t in FUSED:
-        seen[1, t, list(LOWER_BODY)] = truth[0, t, list(LOWER_BODY)]
+    truth, seen = far_on_near_legs()
     present = np.ones((2, T), bool)
     present[0, list(FUSED)] = False  # the near person missed there: nobody to have borrowed from
     assert not borrowed_halves(seen, present).any()
@@ -83,10 +87,7 @@ def test_unseen_frames_and_short_tracks_are_not_compared():
 
 
 def test_the_borrowed_half_is_the_persons_own_from_the_nearest_clean_frame_moved_with_the_rest():
-    truth = walking_pair()
-    seen = truth.copy()
-    for t in FUSED:
-        seen[1, t, list(LOWER_BODY)] = truth[0, t, list(LOWER_BODY)]
+    truth, seen = far_on_near_legs()
     present = np.ones((2, T), bool)
     borrowed = borrowed_halves(seen, present)
     restored = let_go_of_borrowed(seen, borrowed, present, confidence=0.5)
@@ -102,10 +103,7 @@ def test_the_borrowed_half_is_the_persons_own_from_the_nearest_clean_frame_moved
 
 
 def test_tracks_get_the_restored_half_and_boxes_around_it():
-    truth = walking_pair()
-    seen = truth.copy()
-    for t in FUSED:
-        seen[1, t, list(LOWER_BODY)] = truth[0, t, list(LOWER_BODY)]
+    truth, seen = far_on_near_legs()
     boxes = np.stack([[keypoints_box(k, image_size=(640, 480)) for k in person] for person in seen])
     tracks = Tracks(ids=[4, 7], keypoints=seen, world=np.full_like(seen, np.nan), boxes=boxes,
                     scores=np.ones((2, T)), image_size=(640, 480))
