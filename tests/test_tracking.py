@@ -341,6 +341,13 @@ def test_a_pair_too_far_apart_to_interact_is_warned_about(caplog, tmp_path):
     assert "too far apart to interact" in caplog.text
 
 
+def _unjoined(frames) -> Tracks:
+    """The tracker's tracks before it joins fragments."""
+    from unittest import mock
+    with mock.patch("socialmirror.perception.tracking.join_fragments", lambda tracks, max_gap: tracks):
+        return track(frames)
+
+
 def _split(tr: Tracks, index: int, first: np.ndarray) -> Tracks:
     """``tr`` with track ``index`` split in two: its frames where ``first`` holds, and the rest."""
     parts = []
@@ -372,6 +379,27 @@ def test_one_person_split_in_two_tracks_is_joined_again(how):
     right = joined.ids[int(np.argmax([centres_x(joined, i)[0] for i in joined.ids]))]
     assert np.allclose(centres_x(joined, right), 420 - 2 * frames, atol=8)
     assert joined.meta["joined_fragments"] == [[1, 2]]  # the split person's two ids
+
+
+def test_one_person_detected_twice_then_by_the_second_only_is_one_track():
+    """A walking person is detected twice in frames 12-19 (a second skeleton with the same upper body and
+    other legs, MediaPipe's duplicate) and then only as that second skeleton: the tracker makes two tracks that
+    are seen together, but never as two people; they are one person, beside a partner left alone."""
+    from socialmirror.perception.tracking import join_fragments
+    rng = np.random.default_rng(13)
+    frames = []
+    for t in range(30):
+        walker, twice = person(200 + 3 * t, rng=rng), person(200 + 3 * t, legs=1.4, rng=rng)
+        seen = [walker] if t < 12 else [walker, twice] if t < 20 else [twice]
+        frames.append(seen + [person(600, rng=rng)])
+    joined = track(frames)  # the tracker joins its fragments itself
+    assert joined.num_tracks == 2 and joined.present.all()
+    assert joined.meta["joined_fragments"] == [[0, 2]]  # the walker and the walker's second skeleton
+    walker = id_at(joined, 0, 200)
+    assert np.allclose(centres_x(joined, walker), 200 + 3 * np.arange(30), atol=10)
+    # Counting the doubled frames as seen together leaves three tracks.
+    assert join_fragments(_unjoined(frames)).num_tracks == 2
+    assert join_fragments(_unjoined(frames), duplicate=0.0).num_tracks == 3
 
 
 def test_a_newcomer_where_nobody_was_is_not_joined_to_someone_who_left():

@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 from socialmirror.body.keypoints import BODY_KEYPOINTS, KEYPOINT_NAMES, NUM_KEYPOINTS, body_scale
 from socialmirror.errors import InputError
 from socialmirror.geometry.camera import box_iou
-from socialmirror.perception.pose import PersonDetection
+from socialmirror.perception.pose import PersonDetection, same_upper_body
 
 # --------------------------------------------------------------------------------------------------------------
 # The record
@@ -460,48 +460,64 @@ def _handovers(boxes: np.ndarray, present: np.ndarray, a: int, b: int, max_gap: 
     return np.array([box_iou(boxes[a, f], boxes[b, nearest[f]]) for f in frames])
 
 
-def join_fragments(tracks: Tracks, max_gap: int = 10, min_iou: float = 0.5, max_shared: float = 0.02) -> Tracks:
+def join_fragments(tracks: Tracks, max_gap: int = 10, min_iou: float = 0.5, max_shared: float = 0.02,
+                   duplicate: float = 0.2) -> Tracks:
     """One track per person where the frame-to-frame matching split a person in two: tracks that are (nearly)
-    never seen in the same frame, and where one is seen the other is seen within ``max_gap`` frames at the
-    same place (median box IoU at least ``min_iou``), are joined (most hand-overs first; ids renumbered in order
-    of first appearance).
+    never seen in the same frame as two people, and where one is seen the other is seen within ``max_gap``
+    frames at the same place (median box IoU at least ``min_iou``), are joined (most hand-overs first; ids
+    renumbered in order of first appearance).
 
     Why: on a long video of two people (the sample played back and forth, 1547 frames) one person came out as
     two ids taking turns frame by frame over 380 frames, and then as only the second: the pair took the second
     and its first 269 frames were missing, to be made up by the 3D stages. "Nearly never": a frame or two of
-    a duplicate detection, at most ``max_shared`` of the shorter track's frames."""
+    a duplicate detection, at most ``max_shared`` of the shorter track's frames. A frame where both are seen
+    with one upper body in one place (``pose.same_upper_body`` within ``duplicate``) is one person detected
+    twice: it does not count as seen together, and its box IoU counts as a hand-over."""
     present = tracks.present
+    n = tracks.num_tracks
+    twice = {(a, b): present[a] & present[b] & _duplicate_frames(tracks.keypoints[a], tracks.keypoints[b],
+                                                                   duplicate)
+             for a in range(n) for b in range(a + 1, n)}
 
-    def together(a: np.ndarray, b: np.ndarray) -> bool:  # seen in the same frames more than a duplicate's few
-        return int((a & b).sum()) > max(2, max_shared * min(a.sum(), b.sum()))
+    def together(ga: list[int], gb: list[int]) -> bool:  # seen as two people more often than a duplicate's few
+        shared = sum(int((present[a] & present[b] & ~twice[min(a, b), max(a, b)]).sum()) for a in ga for b in gb)
+        size = min(present[ga].any(0).sum(), present[gb].any(0).sum())
+        return shared > max(2, max_shared * size)
     candidates = []
-    for a in range(tracks.num_tracks):
-        for b in range(a + 1, tracks.num_tracks):
-            if together(present[a], present[b]):
+    for a in range(n):
+        for b in range(a + 1, n):
+            if together([a], [b]):
                 continue
+            doubled = [box_iou(tracks.boxes[a, t], tracks.boxes[b, t]) for t in np.flatnonzero(twice[a, b])]
             ious = np.concatenate([_handovers(tracks.boxes, present, a, b, max_gap),
-                                   _handovers(tracks.boxes, present, b, a, max_gap)])
+                                   _handovers(tracks.boxes, present, b, a, max_gap), doubled])
             if len(ious) and np.median(ious) >= min_iou:
                 candidates.append((len(ious), a, b))
-    group = list(range(tracks.num_tracks))  # union-find over the tracks
+    group = list(range(n))  # union-find over the tracks
 
     def root(i: int) -> int:
         while group[i] != i:
             i = group[i]
         return i
 
-    seen = {i: present[i].copy() for i in range(tracks.num_tracks)}  # each group's frames
+    members = {i: [i] for i in range(n)}  # each group's tracks
     for _, a, b in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
         ra, rb = root(a), root(b)
-        if ra == rb or together(seen[ra], seen[rb]):
+        if ra == rb or together(members[ra], members[rb]):
             continue
         ra, rb = min(ra, rb), max(ra, rb)
         group[rb] = ra
-        seen[ra] |= seen[rb]
-    roots = sorted({root(i) for i in range(tracks.num_tracks)})
-    if len(roots) == tracks.num_tracks:
+        members[ra] += members.pop(rb)
+    roots = sorted({root(i) for i in range(n)})
+    if len(roots) == n:
         return tracks
-    return _joined(tracks, [[i for i in range(tracks.num_tracks) if root(i) == r] for r in roots])
+    return _joined(tracks, [[i for i in range(n) if root(i) == r] for r in roots])
+
+
+def _duplicate_frames(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+    """(T,) bool: frames where two tracks' keypoints (T, 33, 3) put one upper body in one place."""
+    both = np.isfinite(a[:, :15, :2]).all((1, 2)) & np.isfinite(b[:, :15, :2]).all((1, 2))
+    return np.array([bool(ok) and same_upper_body(ka, kb, threshold) for ok, ka, kb in zip(both, a, b)], bool)
 
 
 def _joined(tracks: Tracks, groups: list[list[int]]) -> Tracks:
