@@ -15,7 +15,7 @@ import numpy as np
 from socialmirror.body.keypoints import NUM_KEYPOINTS
 from socialmirror.io import atomic_savez
 from socialmirror.perception.bridge import (BridgeConfig, RecentFrames, bridge_backward, bridge_missed_frames,
-                                           chains_backward, detected_counts, frames_to_bridge)
+                                            chains_backward, detected_counts, frames_to_bridge)
 from socialmirror.perception.fused import FusedConfig, unfuse_tracks
 from socialmirror.perception.pose import MediaPipePoseDetector, PersonDetection, PoseDetector
 from socialmirror.perception.tracking import TrackerConfig, Tracks, appearance_descriptor, track
