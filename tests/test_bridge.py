@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from socialmirror.perception.bridge import (BridgeConfig, RecentFrames, bridge_backward, bridge_missed_frames,
-                                           chains_backward, frames_to_bridge, region_around)
+                                            chains_backward, frames_to_bridge, region_around)
 from socialmirror.perception.pose import PersonDetection, PoseDetector
 from socialmirror.perception.recall import RegionPose
 

@@ -70,9 +70,9 @@ def test_people_sharing_hips_in_the_image_with_their_own_posture_throughout_are_
     far = np.stack([leaning(0.0, 0.0, 300.0, 40.0) for _ in range(T)])
     far[..., :2] += (hips - far[:, [23, 24], :2].mean(1))[:, None]
     keypoints = np.stack([near, far])
-    head = lambda p: keypoints[p, 0, :11, :2].mean(0)  # noqa: E731
+    heads = keypoints[:, 0, :11, :2].mean(1)
     torso = 0.32 * 400.0
-    assert np.linalg.norm(head(0) - head(1)) / torso > FusedConfig().apart  # heads apart, hips shared
+    assert np.linalg.norm(heads[0] - heads[1]) / torso > FusedConfig().apart  # heads apart, hips shared
     assert not borrowed_halves(keypoints, np.ones((2, T), bool)).any()
 
 

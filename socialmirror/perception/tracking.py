@@ -475,8 +475,7 @@ def join_fragments(tracks: Tracks, max_gap: int = 10, min_iou: float = 0.5, max_
     twice: it does not count as seen together, and its box IoU counts as a hand-over."""
     present = tracks.present
     n = tracks.num_tracks
-    twice = {(a, b): present[a] & present[b] & _duplicate_frames(tracks.keypoints[a], tracks.keypoints[b],
-                                                                   duplicate)
+    twice = {(a, b): present[a] & present[b] & _duplicate_frames(tracks.keypoints[a], tracks.keypoints[b], duplicate)
              for a in range(n) for b in range(a + 1, n)}
 
     def together(ga: list[int], gb: list[int]) -> bool:  # seen as two people more often than a duplicate's few
