@@ -211,27 +211,16 @@ class _BlinkingDetector(PoseDetector):
         self.inner.close()
 
 
-def test_detect_and_track_bridges_the_frames_the_detector_missed(walking_frames):
+@pytest.mark.parametrize("blind, without", [({3, 4, 5}, None), ({0, 1, 2}, BridgeConfig(backward=False))],
+                         ids=["missed mid-walk: forward", "found late: backward"])
+def test_detect_and_track_bridges_the_frames_the_detector_missed(walking_frames, blind, without):
     from socialmirror.perception.pipeline import detect_and_track
-    plain = detect_and_track(walking_frames, detector=_BlinkingDetector({3, 4, 5}), progress=False)
-    bridged = detect_and_track(walking_frames, detector=_BlinkingDetector({3, 4, 5}), progress=False,
+    plain = detect_and_track(walking_frames, detector=_BlinkingDetector(blind), progress=False, bridge=without)
+    bridged = detect_and_track(walking_frames, detector=_BlinkingDetector(blind), progress=False,
                                bridge=BridgeConfig())
     assert plain.present.sum() == 5 and plain.meta["bridged"] == 0
     assert bridged.num_tracks == 1 and bridged.present.all() and bridged.meta["bridged"] == 3
     # The bridged frames continue the walk: the hips move right by about the same step each frame.
     hips_x = bridged.keypoints[0, :, [23, 24], 0].mean(0)
-    steps = np.diff(hips_x)
-    assert (steps > 0).all() and steps.max() < 2.0 * steps.min()
-
-
-def test_detect_and_track_follows_a_person_found_late_back_to_the_first_frame(walking_frames):
-    from socialmirror.perception.pipeline import detect_and_track
-    forward_only = detect_and_track(walking_frames, detector=_BlinkingDetector({0, 1, 2}), progress=False,
-                                    bridge=BridgeConfig(backward=False))
-    both = detect_and_track(walking_frames, detector=_BlinkingDetector({0, 1, 2}), progress=False,
-                            bridge=BridgeConfig())
-    assert forward_only.present.sum() == 5 and forward_only.meta["bridged"] == 0
-    assert both.num_tracks == 1 and both.present.all() and both.meta["bridged"] == 3
-    hips_x = both.keypoints[0, :, [23, 24], 0].mean(0)
     steps = np.diff(hips_x)
     assert (steps > 0).all() and steps.max() < 2.0 * steps.min()
