@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from socialmirror.body.keypoints import keypoints_box
-from socialmirror.perception.fused import (LOWER_BODY, UPPER_BODY, FusedConfig, borrowed_halves, let_go_of_borrowed,
+from socialmirror.perception.fused import (LOWER_HALF, UPPER_HALF, FusedConfig, borrowed_halves, let_go_of_borrowed,
                                            unfuse_tracks)
 from socialmirror.perception.tracking import Tracks
 
@@ -38,7 +38,7 @@ def far_on_near_legs():
     truth = walking_pair()
     seen = truth.copy()
     for t in FUSED:
-        seen[1, t, list(LOWER_BODY)] = truth[0, t, list(LOWER_BODY)]
+        seen[1, t, list(LOWER_HALF)] = truth[0, t, list(LOWER_HALF)]
     return truth, seen
 
 
@@ -56,7 +56,7 @@ def test_a_head_and_shoulders_borrowed_from_the_other_person_are_the_upper_half(
     truth = walking_pair()
     seen = truth.copy()
     for t in FUSED:  # the near person's legs under the far person's head and shoulders
-        seen[0, t, list(UPPER_BODY)] = truth[1, t, list(UPPER_BODY)]
+        seen[0, t, list(UPPER_HALF)] = truth[1, t, list(UPPER_HALF)]
     borrowed = borrowed_halves(seen, np.ones((2, T), bool))
     assert set(np.flatnonzero(borrowed[0])) == set(FUSED) and (borrowed[0, list(FUSED)] == 2).all()
     assert not borrowed[1].any()
@@ -94,7 +94,7 @@ def test_the_borrowed_half_is_the_persons_own_from_the_nearest_clean_frame_moved
     # A person walking without changing posture: the half from frame 11 (or 18) moved with the shoulders is
     # exactly where it is.
     np.testing.assert_allclose(restored[1, :, :, :2], truth[1, :, :, :2], atol=1e-9)
-    lower = list(LOWER_BODY)
+    lower = list(LOWER_HALF)
     np.testing.assert_allclose(restored[1][np.ix_(list(FUSED), lower)][..., 2], 0.5 * 0.9)
     np.testing.assert_array_equal(restored[0], seen[0])
     # No clean frame to take the half from: it is left out (confidence 0).

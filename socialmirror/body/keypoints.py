@@ -48,6 +48,11 @@ BODY_KEYPOINTS = tuple(KEYPOINT_INDEX[n] for n in (
     "nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"))
 TORSO_KEYPOINTS = tuple(KEYPOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+HIP_KEYPOINTS = tuple(KEYPOINT_INDEX[n] for n in ("left_hip", "right_hip"))
+SHOULDER_KEYPOINTS = tuple(KEYPOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder"))
+FACE_KEYPOINTS = tuple(range(KEYPOINT_INDEX["mouth_right"] + 1))  # nose, eyes, ears, mouth
+# Face, shoulders and elbows: where one upper body is (a skeleton's legs may go astray, these hardly do).
+UPPER_BODY_KEYPOINTS = tuple(range(KEYPOINT_INDEX["right_elbow"] + 1))
 
 # Bones of the 33-landmark skeleton (for drawing and for painting a person out of the frame).
 KEYPOINT_EDGES: tuple[tuple[int, int], ...] = (

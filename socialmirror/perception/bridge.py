@@ -32,15 +32,11 @@ from typing import Callable
 
 import numpy as np
 
-from socialmirror.body.keypoints import KEYPOINT_INDEX, keypoints_box
+from socialmirror.body.keypoints import HIP_KEYPOINTS, SHOULDER_KEYPOINTS, keypoints_box
 from socialmirror.geometry.camera import box_iou
 from socialmirror.perception.pose import PersonDetection, same_person, same_upper_body
 from socialmirror.perception.recall import upright_rotation
 from socialmirror.perception.tracking import appearance_descriptor
-
-# The hips and shoulders give a region's centre and rotation.
-HIPS = (KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"])
-SHOULDERS = (KEYPOINT_INDEX["left_shoulder"], KEYPOINT_INDEX["right_shoulder"])
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,7 @@ def region_around(keypoints: np.ndarray, min_confidence: float = 0.3
     circle around the body from there, turned so that hips -> shoulders points up. None without both hips, both
     shoulders and four confident keypoints."""
     kp = np.asarray(keypoints, np.float64)
-    needed = kp[list(HIPS + SHOULDERS), :2]
+    needed = kp[list(HIP_KEYPOINTS + SHOULDER_KEYPOINTS), :2]
     confident = np.isfinite(kp[:, :2]).all(1) & (np.nan_to_num(kp[:, 2]) >= min_confidence)
     if not np.isfinite(needed).all() or confident.sum() < 4:
         return None

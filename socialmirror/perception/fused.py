@@ -9,9 +9,10 @@ In one frame a fused skeleton looks like a leaning person. Through the track it 
 body half in the image (hips within ``shared`` torso lengths of each other while their heads are more than
 ``apart`` torso lengths apart, or the other way round), and one of them has its head-to-hips offset far from
 its own usual one (median over the track, in its median torso lengths), while the other keeps its own. That one
-borrowed the shared half: its landmarks there get confidence 0 (not seen), so the 3D stages take that person
-from the half that is its own. Two people standing one behind the other share hips in the image too, but
-neither's head-to-hips offset changes, so nothing is let go there.
+borrowed the shared half: that half is replaced by the person's own from the nearest frame where nothing was
+borrowed (``let_go_of_borrowed``), so the 3D stages take that person from their own body. Two people standing
+one behind the other share hips in the image too, but neither's head-to-hips offset changes, so nothing is let
+go there.
 """
 from __future__ import annotations
 
@@ -21,14 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from socialmirror.body.keypoints import KEYPOINT_INDEX, keypoints_box
+from socialmirror.body.keypoints import (FACE_KEYPOINTS, HIP_KEYPOINTS, KEYPOINT_INDEX, NUM_KEYPOINTS,
+                                         SHOULDER_KEYPOINTS, keypoints_box)
 from socialmirror.perception.tracking import Tracks
 
-HIPS = (KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"])
-SHOULDERS = (KEYPOINT_INDEX["left_shoulder"], KEYPOINT_INDEX["right_shoulder"])
-FACE = tuple(range(11))             # nose, eyes, ears, mouth: MediaPipe's first 11 landmarks
-UPPER_BODY = tuple(range(23))       # face, shoulders, arms and hands
-LOWER_BODY = tuple(range(23, 33))   # hips, legs and feet
+UPPER_HALF = tuple(range(KEYPOINT_INDEX["left_hip"]))                # face, shoulders, arms and hands
+LOWER_HALF = tuple(range(KEYPOINT_INDEX["left_hip"], NUM_KEYPOINTS))  # hips, legs and feet
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,9 @@ class FusedConfig:
 def _points(keypoints: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Head (face landmarks' mean), hips' midpoint and torso length (N, T, ...) where seen; NaN elsewhere."""
     kp = np.where(present[..., None, None], np.asarray(keypoints, np.float64), np.nan)[..., :2]
-    head = np.nanmean(kp[:, :, FACE], axis=2)
-    hips = kp[:, :, HIPS].mean(2)
-    torso = np.linalg.norm(kp[:, :, SHOULDERS].mean(2) - hips, axis=-1)
+    head = np.nanmean(kp[:, :, FACE_KEYPOINTS], axis=2)
+    hips = kp[:, :, HIP_KEYPOINTS].mean(2)
+    torso = np.linalg.norm(kp[:, :, SHOULDER_KEYPOINTS].mean(2) - hips, axis=-1)
     return head, hips, torso
 
 
@@ -100,7 +99,7 @@ def let_go_of_borrowed(keypoints: np.ndarray, borrowed: np.ndarray, present: np.
     kp = np.array(keypoints, copy=True)
     clean = np.asarray(present, bool) & (borrowed == 0)
     for i, t in zip(*np.nonzero(borrowed)):
-        joints, anchor = (LOWER_BODY, SHOULDERS) if borrowed[i, t] == 1 else (UPPER_BODY, HIPS)
+        joints, anchor = (LOWER_HALF, SHOULDER_KEYPOINTS) if borrowed[i, t] == 1 else (UPPER_HALF, HIP_KEYPOINTS)
         joints = list(joints)
         frames = np.flatnonzero(clean[i])
         if len(frames) == 0:

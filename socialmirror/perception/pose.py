@@ -62,7 +62,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from socialmirror.body.keypoints import (BODY_KEYPOINTS, KEYPOINT_EDGES, KEYPOINT_NAMES, NUM_KEYPOINTS,
-                                         TORSO_KEYPOINTS, body_scale, keypoints_box)
+                                         TORSO_KEYPOINTS, UPPER_BODY_KEYPOINTS, body_scale, keypoints_box)
 from socialmirror.geometry.camera import box_iou, in_image
 from socialmirror.paths import cache_dir
 from socialmirror.perception.native_log import native_stderr_logged
@@ -120,7 +120,7 @@ def same_upper_body(a: np.ndarray, b: np.ndarray, threshold: float = 0.2) -> boo
     """Whether two keypoint sets (33, 3) put one upper body in one place: the median distance over the face,
     shoulders and elbows below ``threshold`` of the larger body scale. Two people cannot (one would be
     wholly behind the other); a skeleton whose legs went astray still can, which ``same_person`` misses."""
-    upper = list(range(15))
+    upper = list(UPPER_BODY_KEYPOINTS)
     scale = max(body_scale(a), body_scale(b))
     d = np.linalg.norm(np.asarray(a, np.float64)[upper, :2] - np.asarray(b, np.float64)[upper, :2], axis=1)
     d = d[np.isfinite(d)]

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from socialmirror.body.keypoints import BODY_KEYPOINTS, KEYPOINT_NAMES, NUM_KEYPOINTS, body_scale
+from socialmirror.body.keypoints import BODY_KEYPOINTS, KEYPOINT_NAMES, NUM_KEYPOINTS, UPPER_BODY_KEYPOINTS, body_scale
 from socialmirror.errors import InputError
 from socialmirror.geometry.camera import box_iou
 from socialmirror.perception.pose import PersonDetection, same_upper_body
@@ -515,7 +515,8 @@ def join_fragments(tracks: Tracks, max_gap: int = 10, min_iou: float = 0.5, max_
 
 def _duplicate_frames(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
     """(T,) bool: frames where two tracks' keypoints (T, 33, 3) put one upper body in one place."""
-    both = np.isfinite(a[:, :15, :2]).all((1, 2)) & np.isfinite(b[:, :15, :2]).all((1, 2))
+    upper = list(UPPER_BODY_KEYPOINTS)
+    both = np.isfinite(a[:, upper, :2]).all((1, 2)) & np.isfinite(b[:, upper, :2]).all((1, 2))
     return np.array([bool(ok) and same_upper_body(ka, kb, threshold) for ok, ka, kb in zip(both, a, b)], bool)
 
 
