@@ -24,8 +24,8 @@ log = logging.getLogger("socialmirror")
 
 # ---------------------------------------------------------------------------------------------- setup
 def cmd_setup(args) -> int:
-    """Build the one-time caches: anny's model cache and MediaPipe's pose task bundle (and check that the
-    perception recall's models load)."""
+    """Build the one-time caches: anny's model cache, MediaPipe's pose task bundle and the rasteriser's compiled
+    kernels (and check that the perception recall's models load)."""
     from socialmirror.paths import anny_cache_dir, cache_dir
     print(f"cache folder: {cache_dir()} (set SOCIALMIRROR_CACHE to move it)")
     t = time.perf_counter()
@@ -43,6 +43,10 @@ def cmd_setup(args) -> int:
     FaceSeeder().close()
     RegionPoseLandmarker().close()
     print(f"MediaPipe face detectors and region pose landmarker load ({time.perf_counter() - t:.1f} s)")
+    t = time.perf_counter()
+    from socialmirror.render.mesh_renderer import compile_kernels
+    compile_kernels()
+    print(f"mesh rasteriser compiled ({time.perf_counter() - t:.1f} s)")
     return 0
 
 
@@ -348,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("setup", help="build the one-time caches (anny model, MediaPipe pose bundle)")
+    p = sub.add_parser("setup", help="build the one-time caches (anny model, MediaPipe pose bundle, the rasteriser)")
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("reconstruct", help="video file or folder of frames -> both people's 3D motion")

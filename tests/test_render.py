@@ -84,6 +84,39 @@ def test_rasterize_depth_and_coverage():
     assert np.isinf(frags.depth[0, 0])
 
 
+def test_rasterize_is_the_per_pixel_nearest_triangle():
+    # The reference, pixel by pixel: each pixel centre's nearest triangle among those that contain it, with
+    # depth from the perspective-correct barycentric interpolation of 1/z, back faces (clockwise on screen
+    # here, see rasterize) and triangles behind the near plane left out.
+    rng = np.random.default_rng(3)
+    W, H = 40, 30
+    K = np.array([[30.0, 0, 20.0], [0, 30.0, 15.0], [0, 0, 1.0]])
+    verts = np.c_[rng.uniform(-1.5, 1.5, (36, 2)), rng.uniform(1.0, 3.0, 36)]
+    verts[0, 2] = 0.005  # a triangle through the near plane
+    faces = rng.permutation(36).reshape(12, 3)
+    faces[0, 0] = 0
+    uv = verts[:, :2] / verts[:, 2:] * 30.0 + [20.0, 15.0]
+    tri, depth = np.full((H, W), -1), np.full((H, W), np.inf)
+    for t, (a, b, c) in enumerate(faces):
+        (ax, ay), (bx, by), (cx, cy) = uv[a], uv[b], uv[c]
+        area = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
+        if verts[[a, b, c], 2].min() <= 1e-2 or area >= 0:
+            continue
+        for y in range(H):
+            for x in range(W):
+                w0 = ((bx - x) * (cy - y) - (cx - x) * (by - y)) / area
+                w1 = ((cx - x) * (ay - y) - (ax - x) * (cy - y)) / area
+                if min(w0, w1, 1 - w0 - w1) < 0:
+                    continue
+                z = 1.0 / (w0 / verts[a, 2] + w1 / verts[b, 2] + (1 - w0 - w1) / verts[c, 2])
+                if z < depth[y, x]:
+                    tri[y, x], depth[y, x] = t, z
+    frags = rasterize(verts, faces, K, (H, W))
+    assert (tri >= 0).sum() > 100  # the scene covers a good part of the image
+    np.testing.assert_array_equal(frags.tri, tri)
+    np.testing.assert_allclose(frags.depth[tri >= 0], depth[tri >= 0], rtol=1e-6)
+
+
 def test_nearer_mesh_wins():
     v, f = icosphere(2)
     K = intrinsics(200, 200)
