@@ -279,14 +279,14 @@ def estimate_up(vertices, default=(0.0, -1.0, 0.0), max_angle_deg: float = 35.0)
     """
     default = np.asarray(default, dtype=np.float64)
     default = default / np.linalg.norm(default)
-    v = as_numpy(vertices)
+    v = vertices if isinstance(vertices, np.ndarray) else as_numpy(vertices)
     v = v.reshape(-1, v.shape[-2], 3)
-    v = v[np.isfinite(v).all(axis=(1, 2))]
-    if len(v) > 64:
-        v = v[np.linspace(0, len(v) - 1, 64).round().astype(int)]
+    bodies = np.flatnonzero(np.isfinite(v).all(axis=(1, 2)))
+    if len(bodies) > 64:
+        bodies = bodies[np.linspace(0, len(bodies) - 1, 64).round().astype(int)]
     axes = []
-    for body in v:
-        sub = body[:: max(1, len(body) // 2000)]
+    for body in v[bodies]:  # only the bodies looked at are copied (a video's meshes are large)
+        sub = body[:: max(1, len(body) // 2000)].astype(np.float64)
         c = sub - sub.mean(0)
         _, s, vt = np.linalg.svd(c, full_matrices=False)
         if s[0] < 1.3 * s[1]:  # no clear long axis
