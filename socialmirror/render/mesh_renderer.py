@@ -4,9 +4,10 @@ Triangles are rasterised exactly at pixel centres (OpenCV's convention: pixel (u
 integer coordinates (u, v), which is what ``socialmirror.geometry.camera.project`` returns) with a z-buffer:
 each triangle tests the pixel centres of its bounding box against its edges, and each pixel keeps the
 smallest 64-bit key ``quantised depth << 20 | triangle id`` (the nearest triangle; at equal depth the first).
-The per-triangle loops are compiled with numba (``cache=True``: compiled once per machine, ``socialmirror
-setup`` does it) and release the GIL, so the threads that draw a video's frames run on both cores; the
-NumPy version they replace drew the same pixels about three times slower (README, "Speed").
+The per-triangle and per-pixel loops (rasterising, decoding the keys, painting) are compiled with numba
+(``cache=True``: compiled once per machine, ``socialmirror setup`` does it) and release the GIL, so the threads
+that draw a video's frames run on both cores; the NumPy version they replace drew the same pixels about four
+to six times slower (README, "Speed").
 Shading is flat Lambert (one colour per triangle) from a light near the camera, with back faces culled
 (the body meshes are closed and wound counter-clockwise seen from outside; pass ``cull_back=False`` for
 others).
@@ -81,19 +82,28 @@ def rasterize(verts_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tup
     zbuf = np.full(H * W, _BACKGROUND_KEY, dtype=np.int64)
     zmin, zscale = _zbuffer_keys(px, py, z, faces, near, cull_back, H, W, zbuf)
 
-    # Only the covered pixels are decoded; the background (one layer) is tested against each pixel's nearest
-    # triangle, which is what testing it against every triangle would give.
-    covered = np.flatnonzero(zbuf != _BACKGROUND_KEY)
-    keys = zbuf[covered]
-    nearest = (keys >> _ID_BITS) / zscale + zmin
-    if background_depth is not None:
-        nearer = nearest <= background_depth.reshape(-1)[covered]
-        covered, keys, nearest = covered[nearer], keys[nearer], nearest[nearer]
     tri = np.full(H * W, -1, dtype=np.int64)
-    tri[covered] = keys & ((1 << _ID_BITS) - 1)
     depth = np.full(H * W, np.inf)
-    depth[covered] = nearest
+    background = np.zeros(0) if background_depth is None else \
+        np.ascontiguousarray(background_depth, dtype=np.float64).reshape(-1)
+    _decode_keys(zbuf, zmin, zscale, background, tri, depth)
     return Fragments(tri=tri.reshape(H, W), depth=depth.reshape(H, W))
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_keys(zbuf, zmin, zscale, background, tri, depth):
+    """Each covered pixel's triangle and depth from its key, where it is nearer than ``background`` (when not
+    empty): the background, one layer, tested against the pixel's nearest triangle is what testing it against
+    every triangle would give."""
+    for i in range(zbuf.size):
+        key = zbuf[i]
+        if key == _BACKGROUND_KEY:
+            continue
+        nearest = (key >> _ID_BITS) / zscale + zmin
+        if background.size and not nearest <= background[i]:
+            continue
+        tri[i] = key & ((1 << _ID_BITS) - 1)
+        depth[i] = nearest
 
 
 @numba.njit(cache=True, nogil=True)
@@ -165,8 +175,8 @@ def _zbuffer_keys(px, py, z, faces, near, cull_back, H, W, zbuf):
 def compile_kernels() -> None:
     """Compile the rasteriser's kernels now (numba caches them; the first drawing otherwise pays ~2 s)."""
     verts = np.array([[0.0, 0.0, 2.0], [1.0, 0.0, 2.0], [0.0, 1.0, 2.0]])
-    rasterize(verts, np.array([[0, 2, 1]]), np.diag([10.0, 10.0, 1.0]), (8, 8))
-    face_normals(verts, np.array([[0, 1, 2]]))
+    draw_meshes(np.zeros((8, 8, 3), np.uint8), [verts], np.array([[0, 2, 1]]), np.diag([10.0, 10.0, 1.0]),
+                alpha=0.5, background_depth=np.full((8, 8), 9.0))
 
 
 def face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -232,12 +242,27 @@ def draw_meshes(image: np.ndarray, meshes, faces, K, colors=None, alpha: float =
     frags = rasterize(verts, tris, K, (H, W), cull_back=cull_back, background_depth=background_depth)
     face_rgb = np.concatenate([shade_faces(m, faces, colors[i], light_dir) for i, m in enumerate(meshes)])
     out = image.copy()
-    mask = frags.tri >= 0
-    rgb = face_rgb[frags.tri[mask]]
-    if alpha < 1.0:  # blended only where a mesh is (float32 as the rest of the frame would be: unchanged)
-        rgb = (alpha * rgb + (1.0 - alpha) * out[mask].astype(np.float32)).astype(np.float32)
-    out[mask] = np.clip(rgb + np.float32(0.5), 0, 255).astype(np.uint8)
+    _paint(out, frags.tri, np.ascontiguousarray(face_rgb, dtype=np.float64), float(alpha))
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _paint(out, tri, face_rgb, alpha):
+    """Each pixel of ``out`` (H, W, 3) that a triangle covers (``tri`` >= 0) in its face colour, blended with
+    weight ``alpha`` over the pixel (in float32), rounded to the nearest level."""
+    H, W = tri.shape
+    for y in range(H):
+        for x in range(W):
+            t = tri[y, x]
+            if t < 0:
+                continue
+            for c in range(3):
+                if alpha < 1.0:
+                    under = np.float32(1.0 - alpha) * np.float32(out[y, x, c])
+                    v = np.float32(alpha * face_rgb[t, c] + under) + np.float32(0.5)
+                    out[y, x, c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+                else:
+                    out[y, x, c] = np.uint8(min(max(face_rgb[t, c] + 0.5, 0.0), 255.0))
 
 
 def draw_skeleton(image: np.ndarray, joints_cam, K, colors=None, radius: int = 3, thickness: int = 2,
