@@ -189,7 +189,7 @@ def cmd_live(args) -> int:
     from socialmirror.live import LiveSettings, run_live
     settings = LiveSettings(window=args.window, stride=args.stride, realtime=args.realtime,
                             max_frames=args.max_frames, method=args.method or "socialmirror", seed=args.seed or 0,
-                            perception_workers=args.perception_workers)
+                            perception_workers=args.perception_workers, fit_iterations=args.fit_iterations)
     summary_path = output_file(args.summary_json) if args.summary_json else None
     out = open(output_file(args.out), "w", encoding="utf-8") if args.out else sys.stdout
     import torch
@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=16, help="frames per reconstruction (default 16)")
     p.add_argument("--stride", type=int, default=8, help="new frames between two records (default 8)")
     p.add_argument("--method", help="socialmirror (default), closeint, ... as reconstruct")
+    p.add_argument("--fit-iterations", type=int, metavar="N",
+                   help="iterations of the fit to the evidence per window (default: the method's, 150); fewer "
+                        "trade accuracy for latency")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads for the 3D stages (default 1)")
     p.add_argument("--perception-workers", type=int, default=2, metavar="N",

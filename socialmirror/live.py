@@ -49,6 +49,9 @@ class LiveSettings:
     stall_seconds: float = 5.0  # no frame for this long: the stream has stalled
     reconnects: int = 3  # a network stream that ends or stalls is reopened this many times
     method: str = "socialmirror"
+    # Iterations of the fit to the evidence per window (None: the method's, 150): the fit is most of a window's
+    # time, and fewer iterations trade accuracy for latency (README, "Speed").
+    fit_iterations: int | None = None
     seed: int = 0
     # Frames detected at once, each by its own detector; they share the cores with the 3D stages' thread.
     perception_workers: int = 2
@@ -66,6 +69,18 @@ class LiveSettings:
             raise ConfigError(f"live stall_seconds: positive, got {self.stall_seconds}")
         if self.perception_workers < 1:
             raise ConfigError(f"live perception workers: at least 1, got {self.perception_workers}")
+        if self.fit_iterations is not None and self.fit_iterations < 0:
+            raise ConfigError(f"live fit iterations: not negative, got {self.fit_iterations}")
+
+    def method_config(self):
+        """The method each window is reconstructed with: its preset, with ``fit_iterations`` where given."""
+        from dataclasses import replace
+
+        from socialmirror.inference.methods import method_config
+        config = method_config(self.method)
+        if self.fit_iterations is None:
+            return config
+        return replace(config, fit=replace(config.fit, iterations=self.fit_iterations))
 
 
 @dataclass
@@ -240,7 +255,7 @@ def _reconstruct_window(models, detections: list, size: tuple[int, int], fps: fl
     observation = pipeline.pair(pipeline.Perception(None, tracks), cache)
     semantics = (lambda: pipeline.semantic_inputs(models, observation, cache, seed=settings.seed,  # noqa: E731
                                                   progress=False))
-    return observation, pipeline.estimate(models, observation, settings.method, cache, seed=settings.seed,
+    return observation, pipeline.estimate(models, observation, settings.method_config(), cache, seed=settings.seed,
                                           semantics=semantics, progress=False)
 
 

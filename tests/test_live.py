@@ -37,9 +37,20 @@ def test_sources_are_told_apart_and_a_missing_one_is_a_clear_error(tmp_path):
 
 def test_bad_settings_are_one_line_errors():
     for kw in ({"window": 1}, {"stride": 0}, {"stride": 17}, {"buffer_frames": 0}, {"max_frames": 0},
-               {"stall_seconds": 0}):
+               {"stall_seconds": 0}, {"fit_iterations": -1}):
         with pytest.raises(ConfigError):
             LiveSettings(**kw)
+
+
+def test_fewer_fit_iterations_change_only_the_fit_of_the_method():
+    from socialmirror.inference.methods import method_config
+    preset = method_config("socialmirror")
+    assert LiveSettings().method_config() == preset
+    fewer = LiveSettings(fit_iterations=40).method_config()
+    assert fewer.fit.iterations == 40 and preset.fit.iterations == 150
+    assert fewer.fit == type(preset.fit)(**{**preset.fit.__dict__, "iterations": 40})
+    assert {k: v for k, v in fewer.__dict__.items() if k != "fit"} == \
+        {k: v for k, v in preset.__dict__.items() if k != "fit"}
 
 
 def _sample_jpegs(count: int) -> list[bytes]:
