@@ -25,11 +25,6 @@ MATCH_PX = 40.0
 MIN_OVERLAP = 0.15
 MIN_DEPTH_GAP_M = 0.2
 MIN_MARGIN = 0.1
-MP_SHOULDERS = [11, 12]
-
-
-def keypoint_box(kp: np.ndarray) -> np.ndarray:
-    return np.r_[kp[:, :2].min(0), kp[:, :2].max(0)]
 
 
 def mask_under(mask: np.ndarray, kp: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -47,13 +42,16 @@ def frame_cues(people: list, shoulders_uv: np.ndarray) -> tuple[float, float] | 
     """people [(keypoints (33, 3) px, mask (H, W))], shoulders_uv (2, 2) the truth's projected shoulder centres
     -> (own, other): positive where person 0 is behind by that cue; None where the pair is not both found or
     does not overlap."""
-    centres = np.array([kp[MP_SHOULDERS, :2].mean(0) for kp, _ in people])
+    from socialmirror.body.keypoints import SHOULDER_KEYPOINTS
+    from socialmirror.geometry.camera import person_boxes
+
+    centres = np.array([kp[list(SHOULDER_KEYPOINTS), :2].mean(0) for kp, _ in people])
     dist = np.linalg.norm(centres[:, None] - shoulders_uv[None], axis=-1)  # (found, 2)
     a, b = int(dist[:, 0].argmin()), int(dist[:, 1].argmin())
     if a == b or dist[a, 0] > MATCH_PX or dist[b, 1] > MATCH_PX:
         return None
     (ka, ma), (kb, mb) = people[a], people[b]
-    box_a, box_b = keypoint_box(ka), keypoint_box(kb)
+    box_a, box_b = person_boxes(ka[:, :2]), person_boxes(kb[:, :2])
     lo, hi = np.maximum(box_a[:2], box_b[:2]), np.minimum(box_a[2:], box_b[2:])
     smaller = min(np.prod(box_a[2:] - box_a[:2]), np.prod(box_b[2:] - box_b[:2]))
     if np.prod(np.clip(hi - lo, 0, None)) < MIN_OVERLAP * smaller:
