@@ -35,17 +35,17 @@ def tree_levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[
 
 
 @lru_cache(maxsize=8)
-def _level_indices(parents: tuple[int, ...]) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+def _level_indices(parents: tuple[int, ...]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                                                       torch.Tensor]:
-    """``tree_levels`` as index tensors: per level after the root (its joints, their parents' places in the
-    level before, their parents), and the permutation from level order back to joint order."""
+    """``tree_levels`` as index tensors: the root, per level after it (its joints, their parents' places in
+    the level before, their parents), and the permutation from level order back to joint order."""
     levels = tree_levels(parents)
     steps = [(torch.tensor(joints), torch.tensor(up), torch.tensor([parents[j] for j in joints]))
              for joints, up in levels[1:]]
     order = torch.tensor([j for joints, _ in levels for j in joints])
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order))
-    return steps, inverse
+    return levels[0][0][0], steps, inverse
 
 
 def forward_kinematics(rest_joints: torch.Tensor, rotmats: torch.Tensor,
@@ -58,8 +58,7 @@ def forward_kinematics(rest_joints: torch.Tensor, rotmats: torch.Tensor,
     """
     rest_joints, rotmats = torch.broadcast_tensors(rest_joints[..., None], rotmats)
     rest_joints = rest_joints[..., 0]
-    steps, inverse = _level_indices(tuple(parents))
-    root = int(tree_levels(tuple(parents))[0][0][0])
+    root, steps, inverse = _level_indices(tuple(parents))
     glob, pos = rotmats[..., root:root + 1, :, :], rest_joints[..., root:root + 1, :]
     globs, poss = [glob], [pos]
     device = rotmats.device
