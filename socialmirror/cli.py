@@ -331,6 +331,22 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_cross_dataset(args) -> int:
+    from socialmirror.config import load
+    from socialmirror.evaluation.cross_dataset import CrossDatasetPlan, TrainingSettings, run_cross_dataset, to_markdown
+    from socialmirror.evaluation.evaluate import EvaluateConfig
+    plan = CrossDatasetPlan.parse(args.dataset, args.train)
+    cfg = load(EvaluateConfig, args.config, args.overrides,
+               _given(args, ("seed", "max_sequences", "max_frames", "pen_stride", "threads", "observe",
+                             "render_cache", "jobs")))
+    training = TrainingSettings(minutes=args.minutes, steps=args.steps, threads=args.threads, seed=cfg.seed,
+                                overrides=tuple(args.train_set))
+    table = run_cross_dataset(plan, args.out, training, cfg)
+    print(to_markdown(table))
+    print(f"wrote {args.out}/table4.json and table4.md")
+    return 0
+
+
 def cmd_bench(args) -> int:
     import json
     from socialmirror.evaluation.bench import bench, format_bench
@@ -447,6 +463,32 @@ def _add_evaluate_parser(sub) -> None:
     g.add_argument("--threads", type=int, help="torch CPU threads")
     add_config_options(g)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("cross-dataset", help="the paper's Table 4: bundles trained on some data sets (the recipe of "
+                                             "the shipped weights), each evaluated on the others")
+    p.add_argument("--dataset", action="append", required=True, metavar="NAME=SPEC",
+                   help="a named data set, e.g. cmu=cmu:../shared/data/cmu_18_19 (repeatable; a spec's @WEIGHT "
+                        "only weighs it in training)")
+    p.add_argument("--train", action="append", required=True, metavar="NAME[+NAME...]",
+                   help="a source: the data sets one bundle is trained on together (repeatable)")
+    p.add_argument("--out", required=True, help="folder of the bundles, evaluations and table4.json / table4.md; "
+                                                "an interrupted run continues from it")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="training budget per bundle")
+    budget.add_argument("--steps", type=int, help="training steps per bundle (over the recipe's stages)")
+    p.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a training config override (model.* or train.*, as train's --set; repeatable)")
+    g = p.add_argument_group("evaluation options (as evaluate's; methods: closeint and socialmirror)")
+    g.add_argument("--seed", type=int, help="training and evaluation seed (default 0)")
+    g.add_argument("--max-sequences", type=int)
+    g.add_argument("--max-frames", type=int)
+    g.add_argument("--observe", choices=("simulate", "render"))
+    g.add_argument("--render-cache")
+    g.add_argument("--jobs", type=int)
+    g.add_argument("--pen-stride", type=int)
+    g.add_argument("--threads", type=int, help="torch CPU threads (training and evaluation)")
+    add_config_options(g)
+    p.set_defaults(func=cmd_cross_dataset)
 
 
 def _add_tool_parsers(sub) -> None:

@@ -532,15 +532,29 @@ def train_recipe(data: TrainingData, bundle: ModelBundle, body: BodyModel, run: 
     """Every stage of the recipe (``socialmirror.training.recipe``) in order, each on its share of the budget;
     the optional slots (``independent``, ``geometry_linear``) only when the bundle or the config has them.
     With ``resume``, stages the bundle records as finished are skipped."""
-    optional = {"independent": bundle.independent is not None,
-                "geometry_linear": run.model.geometry_linear or bundle.geometry_linear is not None}
-    stages = tuple(s for s in STAGE_SHARES if optional.get(s, True))
-    for stage, (stage_steps, seconds) in stage_budgets(minutes, steps, stages).items():
+    for stage, (stage_steps, seconds) in stage_budgets(minutes, steps, recipe_stages(bundle, run)).items():
         if resume and stage in bundle.metadata.get("stages", {}):
             report(f"{stage}: already trained; skipped")
             continue
         train_stage(stage, data, bundle, body, run, stage_steps, out, runtime, resume=resume, seed=seed,
                     seconds=seconds, report=report)
+
+
+def recipe_stages(bundle: ModelBundle, run: TrainRunConfig) -> tuple[str, ...]:
+    """The recipe's stages for this bundle, in order: the optional slots (``independent``, ``geometry_linear``)
+    only when the bundle or the config has them."""
+    optional = {"independent": bundle.independent is not None,
+                "geometry_linear": run.model.geometry_linear or bundle.geometry_linear is not None}
+    return tuple(s for s in STAGE_SHARES if optional.get(s, True))
+
+
+def recipe_finished(out: str | Path, overrides: Sequence[str] = (), config_path: str | Path | None = None) -> bool:
+    """Whether the bundle at ``out`` records every stage of the recipe as trained (False when there is none)."""
+    if not Path(out).is_file():
+        return False
+    run = load_run_config(config_path, overrides)
+    bundle = open_bundle(Path(out), run, overrides)
+    return set(recipe_stages(bundle, run)) <= set(bundle.metadata.get("stages", {}))
 
 
 def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume: bool = False,
@@ -573,5 +587,5 @@ def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume
 
 
 __all__ = ["DEFAULT_BATCH", "StageResult", "StepBatchSampler", "TrainConfig", "TrainRunConfig", "TrainingData",
-           "checkpoint_path", "ensure_statistics", "init_runtime", "save_checkpoint", "train_main", "train_recipe",
-           "train_stage"]
+           "checkpoint_path", "ensure_statistics", "init_runtime", "recipe_finished", "recipe_stages",
+           "save_checkpoint", "train_main", "train_recipe", "train_stage"]
