@@ -13,7 +13,7 @@ from socialmirror.data.synth import INTERACTIONS, InteractionSynthesizer, SynthC
 from socialmirror.data.synth.skinning import Skinner, global_transforms, penetration_depth, vertex_normals
 from socialmirror.errors import UserError
 
-CONTACT_TYPES = [t for t in INTERACTIONS if t not in ("wave", "point_at", "walk_together")]
+CONTACT_TYPES = [t for t in INTERACTIONS if t not in ("wave", "point_at", "walk_together", "walk_past", "talk")]
 STANDING_TYPES = [t for t in INTERACTIONS if not t.startswith("walk")]
 
 
@@ -206,9 +206,10 @@ def test_joint_limits_and_body_params(anny_body, samples):
         assert np.abs(joints.numpy() - seq.joints3d).max() < 1e-3, action
 
 
-def test_walkers_do_not_slide(samples):
+@pytest.mark.parametrize("action", ["walk_together", "walk_past"])
+def test_walkers_do_not_slide(samples, action):
     """Walking: a foot on the floor (its stance) does not move horizontally."""
-    seq = samples["walk_together"]
+    seq = samples[action]
     for p in range(2):
         for name in ("left_ankle", "right_ankle"):
             a = seq.joint(name)[:, p]
@@ -264,3 +265,31 @@ def test_postures_lean_twist_crouch_and_straighten_arms(anny_body):
     assert _flex(posed, "left_shoulder", "left_elbow", "left_wrist").mean() < 15
     upright_stage = Stage(np.random.default_rng(0), 10, 30.0, [None, None], posture_spread=0.0)
     assert upright_stage.postures == [Posture(), Posture()]
+
+
+def test_walking_past_closes_and_opens_the_distance(samples):
+    """Two people walking past each other: apart at the ends, beside each other (under 1.3 m, never touching)
+    in between, heading opposite ways."""
+    seq = samples["walk_past"]
+    pelvis = seq.joint("pelvis")[:, :, [0, 2]]
+    gap = np.linalg.norm(pelvis[:, 0] - pelvis[:, 1], axis=-1)
+    closest = int(gap.argmin())
+    assert 0 < closest < seq.num_frames - 1 and 0.35 < gap.min() < 1.3
+    assert gap[0] > gap.min() + 0.5 and gap[-1] > gap.min() + 0.5
+    heading = pelvis[-1] - pelvis[0]
+    assert heading[0] @ heading[1] < 0
+    assert not seq.contacts
+
+
+def test_talking_people_stand_apart_and_the_speaker_gestures(samples):
+    """Talking: one to two metres apart (pelvis to pelvis) throughout, no contact, and each person, in their
+    turn, bends an elbow past 80 degrees to gesture (a hanging arm stays under about 56, the most a posture
+    draws)."""
+    seq = samples["talk"]
+    pelvis = seq.joint("pelvis")[:, :, [0, 2]]
+    gap = np.linalg.norm(pelvis[:, 0] - pelvis[:, 1], axis=-1)
+    assert 0.9 < gap.min() and gap.max() < 2.6 and not seq.contacts
+    for p in range(2):
+        flexion = max(_flex(seq.joints3d[:, p], f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist").max()
+                      for s in ("left", "right"))
+        assert flexion > 80, p

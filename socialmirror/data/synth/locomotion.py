@@ -78,3 +78,28 @@ def walk_together(st: Stage) -> Plan:
     pa.look_at = (ja[:, J["head"]] + ahead) * (1 - glance) + jb[:, J["head"]] * glance
     pb.look_at = (jb[:, J["head"]] + ahead) * (1 - glance) + ja[:, J["head"]] * glance
     return Plan("walk_together", [pa, pb], [], "right", {"partner_side": "left" if side > 0 else "right"})
+
+
+def walk_past(st: Stage) -> Plan:
+    """Two people walking towards each other on parallel lines and passing, shoulder to shoulder a body width
+    or more apart, at the middle of the clip (or a little before or after): their distance runs from a few
+    metres to under one and back, all within one clip."""
+    pe = st.people
+    yaw = st.u(-np.pi, np.pi)
+    fwd = facing_dir(yaw)
+    lat = np.cross(UP, fwd)
+    speeds = [st.u(0.8, 1.3) * min(1.0, p.scale ** 0.5) for p in pe]
+    offset = 0.3 * (pe[0].scale + pe[1].scale) + st.u(0.05, 0.5)  # lateral, pelvis to pelvis
+    side = 1.0 if st.rng.random() < 0.5 else -1.0  # person 2 passes on person 1's left (+1) or right
+    meet = st.u(0.35, 0.65) * st.T / st.fps  # seconds until they are level
+    pa = _gait(st, 0, -fwd * speeds[0] * meet, yaw, speeds[0])
+    pb = _gait(st, 1, fwd * speeds[1] * meet + lat * side * offset, yaw + np.pi, speeds[1])
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    # each looks at the other while they approach, then ahead once the other is beside or behind
+    for p, own, theirs, heading in ((pa, ja, jb, fwd), (pb, jb, ja, -fwd)):
+        ahead = own[:, J["head"]] + heading[None] * 3.0
+        toward = np.einsum("ti,i->t", theirs[:, J["head"]] - own[:, J["head"]], heading)
+        glance = np.clip(toward / 1.5, 0.0, 1.0)[:, None]
+        p.look_at = ahead * (1 - glance) + theirs[:, J["head"]] * glance
+    return Plan("walk_past", [pa, pb], [], "right", {"partner_side": "left" if side > 0 else "right"})

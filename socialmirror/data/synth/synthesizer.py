@@ -24,6 +24,8 @@ pass_object    (right_wrist, right_wrist): giver's palm up, taker's palm down; t
 dance          (left_wrist, right_wrist), (right_wrist, left_wrist): both hands held, swaying
 punch_block    (right_wrist, left_wrist): the fist lands on the raised guarding forearm
 walk_together  none: side by side, same speed, each with their own cadence
+walk_past      none: towards each other on parallel lines, passing a body width or more apart
+talk           none: 1-2 m apart, taking turns to speak, the speaker gesturing, the listener nodding
 ============== ==================================================================================
 
 A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
@@ -40,7 +42,7 @@ from scipy.spatial import cKDTree
 from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import TwoPersonSequence
-from socialmirror.data.synth import combat, greetings, locomotion, touch
+from socialmirror.data.synth import combat, conversation, greetings, locomotion, touch
 from socialmirror.data.synth.motion import pose_person, rot_y
 from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth
 from socialmirror.data.synth.stage import Person, Plan, Retry, Stage
@@ -60,6 +62,8 @@ INTERACTIONS = {
     "dance": touch.dance,
     "punch_block": combat.punch_block,
     "walk_together": locomotion.walk_together,
+    "walk_past": locomotion.walk_past,
+    "talk": conversation.talk,
 }
 
 

@@ -115,6 +115,26 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person keeps pace with others while walking.",
          "a person strolls along beside the other."),
     ),
+    "walk_past": (
+        ("a person walks past others coming the other way.",
+         "a person walks toward the other and passes by without stopping.",
+         "a person crosses paths with others, passing the other on the way.",
+         "a person walks on and passes others who walk the opposite way."),
+        ("a person walks past others coming the other way.",
+         "a person passes the other while walking in the opposite direction.",
+         "a person walks toward others and goes past them.",
+         "a person keeps walking and passes by the other."),
+    ),
+    "talk": (
+        ("a person talks to others, gesturing with {p} hands.",
+         "a person speaks to the other from a few steps away, moving {p} {h} while talking.",
+         "a person explains something to others, {p} {h} beating the words in front of {p} chest.",
+         "a person chats with the other at a distance, then listens."),
+        ("a person listens to others and then answers, gesturing with {p} hands.",
+         "a person nods while the other speaks, then replies moving {p} {h}.",
+         "a person stands a few steps from others, listening and then talking.",
+         "a person has a conversation with the other without touching."),
+    ),
 }
 
 
