@@ -343,7 +343,7 @@ def cmd_cross_dataset(args) -> int:
                                 overrides=tuple(args.train_set))
     table = run_cross_dataset(plan, args.out, training, cfg)
     print(to_markdown(table))
-    print(f"wrote {args.out}/table4.json and table4.md")
+    print(f"wrote {args.out}/table4-{cfg.observe}.json and .md")
     return 0
 
 
@@ -471,7 +471,7 @@ def _add_evaluate_parser(sub) -> None:
                         "only weighs it in training)")
     p.add_argument("--train", action="append", required=True, metavar="NAME[+NAME...]",
                    help="a source: the data sets one bundle is trained on together (repeatable)")
-    p.add_argument("--out", required=True, help="folder of the bundles, evaluations and table4.json / table4.md; "
+    p.add_argument("--out", required=True, help="folder of the bundles, evaluations and table4-PROTOCOL.json / .md; "
                                                 "an interrupted run continues from it")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--minutes", type=float, help="training budget per bundle")

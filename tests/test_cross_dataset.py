@@ -66,7 +66,7 @@ def test_trains_once_evaluates_the_others_and_resumes(two_data_sets, tmp_path):
     assert evaluation["doc"]["protocol"]["checkpoint"].endswith("a.pt")
     (measured,) = evaluation["doc"]["results"].values()
     assert rows["socialmirror"]["R-MPJPE"] == measured["socialmirror"]["R-MPJPE"] > 0
-    markdown = (tmp_path / "table4.md").read_text()
+    markdown = (tmp_path / "table4-simulate.md").read_text()
     assert "| socialmirror | a |" in markdown and "| closeint | a |" in markdown
 
     again: list[str] = []

@@ -12,8 +12,9 @@ ever scores data its bundle saw. A data set's ``@WEIGHT`` only matters for train
 
 The command resumes: a bundle whose recipe is finished is used as it is, an interrupted one continues from its
 checkpoints (``OUT/A+B.pt.train/``), and an evaluation already written with the same settings
-(``OUT/evaluations/A+B--on--C.json``) is read back instead of run again. It writes ``OUT/table4.json`` (per
-target data set, per source, per method: every metric of ``evaluate``) and ``OUT/table4.md``.
+(``OUT/evaluations/A+B--on--C.json``) is read back instead of run again, so both protocols can be measured
+with the same bundles. It writes ``OUT/table4-PROTOCOL.json`` (``simulate`` or ``render``; per target data set,
+per source, per method: every metric of ``evaluate``) and ``OUT/table4-PROTOCOL.md``.
 """
 from __future__ import annotations
 
@@ -115,8 +116,8 @@ def run_cross_dataset(plan: CrossDatasetPlan, out: str | Path, training: Trainin
     table = {"datasets": plan.datasets, "sources": [plan.source_name(s) for s in plan.sources],
              "training": dataclasses.asdict(training), "evaluation": _settings(config),
              "results": {t: r for t, r in results.items() if r}}
-    atomic_write_json(out / "table4.json", table)
-    atomic_write_text(out / "table4.md", to_markdown(table))
+    atomic_write_json(out / f"table4-{config.observe}.json", table)
+    atomic_write_text(out / f"table4-{config.observe}.md", to_markdown(table))
     return table
 
 
