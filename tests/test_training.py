@@ -83,6 +83,24 @@ def test_initial_losses_vanish_at_the_target(anny_body):
     assert all(float(shifted[k]) > 1e-3 for k in ("rotation", "joints", "translation", "reprojection", "shape", "camera"))
 
 
+def test_relative_placement_term_scores_the_pair_not_its_common_offset():
+    """The refiner's relative term: the error of person 2's pelvis seen from person 1's, on frames where both
+    count. Moving both people together costs nothing; moving one by (0.1, 0, 0.2) m costs sqrt(0.05) m."""
+    from socialmirror.training.stages import Stage
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 2, 5, 24, 3, generator=g)
+    weight = torch.ones(3, 2, 5)
+    batch = {"joints_target": target}
+    assert float(Stage.relative_term(target + torch.tensor([0.3, -0.2, 1.0]), batch, weight)) < 1e-6
+    moved = target.clone()
+    moved[:, 1] += torch.tensor([0.1, 0.0, 0.2])
+    assert float(Stage.relative_term(moved, batch, weight)) == pytest.approx(0.05 ** 0.5, rel=1e-5)
+    weight[:, 0, :2] = 0  # frames where person 1 is not seen are not scored
+    far = target.clone()
+    far[:, 1, :2] += 5.0
+    assert float(Stage.relative_term(far, batch, weight)) < 1e-6
+
+
 def test_ik_targets_are_cached(anny_body, tmp_path, monkeypatch):
     monkeypatch.setenv("SOCIALMIRROR_CACHE", str(tmp_path))
     seq = known_sequence(anny_body, frames=8)

@@ -26,7 +26,9 @@ Stages (in training order):
   ``refiner``      TemporalMotionRefiner: its input is what it sees at run time, the infiller's samples (DDIM,
                    the bundle's 5 steps, no text, no guidance) on two overlapping 12-frame windows of the clip
                    joined with ``join_windows``; loss = L2 in normalised x + joint errors + joint acceleration
-                   error (so the refiner cannot trade smoothness for accuracy or the reverse).
+                   error (so the refiner cannot trade smoothness for accuracy or the reverse) + the error of
+                   the pelvis-to-pelvis vector (the two people's relative placement, which the evaluation
+                   scores as R-MPJPE and Int).
 Every term is averaged over the real (not padded) frames of the persons observed in the clip.
 """
 from __future__ import annotations
@@ -58,6 +60,7 @@ class LossWeights:
     camera: float = 1.0  # (log s, tx, ty) L2
     motion: float = 1.0  # L2 in normalised x (infiller, refiner)
     acceleration: float = 10.0  # joint acceleration error (refiner), metres / frame^2
+    relative: float = 1.0  # error of the pelvis-to-pelvis vector (refiner), metres: what R-MPJPE and Int score
 
 
 def masked_mean(values: Tensor, weight: Tensor) -> Tensor:
@@ -123,6 +126,16 @@ class Stage(nn.Module):
         pose = ((joints - pelvis) - (target - pelvis0)).norm(dim=-1).mean(-1)
         return {"joints": masked_mean(pose, weight),
                 "translation": masked_mean((pelvis - pelvis0).norm(dim=-1)[..., 0], weight)}
+
+    @staticmethod
+    def relative_term(joints: Tensor, batch: dict[str, Any], weight: Tensor) -> Tensor:
+        """Error of the pelvis-to-pelvis vector (person 2's pelvis from person 1's; metres), on the frames where
+        both people count: the two people's placement relative to each other, whatever their common offset."""
+        target = batch["joints_target"]
+        vector = joints[:, 1, :, 0] - joints[:, 0, :, 0]
+        vector0 = target[:, 1, :, 0] - target[:, 0, :, 0]
+        both = weight[:, 0] * weight[:, 1]
+        return masked_mean((vector - vector0).norm(dim=-1), both)
 
     def total(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
         terms["loss"] = sum(getattr(self.weights, k) * v for k, v in terms.items())
@@ -266,4 +279,5 @@ class RefinerStage(Stage):
             "motion": masked_mean(((refined - x0) ** 2).mean(-1), weight),
             **self.joint_terms(joints, batch, weight),
             "acceleration": masked_mean((accel - accel0).norm(dim=-1).mean(-1), accel_weight),
+            "relative": self.relative_term(joints, batch, weight),
         })
