@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,8 +27,6 @@ from typing import Callable, Sequence
 from socialmirror.errors import InputError
 from socialmirror.evaluation.evaluate import METRICS, EvaluateConfig, evaluate
 from socialmirror.io import atomic_write_json, atomic_write_text
-
-log = logging.getLogger(__name__)
 
 TABLE_METHODS = ("closeint", "socialmirror")
 
