@@ -110,7 +110,8 @@ def run_cross_dataset(plan: CrossDatasetPlan, out: str | Path, training: Trainin
             doc = _evaluation(plan, name, target, bundle, config, out, report)
             (scores,) = doc["results"].values()
             results[target][name] = {m: scores[m] for m in TABLE_METHODS if m in scores}
-    table = {"datasets": plan.datasets, "sources": [plan.source_name(s) for s in plan.sources],
+    table = {"datasets": plan.datasets, "evaluated_as": {n: plan.evaluation_spec(n) for n in plan.datasets},
+             "sources": [plan.source_name(s) for s in plan.sources],
              "training": dataclasses.asdict(training), "evaluation": _settings(config),
              "results": {t: r for t, r in results.items() if r}}
     atomic_write_json(out / f"table4-{config.observe}.json", table)
@@ -161,7 +162,7 @@ def to_markdown(table: dict) -> str:
     """One table per target data set: a row per (method, source)."""
     lines = []
     for target, by_source in table["results"].items():
-        lines += [f"### evaluated on {target} ({table['datasets'][target]})", "",
+        lines += [f"### evaluated on {target} ({table['evaluated_as'][target]})", "",
                   "| method | trained on | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
         for method in TABLE_METHODS:
             for source, scores in by_source.items():
