@@ -62,7 +62,7 @@ def test_trains_once_evaluates_the_others_and_resumes(two_data_sets, tmp_path):
     assert list(table["results"]) == ["b"]  # the bundle of "a" is never scored on "a"
     rows = table["results"]["b"]["a"]
     assert set(rows) == {"closeint", "socialmirror"}
-    evaluation = json.loads((tmp_path / "evaluations" / "a--on--b.json").read_text())
+    evaluation = json.loads((tmp_path / "evaluations" / "a--on--b--simulate.json").read_text())
     assert evaluation["doc"]["protocol"]["checkpoint"].endswith("a.pt")
     (measured,) = evaluation["doc"]["results"].values()
     assert rows["socialmirror"]["R-MPJPE"] == measured["socialmirror"]["R-MPJPE"] > 0

@@ -12,7 +12,7 @@ ever scores data its bundle saw. A data set's ``@WEIGHT`` only matters for train
 
 The command resumes: a bundle whose recipe is finished is used as it is, an interrupted one continues from its
 checkpoints (``OUT/A+B.pt.train/``), and an evaluation already written with the same settings
-(``OUT/evaluations/A+B--on--C.json``) is read back instead of run again, so both protocols can be measured
+(``OUT/evaluations/A+B--on--C--PROTOCOL.json``) is read back instead of run again, so both protocols can be measured
 with the same bundles. It writes ``OUT/table4-PROTOCOL.json`` (``simulate`` or ``render``; per target data set,
 per source, per method: every metric of ``evaluate``) and ``OUT/table4-PROTOCOL.md``.
 """
@@ -143,7 +143,7 @@ def _settings(config: EvaluateConfig) -> dict:
 def _evaluation(plan: CrossDatasetPlan, source_name: str, target: str, bundle: Path, config: EvaluateConfig,
                 out: Path, report: Callable[[str], None]) -> dict:
     from socialmirror.pipeline.cache import file_fingerprint
-    path = out / "evaluations" / f"{source_name}--on--{target}.json"
+    path = out / "evaluations" / f"{source_name}--on--{target}--{config.observe}.json"
     # As they read back from the file; a retrained bundle has another modification time.
     settings = json.loads(json.dumps(_settings(config)))
     weights = json.loads(json.dumps(file_fingerprint(bundle)))
