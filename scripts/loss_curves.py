@@ -50,8 +50,8 @@ def main() -> None:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(args.output, dpi=90)
-    print(f"wrote {args.output}: " + ", ".join(f"{s} {h[0]:.2f} -> {running_mean(np.asarray(h), args.window)[-1]:.2f}"
-                                              for s, h in history.items()))
+    ends = (f"{s} {h[0]:.2f} -> {running_mean(np.asarray(h), args.window)[-1]:.2f}" for s, h in history.items())
+    print(f"wrote {args.output}: " + ", ".join(ends))
 
 
 if __name__ == "__main__":
