@@ -38,6 +38,12 @@ def test_plan_errors_name_the_argument(datasets, sources, fault):
         CrossDatasetPlan.parse(datasets, sources)
 
 
+def test_a_malformed_training_weight_fails_before_training():
+    from socialmirror.errors import UserError
+    with pytest.raises(UserError, match="weight 'x' is not a number"):
+        CrossDatasetPlan.parse(["a=npz:/a@x", "b=npz:/b"], ["a"])
+
+
 @pytest.fixture(scope="module")
 def two_data_sets(tmp_path_factory):
     from socialmirror.data.synth import synthesize_dataset

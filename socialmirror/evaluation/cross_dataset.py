@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from socialmirror.data.datasets import split_data_spec
 from socialmirror.errors import InputError
 from socialmirror.evaluation.evaluate import METRICS, EvaluateConfig, evaluate
 from socialmirror.io import atomic_write_json, atomic_write_text
@@ -52,6 +53,7 @@ class CrossDatasetPlan:
                 raise PlanError(f"--dataset {item!r}: expected NAME=SPEC, e.g. cmu=cmu:../shared/data/cmu_18_19")
             if "+" in name or name.strip() in named:
                 raise PlanError(f"--dataset {item!r}: names are unique and have no '+'")
+            split_data_spec(spec)  # a malformed weight fails now, not after a training run
             named[name.strip()] = spec.strip()
         parsed = []
         for item in sources:
@@ -80,8 +82,7 @@ class CrossDatasetPlan:
 
     def evaluation_spec(self, name: str) -> str:
         """The data set's spec without its training weight."""
-        spec = self.datasets[name]
-        return ",".join(part.rpartition("@")[0] if "@" in part else part for part in spec.split(","))
+        return ",".join(spec for spec, _ in split_data_spec(self.datasets[name]))
 
 
 @dataclass(frozen=True)
