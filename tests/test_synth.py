@@ -293,3 +293,21 @@ def test_talking_people_stand_apart_and_the_speaker_gestures(samples):
         flexion = max(_flex(seq.joints3d[:, p], f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist").max()
                       for s in ("left", "right"))
         assert flexion > 80, p
+
+
+def test_a_pat_on_the_shoulder_comes_down_on_it_more_than_once(samples):
+    """A pat on the shoulder: the acting hand touches the partner's shoulder on separate runs of frames (the
+    pats), rising between them, and while it touches the wrist is above the shoulder joint (the palm on its
+    top), not beside or below it."""
+    seq = samples["pat_shoulder"]
+    runs = [(t0, t1) for ja, jb, t0, t1 in seq.contacts if ja.endswith("_wrist") and jb.endswith("_shoulder")]
+    assert len(runs) >= 2
+    (hand, shoulder), = {(ja, jb) for ja, jb, _, _ in seq.contacts}
+    wrist, joint = seq.joint(hand)[:, 0], seq.joint(shoulder)[:, 1]
+    touching = np.zeros(seq.num_frames, dtype=bool)
+    for t0, t1 in runs:
+        touching[t0:t1 + 1] = True
+    above = wrist[:, 1] - joint[:, 1]
+    assert above[touching].min() > 0.03
+    between = [above[a1 + 1:b0].max() - above[touching].mean() for (_, a1), (b0, _) in zip(runs, runs[1:])]
+    assert min(between) > 0.015  # the hand lifts between pats

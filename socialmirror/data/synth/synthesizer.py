@@ -22,6 +22,7 @@ push           (left_wrist, right_collar), (right_wrist, left_collar): palms on 
 pass_object    (right_wrist, right_wrist): giver's palm up, taker's palm down; the object itself
                is not modelled, the hands touch while it changes hands
 dance          (left_wrist, right_wrist), (right_wrist, left_wrist): both hands held, swaying
+pat_shoulder   (right_wrist, left_shoulder): the palm pats the top of the shoulder, facing or side by side
 punch_block    (right_wrist, left_wrist): the fist lands on the raised guarding forearm
 walk_together  none: side by side, same speed, each with their own cadence
 walk_past      none: towards each other on parallel lines, passing a body width or more apart
@@ -60,6 +61,7 @@ INTERACTIONS = {
     "push": touch.push,
     "pass_object": touch.pass_object,
     "dance": touch.dance,
+    "pat_shoulder": touch.pat_shoulder,
     "punch_block": combat.punch_block,
     "walk_together": locomotion.walk_together,
     "walk_past": locomotion.walk_past,

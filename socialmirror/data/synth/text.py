@@ -105,6 +105,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person reaches out {p} {h} and takes the object the other offers.",
          "a person accepts an object from others with {p} {h}."),
     ),
+    "pat_shoulder": (
+        ("a person pats others on the {osd} shoulder with {p} {h}.",
+         "a person puts {p} {h} on the other's {osd} shoulder and pats it a few times.",
+         "a person reaches out and gives the other a friendly pat on the shoulder with {p} {h}.",
+         "a person taps the top of the other's {osd} shoulder with {p} open {h}."),
+        ("a person is patted on {p} {sd} shoulder by others.",
+         "a person stands still while the other pats {p} {sd} shoulder.",
+         "a person feels the other's hand on {p} {sd} shoulder and looks at {q}.",
+         "a person gets a friendly pat on the {sd} shoulder from others."),
+    ),
     "walk_together": (
         ("a person walks side by side with others.",
          "a person walks forward next to the other.",

@@ -1,4 +1,5 @@
-"""Touching the other's body: push, passing an object hand to hand, dancing holding both hands.
+"""Touching the other's body: push, passing an object hand to hand, dancing holding both hands, a pat on the
+shoulder.
 
 Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-handed draws mirror them):
 - push: (left_wrist, right_collar) and (right_wrist, left_collar): both palms on the other's upper chest
@@ -7,14 +8,16 @@ Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-han
   (palm up) and the taker's hand (palm down, from above) touch while it changes hands, and that touch
   is the annotated contact;
 - dance: (left_wrist, right_wrist) and (right_wrist, left_wrist): both hands held palm to palm while the
-  couple sways.
+  couple sways;
+- pat_shoulder: (right_wrist, left_shoulder): the palm comes down on the top of the other's shoulder and pats
+  it two to four times (annotated on the frames the palm is down), from the front or standing beside them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.motion import Reach, envelope
-from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, look_at_each_other, other, stand_facing
+from socialmirror.data.synth.motion import Reach, envelope, facing_dir
+from socialmirror.data.synth.stage import J, UP, Plan, Retry, Stage, horizontal, look_at_each_other, other, stand_facing
 
 
 def push(st: Stage) -> Plan:
@@ -131,3 +134,83 @@ def dance(st: Stage) -> Plan:
         p.hand_curl = np.stack([-0.55 * w, -0.55 * w], -1)
     return Plan("dance", [pa, pb], contacts, "right", {})
 
+
+
+def _shoulder_height(person) -> float:
+    """Standing shoulder height above the floor (m)."""
+    return float(person.rest.joints[J["left_shoulder"], 1] - person.rest.sole)
+
+
+def pat_shoulder(st: Stage) -> Plan:
+    """Person 1 puts one hand on the top of person 2's near shoulder and pats it. Facing each other (three times
+    in five) a right hand meets the partner's left shoulder; otherwise person 2 stands at person 1's acting
+    side, both facing about the same way, and the hand lands on their near shoulder: the partner's shoulder on
+    the other side word either way. Person 2 turns the head to person 1."""
+    side = st.side()
+    theirs = other(side)
+    pe = st.people
+    # shoulder to shoulder: the arm nearly straight in front, bent at the elbow beside; one lower is reached by
+    # leaning over (a child), from the front only. A hand coming up to a higher shoulder does not lie flat on it
+    # (the wrist stays 15 cm or more from the joint): the drawn people are redrawn, cheaply, before any posing.
+    rise = _shoulder_height(pe[1]) - _shoulder_height(pe[0])
+    if not -0.6 < rise < 0.1:
+        raise Retry("the partner's shoulder is out of reach")
+    facing = abs(rise) > 0.25 or st.rng.random() < 0.6
+    lean = st.u(0.1, 0.25)  # facing, person 1 leans in: the shoulder comes forward by about half the chest
+
+    def horizontal_reach(share: float) -> float:
+        reach3d = min(max(share * pe[0].arm + st.u(-0.03, 0.04), abs(rise) + 0.1), 0.93 * pe[0].arm)
+        return float(np.sqrt(max(reach3d ** 2 - rise ** 2, 0.0))) + 0.02
+    apart = max(horizontal_reach(0.82), 0.3 * (pe[0].scale + pe[1].scale))  # facing: bodies keep their depth
+    if facing and np.hypot(apart - lean * 0.5 * pe[0].scale, max(rise, 0.0)) > 0.92 * pe[0].arm:
+        if abs(rise) > 0.25:  # a short arm: from beside, or not at all
+            raise Retry("the partner's shoulder is out of reach")
+        facing = False
+    reach = apart if facing else horizontal_reach(0.68)
+    if facing:
+        a, b, ya, yb = st.face_to_face(reach, jitter=0.15)
+    else:  # beside: person 2 at person 1's acting side, a shoulder width further out, a step ahead or behind
+        sign = -1.0 if side == "right" else 1.0  # the body's left is +x at yaw 0
+        a = np.zeros(3)
+        width = 0.19 * (pe[0].scale + pe[1].scale)
+        b = np.array([sign * (max(reach, 0.1) + width), 0.0, st.u(-0.05, 0.1) * pe[0].scale])
+        ya = st.u(-0.2, 0.2)
+        yb = ya + st.u(-0.15, 0.15)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    on0, on1, off0, off1 = st.phases((0.4, 0.7), (0.8, 1.6), start=(0.1, 0.3))
+    w = envelope(st.T, on0, on1, off0, off1)
+    bend = min(0.5, 1.2 * max(0.0, -rise - 0.1)) * w  # rad: over a smaller partner, forward or sideways
+    if facing:
+        pa.lean[:, 0] += bend + lean * w
+    else:
+        pa.lean[:, 2] += bend * (-1.0 if side == "right" else 1.0)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    look_at_each_other(pa, pb, ja, jb)
+    if not facing:  # person 1 looks at the shoulder they touch; person 2 glances back at person 1's head
+        pa.look_at = jb[:, J[f"{theirs}_shoulder"]]
+    shoulder = jb[:, J[f"{theirs}_shoulder"]]
+    toward = horizontal(shoulder - ja[:, J[f"{side}_shoulder"]])  # the hand's way in, person 1 -> shoulder
+    if facing:  # the elbow down and out to the acting side
+        pole = -UP + 0.8 * np.cross(UP, toward) * (1.0 if side == "left" else -1.0) - 0.2 * toward
+    else:  # the partner is on the acting side: the elbow down, a little out towards them and back
+        pole = -UP + 0.3 * toward - 0.3 * facing_dir(pa.yaw)
+    # the heel of the hand over the shoulder joint, the palm flat on its top and the fingers over it: the
+    # refinement brings it down to the skin (a wrist further back leaves the joint centres 15 cm apart)
+    target = shoulder + toward * 0.02 * pe[1].scale + UP * 0.08 * pe[1].scale
+    # pats: the hand lifts 3-6 cm and comes down again at 2-3 Hz while it is on the shoulder
+    t = np.arange(st.T)
+    pats = st.rng.integers(2, 5)
+    hold = max(off0 - on1, 1.0)
+    phase = np.clip((t - on1) / hold, 0.0, 1.0)
+    bounce = np.sin(np.pi * pats * phase) ** 2 * (w > 0.97)
+    lift = UP[None] * (st.u(0.03, 0.06) * pe[0].scale * bounce)[:, None]
+    down = (w > 0.97) & (bounce < 0.1)
+    pa.reaches[side] = Reach(side, target, w, pole,
+                             contact=(f"{side}_wrist", f"{theirs}_shoulder"), fingers=toward,
+                             palm=-UP, approach=UP * 0.25 - toward * 0.05, lift=lift, contact_frames=down, closing=-UP)
+    curl = np.zeros((st.T, 2))
+    curl[:, 0 if side == "left" else 1] = -0.3 * w  # an open, slightly cupped hand
+    pa.hand_curl = curl
+    return Plan("pat_shoulder", [pa, pb], [(f"{side}_wrist", f"{theirs}_shoulder")], side,
+                {"side_b": theirs, "facing": facing})
