@@ -13,8 +13,8 @@ from socialmirror.data.synth import INTERACTIONS, InteractionSynthesizer, SynthC
 from socialmirror.data.synth.skinning import Skinner, global_transforms, penetration_depth, vertex_normals
 from socialmirror.errors import UserError
 
-CONTACT_TYPES = [t for t in INTERACTIONS if t not in ("wave", "point_at", "walk_together", "walk_past", "talk")]
-STANDING_TYPES = [t for t in INTERACTIONS if not t.startswith("walk")]
+CONTACT_TYPES = [t for t in INTERACTIONS if t not in ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk")]
+STANDING_TYPES = [t for t in INTERACTIONS if not t.startswith("walk") and t != "kick_dodge"]  # a kick lifts a foot
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +311,19 @@ def test_a_pat_on_the_shoulder_comes_down_on_it_more_than_once(samples):
     assert above[touching].min() > 0.03
     between = [above[a1 + 1:b0].max() - above[touching].mean() for (_, a1), (b0, _) in zip(runs, runs[1:])]
     assert min(between) > 0.015  # the hand lifts between pats
+
+
+def test_a_front_kick_chambers_the_knee_and_stops_short(samples):
+    """A kick that misses: the kicking knee bends past 80 degrees and the ankle rises above a third of the leg,
+    the standing foot stays where it is, and nothing touches (no contact, no interpenetration)."""
+    seq = samples["kick_dodge"]
+    kicker = seq.joints3d[:, 0]
+    side = seq.meta["side"]
+    stand = "left" if side == "right" else "right"
+    knee = _flex(kicker, f"{side}_hip", f"{side}_knee", f"{side}_ankle")
+    leg = np.linalg.norm(kicker[0, JOINT_INDEX[f"{side}_hip"]] - kicker[0, JOINT_INDEX[f"{side}_ankle"]])
+    ankle = kicker[:, JOINT_INDEX[f"{side}_ankle"]]
+    assert knee.max() > 80 and ankle[:, 1].max() - ankle[0, 1] > leg / 3
+    planted = kicker[:, JOINT_INDEX[f"{stand}_ankle"]]
+    assert np.abs(planted[:, [0, 2]] - planted[0, [0, 2]]).max() < 0.002
+    assert not seq.contacts and seq.meta["max_penetration_m"] == 0.0

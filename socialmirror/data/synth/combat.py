@@ -1,14 +1,17 @@
-"""Fighting: a punch blocked by the other's raised forearm.
+"""Fighting: a punch blocked by the other's raised forearm; a front kick the other evades.
 
-Contact (person 1's joint, person 2's joint), right-handed draw: (right_wrist, left_wrist): person 1's
-fist lands on person 2's guarding forearm next to the wrist (the fist is the wrist's surface patch: the
-19-joint list of Table 1 has no hand joint). Left-handed draws mirror it.
+Contacts (person 1's joint, person 2's joint), right-handed draw:
+- punch_block: (right_wrist, left_wrist): person 1's fist lands on person 2's guarding forearm next to the wrist
+  (the fist is the wrist's surface patch: the 19-joint list of Table 1 has no hand joint). Left-handed draws
+  mirror it.
+- kick_dodge: none: person 1 chambers a knee and snaps the foot out at the other's middle; person 2 sways
+  back out of reach, guard up, and the foot stops short (the synthesizer's checks find no touch).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.motion import Reach, envelope
+from socialmirror.data.synth.motion import Reach, envelope, facing_dir
 from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, look_at_each_other, other
 
 
@@ -53,3 +56,67 @@ def punch_block(st: Stage) -> Plan:
     curl[:, 0 if side == "left" else 1] = 1.4 * np.clip(wp * 2, 0, 1)
     pa.hand_curl = curl
     return Plan("punch_block", [pa, pb], [(f"{side}_wrist", f"{guard}_wrist")], side, {"side_b": guard})
+
+
+def _leg(person) -> float:
+    """Hip to ankle length (m)."""
+    r = person.rest.joints
+    return float(np.linalg.norm(r[J["left_knee"]] - r[J["left_hip"]]) + np.linalg.norm(r[J["left_ankle"]] - r[J["left_knee"]]))
+
+
+def kick_dodge(st: Stage) -> Plan:
+    """A front kick that misses: person 1 lifts the knee (the chamber), snaps the foot out at hip height towards
+    person 2's middle and brings it back down where it started; person 2 sees it coming, raises both hands and
+    sways back, so the toes stop 10-25 cm short. Knees and hips bend far beyond what the standing scripts draw
+    (a chambered knee about 90 degrees)."""
+    side = st.side()  # the kicking leg
+    k = 0 if side == "left" else 1
+    pe = st.people
+    leg = _leg(pe[0])
+    extension = st.u(0.75, 0.9) * leg  # the ankle's reach in front of the hip at full extension
+    sway_back = 0.06 * pe[1].scale
+    # toes a fifth of a height past the ankle, the defender's belly 12% of theirs in front of the pelvis
+    distance = extension + 0.2 * pe[0].scale + 0.12 * pe[1].scale + st.u(0.1, 0.25) - sway_back
+    a, b, ya, yb = st.face_to_face(distance, jitter=0.12)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    T, fps = st.T, st.fps
+    # chamber (knee up), snap out, hold a blink, back to the chamber, foot down
+    c0 = st.u(0.1, 0.4) * fps
+    c1 = c0 + st.u(0.25, 0.4) * fps
+    e1 = c1 + st.u(0.12, 0.2) * fps
+    h1 = e1 + st.u(0.05, 0.15) * fps
+    r1 = h1 + st.u(0.15, 0.25) * fps
+    d1 = r1 + st.u(0.25, 0.4) * fps
+    if d1 > T - 2:
+        c0, c1, e1, h1, r1, d1 = (x * (T - 2) / d1 for x in (c0, c1, e1, h1, r1, d1))
+    chamber = envelope(T, c0, c1, r1, d1)  # knee up
+    snap = envelope(T, c1, e1, h1, r1)  # foot out (within the chamber)
+    fwd = horizontal(b - a)
+    lateral = np.cross(UP, facing_dir(ya)) * (1.0 if side == "left" else -1.0)
+    hip = pa.root + lateral * abs(pe[0].rest.joints[J[f"{side}_hip"], 0])  # (T, 3)
+    foot = pa.ankles[:, k].copy()
+    chambered = foot + UP * 0.45 * leg + fwd * 0.15 * leg  # the ankle under the lifted knee
+    kicked = hip + fwd * extension - UP * 0.1 * leg
+    pa.ankles[:, k] = foot + chamber[:, None] * (chambered - foot) + snap[:, None] * (kicked - chambered)
+    knee_pole = facing_dir(pa.foot_yaw)  # (T, 2, 3): the standing knee over its foot, as in every stance
+    knee_pole[:, k] = fwd + 0.6 * UP  # the kicking knee comes up and forward
+    pa.knee_pole = knee_pole
+    follow = np.zeros((T, 2))
+    follow[:, k] = chamber  # the lifted foot turns with the shin, toes up at the snap, flat again on the floor
+    pa.foot_follow = follow
+    pa.lean[:, 0] -= 0.2 * snap + 0.05 * chamber  # the body leans back against the kick
+    pa.root -= fwd * (0.04 * leg * snap)[:, None]
+    # the defender: hands up and the upper body swaying back as the foot comes
+    react = envelope(T, c0 + 0.1 * fps, c1 + 0.05 * fps, r1, d1 + 0.2 * fps)
+    pb.lean[:, 0] -= 0.25 * react
+    pb.root += fwd * (sway_back * react)[:, None]
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    look_at_each_other(pa, pb, ja, jb)
+    f = horizontal(ja[:, J["spine3"]] - jb[:, J["spine3"]])  # defender -> attacker
+    lat = np.cross(UP, f)  # the defender's left
+    for hand in ("left", "right"):
+        sgn = 1.0 if hand == "left" else -1.0
+        guard = jb[:, J["head"]] + f * 0.25 * pe[1].scale + lat * sgn * 0.1 * pe[1].scale - UP * 0.12 * pe[1].scale
+        pb.reaches[hand] = Reach(hand, guard, react, -UP + lat * sgn * 0.8, fingers=UP, palm=f)
+    return Plan("kick_dodge", [pa, pb], [], side, {"side_b": other(side)})

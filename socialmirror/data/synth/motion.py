@@ -173,6 +173,9 @@ class PersonMotion:
     hand_curl: np.ndarray | None = None  # (T, 2) finger curl (rad) left/right: fists
     arm_swing: np.ndarray | None = None  # (T, 2) idle arm swing angle (walking)
     knee_pole: np.ndarray | None = None  # (T, 2, 3)
+    # (T, 2) left/right: how much of the shin's turn the foot follows (0: flat on the floor along its yaw; 1: at
+    # its rest angle to the shin, as a kicking foot whose shin comes forward, within the ankle's limit)
+    foot_follow: np.ndarray | None = None
     hand_axes: dict | None = None  # side -> (rest finger dir, rest palm normal)
     idle_reach: tuple[float, float] = (IDLE_REACH, IDLE_REACH)  # left/right hanging wrist from the shoulder / arm
 
@@ -311,5 +314,7 @@ def pose_person(p: PersonMotion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         R[:, hp], R[:, kn] = r_hp, r_kn
         g_knee = gt[:, 0] @ r_hp @ r_kn
         R[:, an] = np.swapaxes(g_knee, -1, -2) @ rot_y(p.foot_yaw[:, k])
+        if p.foot_follow is not None:  # towards the rest angle to the shin (the identity): a share of the turn
+            R[:, an] = axis_angle(_log(R[:, an]) * (1.0 - p.foot_follow[:, k, None]))
     jt, gt = p.fk(R)
     return R, jt, gt

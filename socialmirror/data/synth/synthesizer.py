@@ -24,6 +24,7 @@ pass_object    (right_wrist, right_wrist): giver's palm up, taker's palm down; t
 dance          (left_wrist, right_wrist), (right_wrist, left_wrist): both hands held, swaying
 pat_shoulder   (right_wrist, left_shoulder): the palm pats the top of the shoulder, facing or side by side
 punch_block    (right_wrist, left_wrist): the fist lands on the raised guarding forearm
+kick_dodge     none: a front kick at the other's middle, who sways back out of reach, guard up
 walk_together  none: side by side, same speed, each with their own cadence
 walk_past      none: towards each other on parallel lines, passing a body width or more apart
 talk           none: 1-2 m apart, taking turns to speak, the speaker gesturing, the listener nodding
@@ -63,6 +64,7 @@ INTERACTIONS = {
     "dance": touch.dance,
     "pat_shoulder": touch.pat_shoulder,
     "punch_block": combat.punch_block,
+    "kick_dodge": combat.kick_dodge,
     "walk_together": locomotion.walk_together,
     "walk_past": locomotion.walk_past,
     "talk": conversation.talk,

@@ -83,6 +83,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person defends against the other's punch, {p} {sd} forearm taking the hit.",
          "a person guards {p} head with {p} {sd} arm as others punch."),
     ),
+    "kick_dodge": (
+        ("a person kicks at others with {p} {sd} foot and misses.",
+         "a person lifts {p} {sd} knee and snaps a front kick at the other, who leans away.",
+         "a person throws a kick with {p} {sd} leg toward the other's stomach without touching {q}.",
+         "a person raises {p} {sd} leg and kicks forward at others, then puts the foot back down."),
+        ("a person leans back and dodges the kick of others, hands raised.",
+         "a person sways away from the other's kick with both hands up.",
+         "a person evades a front kick by leaning back, guarding {p} face.",
+         "a person sees the other kick and pulls {p} upper body back out of reach."),
+    ),
     "dance": (
         ("a person dances with others holding both of the other's hands.",
          "a person sways with others, {p} left hand holding the other's right hand and {p} right hand "
