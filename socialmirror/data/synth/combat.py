@@ -58,12 +58,6 @@ def punch_block(st: Stage) -> Plan:
     return Plan("punch_block", [pa, pb], [(f"{side}_wrist", f"{guard}_wrist")], side, {"side_b": guard})
 
 
-def _leg(person) -> float:
-    """Hip to ankle length (m)."""
-    r = person.rest.joints
-    return float(np.linalg.norm(r[J["left_knee"]] - r[J["left_hip"]]) + np.linalg.norm(r[J["left_ankle"]] - r[J["left_knee"]]))
-
-
 def kick_dodge(st: Stage) -> Plan:
     """A front kick that misses: person 1 lifts the knee (the chamber), snaps the foot out at hip height towards
     person 2's middle and brings it back down where it started; person 2 sees it coming, raises both hands and
@@ -72,7 +66,7 @@ def kick_dodge(st: Stage) -> Plan:
     side = st.side()  # the kicking leg
     k = 0 if side == "left" else 1
     pe = st.people
-    leg = _leg(pe[0])
+    leg = pe[0].leg
     extension = st.u(0.75, 0.9) * leg  # the ankle's reach in front of the hip at full extension
     sway_back = 0.06 * pe[1].scale
     # toes a fifth of a height past the ankle, the defender's belly 12% of theirs in front of the pelvis

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.motion import Reach, envelope, facing_dir
+from socialmirror.data.synth.motion import Reach, arm_length, envelope, facing_dir
 from socialmirror.data.synth.stage import J, UP, Plan, Stage, stand_facing
 
 
@@ -22,7 +22,7 @@ def _gesture(st: Stage, p, j: np.ndarray, side: str, weight: np.ndarray) -> Reac
     fwd = facing_dir(p.yaw)
     lat = np.cross(UP, fwd)  # the body's left
     shoulder = j[:, J[f"{side}_shoulder"]]
-    arm = np.linalg.norm(p.rest_joints[J[f"{side}_elbow"]] - p.rest_joints[J[f"{side}_shoulder"]]) * 2
+    arm = arm_length(p.rest_joints, side)
     t = st.t
     beat = np.sin(2 * np.pi * st.u(1.5, 3.0) * t + st.u(0, 6.3))
     sweep = np.sin(2 * np.pi * st.u(0.2, 0.5) * t + st.u(0, 6.3))

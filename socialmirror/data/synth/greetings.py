@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.motion import Reach, envelope, facing_dir
+from socialmirror.data.synth.motion import Reach, arm_length, envelope, facing_dir
 from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, other, stand_facing
 
 
@@ -96,7 +96,7 @@ def _raise_hand(st: Stage, p, j, side: str, on: tuple[float, float, float, float
     body = np.stack([facing_dir(p.yaw), UP[None].repeat(st.T, 0)], 0)
     fwd, lat = body[0], np.cross(UP, body[0])
     sh = j[:, J[f"{side}_shoulder"]]
-    arm = np.linalg.norm(p.rest_joints[J[f"{side}_elbow"]] - p.rest_joints[J[f"{side}_shoulder"]]) * 2
+    arm = arm_length(p.rest_joints, side)
     w = envelope(st.T, *on)
     if point_to is None:
         t = np.arange(st.T) / st.fps

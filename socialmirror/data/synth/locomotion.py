@@ -20,8 +20,7 @@ def _gait(st: Stage, k: int, start: np.ndarray, yaw: float, speed: float) -> Per
     pe = st.people[k]
     T, fps, s = st.T, st.fps, pe.scale
     rj = pe.rest.joints
-    leg = float(np.linalg.norm(rj[J["left_hip"]] - rj[J["left_knee"]]) + np.linalg.norm(rj[J["left_knee"]] - rj[J["left_ankle"]]))
-    step = 0.62 * leg  # one step (half a stride)
+    step = 0.62 * pe.leg  # one step (half a stride)
     Ts = step / speed  # seconds per step
     swing = 0.8 * Ts
     t = np.arange(T) / fps

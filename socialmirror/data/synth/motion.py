@@ -198,14 +198,25 @@ class PersonMotion:
         return self.fk(self.local_rotations_torso())
 
 
+def arm_length(rest: np.ndarray, side: str = "left") -> float:
+    """Shoulder to wrist along the arm (m), from the rest joints (24, 3)."""
+    sh, el, wr = (rest[J[f"{side}_{name}"]] for name in ("shoulder", "elbow", "wrist"))
+    return float(np.linalg.norm(el - sh) + np.linalg.norm(wr - el))
+
+
+def leg_length(rest: np.ndarray, side: str = "left") -> float:
+    """Hip to ankle along the leg (m), from the rest joints (24, 3)."""
+    hip, knee, ankle = (rest[J[f"{side}_{name}"]] for name in ("hip", "knee", "ankle"))
+    return float(np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee))
+
+
 def idle_wrist_target(joints: np.ndarray, glob: np.ndarray, side: str, rest: np.ndarray,
                       swing: np.ndarray | None, reach: float = IDLE_REACH) -> tuple[np.ndarray, np.ndarray]:
     """Relaxed arm: the wrist hangs beside the thigh, slightly forward, ``reach`` of the arm's length from the
     shoulder (``IDLE_REACH``: the elbow bent 43 degrees; 1: straight); returns target and elbow pole."""
     s = 1.0 if side == "left" else -1.0
     sh = J[f"{side}_shoulder"]
-    arm = np.linalg.norm(rest[J[f"{side}_elbow"]] - rest[sh]) + np.linalg.norm(
-        rest[J[f"{side}_wrist"]] - rest[J[f"{side}_elbow"]])
+    arm = arm_length(rest, side)
     body = glob[:, 0]  # pelvis orientation
     down_local = np.array([0.22 * s, -0.96, 0.10])
     if swing is not None:

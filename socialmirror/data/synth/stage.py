@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from socialmirror.body.skeleton import JOINT_INDEX
-from socialmirror.data.synth.motion import IDLE_REACH, PersonMotion, facing_dir, min_jerk, rot_y
+from socialmirror.data.synth.motion import IDLE_REACH, PersonMotion, arm_length, facing_dir, leg_length, min_jerk, rot_y
 from socialmirror.data.synth.skinning import RestBody
 from socialmirror.errors import SocialMirrorError
 
@@ -45,9 +45,12 @@ class Person:
     @property
     def arm(self) -> float:
         """Shoulder to wrist length (m)."""
-        r = self.rest.joints
-        return float(np.linalg.norm(r[J["left_elbow"]] - r[J["left_shoulder"]])
-                     + np.linalg.norm(r[J["left_wrist"]] - r[J["left_elbow"]]))
+        return arm_length(self.rest.joints)
+
+    @property
+    def leg(self) -> float:
+        """Hip to ankle length (m)."""
+        return leg_length(self.rest.joints)
 
     @property
     def pronoun(self) -> str:
@@ -143,9 +146,7 @@ class Stage:
         breath_f = self.u(0.2, 0.33)
         breath = np.sin(2 * np.pi * breath_f * self.t + self.u(0, 6.3))
         root[:, 1] += 0.002 * s * breath
-        leg = np.linalg.norm(rj[J["left_knee"]] - rj[J["left_hip"]]) \
-            + np.linalg.norm(rj[J["left_ankle"]] - rj[J["left_knee"]])
-        root[:, 1] -= posture.crouch * leg
+        root[:, 1] -= posture.crouch * pe.leg
         lean = np.zeros((T, 3))
         lean[:, 0] = 0.02 + posture.lean + 0.012 * breath + self.sway(0.01)
         lean[:, 1] = posture.twist

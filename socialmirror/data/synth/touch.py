@@ -135,7 +135,6 @@ def dance(st: Stage) -> Plan:
     return Plan("dance", [pa, pb], contacts, "right", {})
 
 
-
 def _shoulder_height(person) -> float:
     """Standing shoulder height above the floor (m)."""
     return float(person.rest.joints[J["left_shoulder"], 1] - person.rest.sole)
