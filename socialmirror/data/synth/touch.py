@@ -197,7 +197,7 @@ def pat_shoulder(st: Stage) -> Plan:
     # the heel of the hand over the shoulder joint, the palm flat on its top and the fingers over it: the
     # refinement brings it down to the skin (a wrist further back leaves the joint centres 15 cm apart)
     target = shoulder + toward * 0.02 * pe[1].scale + UP * 0.08 * pe[1].scale
-    # pats: the hand lifts 3-6 cm and comes down again at 2-3 Hz while it is on the shoulder
+    # pats: the hand lifts 3-6 cm and comes down again, two to four times over the hold
     t = np.arange(st.T)
     pats = st.rng.integers(2, 5)
     hold = max(off0 - on1, 1.0)
