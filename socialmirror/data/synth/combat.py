@@ -21,17 +21,9 @@ def punch_block(st: Stage) -> Plan:
     pe = st.people
     a, b, ya, yb = st.face_to_face(0.62 * pe[0].arm + 0.2 * pe[1].scale + 0.2 + st.u(-0.02, 0.05), jitter=0.1)
     pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
-    T, fps = st.T, st.fps
+    T = st.T
     # the defender raises the guard first, the attacker punches fast and pulls back
-    g0 = st.u(0.1, 0.4) * fps
-    g1 = g0 + st.u(0.3, 0.45) * fps
-    p0 = g1 + st.u(0.0, 0.2) * fps
-    p1 = p0 + st.u(0.22, 0.35) * fps
-    h1 = p1 + st.u(0.1, 0.25) * fps
-    r1 = h1 + st.u(0.3, 0.45) * fps
-    if r1 > T - 2:
-        k = (T - 2) / r1
-        g0, g1, p0, p1, h1, r1 = (x * k for x in (g0, g1, p0, p1, h1, r1))
+    g0, g1, p0, p1, h1, r1 = st.timeline((0.1, 0.4), (0.3, 0.45), (0.0, 0.2), (0.22, 0.35), (0.1, 0.25), (0.3, 0.45))
     wg = envelope(T, g0, g1, T + 5, T + 6)
     wp = envelope(T, p0, p1, h1, r1)
     pa.lean[:, 0] += 0.1 * wp
@@ -75,14 +67,7 @@ def kick_dodge(st: Stage) -> Plan:
     pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
     T, fps = st.T, st.fps
     # chamber (knee up), snap out, hold a blink, back to the chamber, foot down
-    c0 = st.u(0.1, 0.4) * fps
-    c1 = c0 + st.u(0.25, 0.4) * fps
-    e1 = c1 + st.u(0.12, 0.2) * fps
-    h1 = e1 + st.u(0.05, 0.15) * fps
-    r1 = h1 + st.u(0.15, 0.25) * fps
-    d1 = r1 + st.u(0.25, 0.4) * fps
-    if d1 > T - 2:
-        c0, c1, e1, h1, r1, d1 = (x * (T - 2) / d1 for x in (c0, c1, e1, h1, r1, d1))
+    c0, c1, e1, h1, r1, d1 = st.timeline((0.1, 0.4), (0.25, 0.4), (0.12, 0.2), (0.05, 0.15), (0.15, 0.25), (0.25, 0.4))
     chamber = envelope(T, c0, c1, r1, d1)  # knee up
     snap = envelope(T, c1, e1, h1, r1)  # foot out (within the chamber)
     fwd = horizontal(b - a)

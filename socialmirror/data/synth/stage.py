@@ -185,6 +185,18 @@ class Stage:
         s0 = min(self.u(*start) * fps, max(0.0, T - 2 - (r + h + rl)))
         return s0, s0 + r, s0 + r + h, s0 + r + h + rl
 
+    def timeline(self, start: tuple[float, float], *durations: tuple[float, float]) -> tuple[float, ...]:
+        """Frames of consecutive moments of one movement: the first ``start`` seconds in, each next one a
+        duration later (seconds ranges, drawn in order), all scaled down together when the last would fall past
+        the clip's second-last frame."""
+        times = [self.u(*start) * self.fps]
+        for duration in durations:
+            times.append(times[-1] + self.u(*duration) * self.fps)
+        if times[-1] > self.T - 2:
+            k = (self.T - 2) / times[-1]
+            times = [x * k for x in times]
+        return tuple(times)
+
 
 def look_at_each_other(pa: PersonMotion, pb: PersonMotion, ja: np.ndarray, jb: np.ndarray) -> None:
     """Each person's head turns to the other's head; ``ja``, ``jb`` (T, 24, 3) are their torso joints
