@@ -57,6 +57,11 @@ class Person:
         return "his" if self.shape[0] >= 0.5 else "her"
 
     @property
+    def shoulder_height(self) -> float:
+        """Standing shoulder height above the floor (m)."""
+        return float(self.rest.joints[J["left_shoulder"], 1] - self.rest.sole)
+
+    @property
     def pelvis_height(self) -> float:
         """Pelvis height standing on the floor (y = 0) with knees barely bent."""
         return -self.rest.sole - 0.008 * self.scale

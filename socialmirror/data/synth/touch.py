@@ -135,11 +135,6 @@ def dance(st: Stage) -> Plan:
     return Plan("dance", [pa, pb], contacts, "right", {})
 
 
-def _shoulder_height(person) -> float:
-    """Standing shoulder height above the floor (m)."""
-    return float(person.rest.joints[J["left_shoulder"], 1] - person.rest.sole)
-
-
 def pat_shoulder(st: Stage) -> Plan:
     """Person 1 puts one hand on the top of person 2's near shoulder and pats it. Facing each other (three times
     in five) a right hand meets the partner's left shoulder; otherwise person 2 stands at person 1's acting
@@ -151,7 +146,7 @@ def pat_shoulder(st: Stage) -> Plan:
     # shoulder to shoulder: the arm nearly straight in front, bent at the elbow beside; one lower is reached by
     # leaning over (a child), from the front only. A hand coming up to a higher shoulder does not lie flat on it
     # (the wrist stays 15 cm or more from the joint): the drawn people are redrawn, cheaply, before any posing.
-    rise = _shoulder_height(pe[1]) - _shoulder_height(pe[0])
+    rise = pe[1].shoulder_height - pe[0].shoulder_height
     if not -0.6 < rise < 0.1:
         raise Retry("the partner's shoulder is out of reach")
     facing = abs(rise) > 0.25 or st.rng.random() < 0.6
