@@ -13,7 +13,8 @@ from socialmirror.data.synth import INTERACTIONS, InteractionSynthesizer, SynthC
 from socialmirror.data.synth.skinning import Skinner, global_transforms, penetration_depth, vertex_normals
 from socialmirror.errors import UserError
 
-CONTACT_TYPES = [t for t in INTERACTIONS if t not in ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk")]
+NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk")
+CONTACT_TYPES = [t for t in INTERACTIONS if t not in NO_CONTACT_TYPES]
 STANDING_TYPES = [t for t in INTERACTIONS if not t.startswith("walk") and t != "kick_dodge"]  # a kick lifts a foot
 
 

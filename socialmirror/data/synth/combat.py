@@ -5,7 +5,8 @@ Contacts (person 1's joint, person 2's joint), right-handed draw:
   (the fist is the wrist's surface patch: the 19-joint list of Table 1 has no hand joint). Left-handed draws
   mirror it.
 - kick_dodge: none: person 1 chambers a knee and snaps the foot out at the other's middle; person 2 sways
-  back out of reach, guard up, and the foot stops short (the synthesizer's checks find no touch).
+  back out of reach, guard up, and the foot stops short (placed so; the synthesizer's interpenetration check
+  and the tests, which keep the two bodies 5 cm apart or more, see that it does).
 """
 from __future__ import annotations
 
