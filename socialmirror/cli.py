@@ -309,7 +309,7 @@ def cmd_calibrate_world(args) -> int:
 def cmd_synth(args) -> int:
     from socialmirror.data.synth.cli import synth_main
     return synth_main(args.n, args.output, seed=args.seed, types=args.types, with_vertices=args.vertices,
-                      jobs=args.jobs)
+                      jobs=args.jobs, adult_stature=args.adult_stature)
 
 
 def cmd_train(args) -> int:
@@ -425,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vertices", action="store_true", help="also store the meshes")
     p.add_argument("--jobs", type=int, default=1, help="processes synthesizing at once (default 1); files "
                    "already in the folder are kept, so an interrupted run resumes")
+    p.add_argument("--adult-stature", nargs=3, type=float, metavar=("WOMEN", "MEN", "SPREAD"),
+                   help="adults' statures drawn around the women's and the men's mean with this spread, in metres "
+                   "(e.g. 1.63 1.77 0.07); default: anny's height phenotype drawn uniformly (1.79 +- 0.19 m)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train a model stage (or 'all': the recipe of the shipped weights)")

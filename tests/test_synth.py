@@ -11,6 +11,7 @@ from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import read_npz, validate_npz, write_npz
 from socialmirror.data.synth import INTERACTIONS, InteractionSynthesizer, SynthConfig
 from socialmirror.data.synth.skinning import Skinner, global_transforms, penetration_depth, vertex_normals
+from socialmirror.data.synth.synthesizer import HEIGHT
 from socialmirror.errors import UserError
 
 NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk")
@@ -159,6 +160,23 @@ def test_children_and_adults_differ_in_size(anny_body):
     assert kid.rest.height < 1.4 < adult.rest.height
 
 
+def test_adults_statures_follow_the_population(anny_body):
+    """Adults are drawn at real people's statures: women's and men's means, one spread, cut at 2.5 spreads;
+    the height phenotype that gives a stature is found to a millimetre."""
+    s = InteractionSynthesizer(anny_body, SynthConfig(adult_stature=(1.60, 1.80, 0.05)))
+    rng = np.random.default_rng(0)
+    people = [s.draw_person(rng, False) for _ in range(40)]
+    heights = np.array([p.rest.height for p in people])
+    expected = np.array([1.60 + 0.20 * p.shape[0] for p in people])  # gender 0 woman, 1 man
+    residual = heights - expected
+    assert abs(residual.mean()) < 0.025 and 0.03 < residual.std() < 0.07
+    assert np.abs(residual).max() <= 2.5 * 0.05 + 1e-3
+    for target in (1.45, 1.95):
+        shape = people[0].shape.copy()
+        shape[HEIGHT] = s.height_phenotype(shape, target)
+        assert abs(s.skinner.rest(shape).height - target) < 1e-3
+
+
 def test_synth_main_writes_valid_folder(tmp_path):
     from socialmirror.data.synth.cli import synth_main
     assert synth_main(3, tmp_path, seed=1, types=["wave", "high_five"], progress=False) == 0
@@ -171,6 +189,8 @@ def test_synth_main_writes_valid_folder(tmp_path):
         synth_main(1, tmp_path, types=["nope"], progress=False)
     with pytest.raises(UserError, match="-n must be at least 1"):
         synth_main(0, tmp_path, progress=False)
+    with pytest.raises(UserError, match="--adult-stature takes"):
+        synth_main(1, tmp_path, adult_stature=(1.63, 1.77, 3.0), progress=False)
 
 
 @pytest.mark.slow

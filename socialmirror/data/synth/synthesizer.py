@@ -40,7 +40,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
+from scipy.special import erfinv
 
+from socialmirror.body.anny_model import PHENOTYPES
 from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import TwoPersonSequence
@@ -71,6 +73,14 @@ INTERACTIONS = {
 }
 
 
+HEIGHT = PHENOTYPES.index("height")
+
+
+def normal_quantile(p: float) -> float:
+    """The standard normal's quantile at p in (0, 1) (through the error function's inverse)."""
+    return float(np.sqrt(2.0) * erfinv(2.0 * p - 1.0))
+
+
 @dataclass
 class SynthConfig:
     """What the synthesizer draws. Cameras are not drawn here: the observation model projects the
@@ -80,6 +90,14 @@ class SynthConfig:
     duration: tuple[float, float] = (2.0, 4.0)  # seconds, uniform
     types: tuple[str, ...] = ()  # empty: all of INTERACTIONS
     child_prob: float = 0.25  # probability that each person is a child
+    # Adults' statures: None draws anny's height phenotype uniformly in [0.2, 0.8] (1.79 +- 0.19 m from the
+    # top of the head to the sole, 1.28-2.13: taller and more spread than any real population); (women, men,
+    # spread) in metres draws each adult's stature from a normal around the women's and the men's mean (anny's
+    # gender 0 and 1, linear between), cut at 2.5 spreads, e.g. (1.63, 1.77, 0.07) for the adults of Europe and
+    # North America (NCD-RisC, eLife 2016). Networks trained on either were measured (README, "Training and
+    # the shipped weights"): the realistic one does not place people better on every data set, so the
+    # default stays the draw the shipped weights were trained on.
+    adult_stature: tuple[float, float, float] | None = None
     with_vertices: bool = False
     vertex_dtype: str = "float32"  # or "float16" (halves the files; ~1 mm rounding at 2 m)
     contact_distance: float = 0.015  # closest vertex distance that counts as touching (m)
@@ -130,14 +148,37 @@ class InteractionSynthesizer:
 
     # ------------------------------------------------------------------------------------ people
     def draw_person(self, rng: np.random.Generator, child: bool) -> Person:
-        """anny phenotypes: adults of every build, or children (age 0.12-0.35: about 0.9-1.35 m)."""
+        """anny phenotypes: adults of every build, or children (age 0.15-0.35: about 0.9-1.55 m). An adult's
+        height phenotype is set to give a stature drawn from ``SynthConfig.adult_stature`` (the same number
+        of draws either way, so a seed draws the same sequence but for the adults' heights)."""
         u = rng.uniform
         if child:
             shape = [u(0, 1), u(0.15, 0.35), u(0.2, 0.7), u(0.2, 0.7), u(0.3, 0.7), u(0.3, 0.7)]
         else:
-            shape = [u(0, 1), u(0.42, 0.95), u(0.1, 0.9), u(0.1, 0.75), u(0.2, 0.8), u(0.2, 0.8)]
+            shape = [u(0, 1), u(0.42, 0.95), u(0.1, 0.9), u(0.1, 0.75), u(0, 1), u(0.2, 0.8)]
+            stature = self.config.adult_stature
+            if stature is None:
+                shape[HEIGHT] = 0.2 + 0.6 * shape[HEIGHT]
+            else:
+                women, men, spread = stature
+                z = float(np.clip(normal_quantile(shape[HEIGHT]), -2.5, 2.5))
+                shape[HEIGHT] = self.height_phenotype(np.array(shape), women + (men - women) * shape[0] + spread * z)
         shape = np.array(shape)
         return Person(shape=shape, rest=self.skinner.rest(shape), child=child)
+
+    def height_phenotype(self, shape: np.ndarray, stature: float, steps: int = 3) -> float:
+        """anny's height phenotype that gives ``shape`` (the other phenotypes) the ``stature`` (m), within a
+        millimetre over anny's range: secant steps on the stature, which is almost linear in it."""
+        def stature_at(h: float) -> float:
+            return self.skinner.rest(np.concatenate([shape[:HEIGHT], [h], shape[HEIGHT + 1:]])).height
+        h0, h1 = 0.2, 0.8
+        s0, s1 = stature_at(h0), stature_at(h1)
+        for _ in range(steps):
+            if abs(s1 - stature) < 1e-4 or s1 == s0:  # there, or at the end of anny's range
+                break
+            h0, s0, h1 = h1, s1, float(np.clip(h1 + (stature - s1) * (h1 - h0) / (s1 - s0), 0.0, 1.0))
+            s1 = stature_at(h1)
+        return h1
 
     # ------------------------------------------------------------------------------------ sample
     def sample(self, rng: np.random.Generator, action: str | None = None, name: str = "") -> TwoPersonSequence:
