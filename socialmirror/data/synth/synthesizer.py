@@ -95,8 +95,8 @@ class SynthConfig:
     # spread) in metres draws each adult's stature from a normal around the women's and the men's mean (anny's
     # gender 0 and 1, linear between), cut at 2.5 spreads, e.g. (1.63, 1.77, 0.07) for the adults of Europe and
     # North America (NCD-RisC, eLife 2016). Networks trained on either were measured (README, "Training and
-    # the shipped weights"): the realistic one does not place people better on every data set, so the
-    # default stays the draw the shipped weights were trained on.
+    # the shipped weights", two seeds each): two seeds of one population differ more than the populations
+    # do, so the default stays the draw the shipped weights were trained on.
     adult_stature: tuple[float, float, float] | None = None
     with_vertices: bool = False
     vertex_dtype: str = "float32"  # or "float16" (halves the files; ~1 mm rounding at 2 m)
