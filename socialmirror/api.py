@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +53,8 @@ class ReconstructConfig:
     # People reconstructed, at most: 2, the closest pair; more, everyone seen in a tenth of the frames up to this
     # many, each with their closest partner (the detector looks for at least three, to choose among them).
     max_people: int = 2
+    # The pair's standing heights in metres, left person first (0: not known): the fit's bodies get them.
+    statures: tuple[float, float] | None = None
     seed: int = 0
     render: bool = True
     render_view: str = "both"  # both | overlay (the frames with the meshes) | side (the side view)
@@ -77,6 +79,7 @@ class ReconstructConfig:
             raise ConfigError(f"annotator: {exc}") from None
         if self.max_people < 2:
             raise ConfigError(f"max_people: at least 2 (a pair), got {self.max_people}")
+        self._check_statures()
         check_seed(self.seed)
         check_threads(self.threads)
         check_threads(self.perception_workers, "perception_workers")
@@ -90,6 +93,24 @@ class ReconstructConfig:
                               "smpl:DIR or smplx:DIR with your model files")
         self.camera()  # each settings record checks itself when made: here, before any work
         self.annotator_settings()
+
+    def _check_statures(self) -> None:
+        if self.statures is None:
+            return
+        if len(self.statures) != 2:
+            raise ConfigError(f"statures: two heights (left person, right person), got {len(self.statures)}")
+        if self.max_people != 2:
+            raise ConfigError("statures: only for a pair (max_people 2): with more people, which height is whose "
+                              "is not defined")
+        for h in self.statures:
+            if h != 0 and not 0.5 <= h <= 2.5:
+                raise ConfigError(f"statures: a standing height in metres (0.5-2.5) or 0 for not known, got {h:g}")
+
+    def stated_statures(self) -> np.ndarray | None:
+        """(2,) the pair's stated heights, NaN where not known; None when none is."""
+        if self.statures is None or not any(self.statures):
+            return None
+        return np.array([h if h > 0 else np.nan for h in self.statures], dtype=np.float64)
 
     @property
     def detected_people(self) -> int:
@@ -204,6 +225,8 @@ def _reconstruct_people(models, perception, cache: StageCache, cfg: ReconstructC
     parts, semantics = {}, []
     for ids in chosen.pairs:
         observation = pipeline.pair(perception, cache, cfg.camera(), ids)
+        if cfg.stated_statures() is not None:
+            observation = replace(observation, statures=cfg.stated_statures())
         semantics.append((ids, pipeline.semantic_inputs(models, observation, cache, cfg.annotator_settings(),
                                                         seed=cfg.seed, perception=perception,
                                                         text_encoder=cfg.text_encoder, progress=cfg.progress)))

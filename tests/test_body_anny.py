@@ -1,4 +1,5 @@
 """anny behind the BodyModel interface: the conventions every other module relies on."""
+import pytest
 import roma
 import torch
 
@@ -78,6 +79,7 @@ def test_children_are_smaller(anny_body):
     shape[1, 1] = 0.1  # age
     v = anny_body(torch.eye(3).expand(2, 24, 3, 3), shape).vertices
     height = v[..., 1].amax(-1) - v[..., 1].amin(-1)
+    torch.testing.assert_close(anny_body.standing_height(shape), height)  # head top to sole, the rest pose
     assert 1.45 < height[0] < 1.9
     assert height[1] < height[0] - 0.3
 
@@ -115,3 +117,21 @@ def test_vertices_are_anny_s_own_skinning_over_all_its_bones(anny_body):
     pelvis = own["bone_poses"][:, anny_body._pelvis_bone, None, :3, 3]
     expected = (own["vertices"] - pelvis) @ C.T
     assert (anny_body(R, shape).vertices - expected).norm(dim=-1).max() < 1e-5
+
+
+def test_a_stated_height_is_reached_within_a_millimetre_inside_the_phenotypes_range(anny_body):
+    """`shape_of_height` from the average body and from a child: the standing height (head top to sole in the
+    rest pose) lands on the target, the phenotypes stay in [0, 1], and the average body is left alone at its
+    own height."""
+    average = anny_body.default_shape(1)
+    child = average.clone()
+    child[0, 1] = 0.1  # age
+    for start in (average, child):
+        for target in (1.05, 1.45, 1.75, 1.95):
+            shape = anny_body.shape_of_height(start, target)
+            assert float(anny_body.standing_height(shape)) == pytest.approx(target, abs=1e-3)
+            assert float(shape.min()) >= 0.0 and float(shape.max()) <= 1.0
+    own = float(anny_body.standing_height(average))
+    assert 1.5 < own < 1.8  # anny's average adult
+    torch.testing.assert_close(anny_body.shape_of_height(average, own), average, atol=1e-4, rtol=0)
+

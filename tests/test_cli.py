@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from socialmirror import cli
@@ -51,6 +52,14 @@ def test_flags_config_and_overrides_resolve_in_order(tmp_path):
     args = cli.build_parser().parse_args(["reconstruct", "in.mp4", "-o", "out", "--config", str(config),
                                           "--seed", "9"])
     assert cli._reconstruct_config(args).seed == 9  # a flag beats the file
+
+
+def test_stated_statures_reach_the_config_left_person_first_zero_unknown():
+    args = cli.build_parser().parse_args(["reconstruct", "in.mp4", "-o", "out", "--statures", "1.82", "0"])
+    cfg = cli._reconstruct_config(args)
+    np.testing.assert_array_equal(cfg.stated_statures(), [1.82, np.nan])
+    args = cli.build_parser().parse_args(["reconstruct", "in.mp4", "-o", "out", "--statures", "0", "0"])
+    assert cli._reconstruct_config(args).stated_statures() is None
 
 
 @pytest.mark.parametrize("argv, key", [
@@ -136,6 +145,8 @@ def test_every_project_error_has_one_base_and_user_errors_exit_2():
     (["--device", "nonsense"], "device: not a torch device: 'nonsense'"),
     (["--export", "bvh,fbx"], "export: unknown format 'fbx' (known: bvh, glb, smpl)"),
     (["--export", "smpl"], "export: smpl writes SMPL / SMPL-X parameters, which needs that body"),
+    (["--statures", "175", "0"], "statures: a standing height in metres (0.5-2.5) or 0 for not known, got 175"),
+    (["--statures", "1.8", "1.6", "--max-people", "3"], "statures: only for a pair (max_people 2)"),
 ])
 def test_bad_values_are_user_errors_before_any_work(capsys, tmp_path, monkeypatch, flags, message):
     """Issue 15 cases 5 and 7: each bad value a one-line error and exit 2, before perception runs (the video

@@ -1,6 +1,8 @@
 """Observation model: camera placement, exact projection, determinism, occlusion from geometry, drop-out rates."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -265,3 +267,13 @@ def test_mesh_occlusion_with_body_model_vertices():
     assert capsules.occluded[:, rear][:, torso].all()
     agree = (capsules.occluded == obs.occluded).mean()
     assert agree > 0.85
+
+
+def test_a_pair_observation_keeps_its_stated_statures_through_a_file(tmp_path):
+    from socialmirror.data.observation import PairObservation
+    T = 3
+    obs = PairObservation(np.zeros((T, 2, 24, 3), np.float32), np.zeros((T, 2, 3), np.float32), np.eye(3),
+                          (640, 480), 30.0, np.array([4, 7]), statures=np.array([1.8, np.nan]))
+    loaded = PairObservation.load(obs.save(tmp_path / "pair.npz"))
+    np.testing.assert_array_equal(loaded.statures, [1.8, np.nan])
+    assert PairObservation.load(replace(obs, statures=None).save(tmp_path / "none.npz")).statures is None

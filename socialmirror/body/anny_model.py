@@ -78,6 +78,7 @@ class SkinRig:
 class AnnyBodyModel(BodyModel):
     name = "anny"
     shape_dim = 6
+    shape_range = (0.0, 1.0)
 
     def __init__(self, cache_dir=None):
         super().__init__()

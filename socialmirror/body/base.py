@@ -43,6 +43,7 @@ class BodyModel(nn.Module, abc.ABC):
 
     name: str
     shape_dim: int
+    shape_range: tuple[float, float] | None = None  # bounds of every shape value (anny's phenotypes: [0, 1])
 
     @property
     @abc.abstractmethod
@@ -92,6 +93,35 @@ class BodyModel(nn.Module, abc.ABC):
         batch = () if shape is None else shape.shape[:-1]
         eye = torch.eye(3, device=self.device).expand(*batch, NUM_JOINTS, 3, 3)
         return self.forward(eye, shape).joints
+
+    def standing_height(self, shape: torch.Tensor | None = None) -> torch.Tensor:
+        """(...,) top of the head to the sole in the rest pose, metres: the height a person would say they are
+        (the skeleton's stature, ``skeleton.stature``, is shorter: the head's top and the soles lie beyond it)."""
+        batch = () if shape is None else shape.shape[:-1]
+        eye = torch.eye(3, device=self.device).expand(*batch, NUM_JOINTS, 3, 3)
+        up = self.forward(eye, shape).vertices[..., 1]  # y is up in the body frame
+        return up.amax(-1) - up.amin(-1)
+
+    def shape_of_height(self, shape: torch.Tensor, height: torch.Tensor | float, steps: int = 4) -> torch.Tensor:
+        """``shape`` (..., S) moved to the standing ``height`` (metres), least in shape units: Newton steps
+        along the height's gradient, within ``shape_range`` (a bound value stops moving outward). The height
+        is nearly linear in the shape, so a few steps land within a millimetre where the range allows it."""
+        target = torch.as_tensor(height, dtype=torch.float32, device=self.device)
+        s = shape.detach().float().clone()
+        for _ in range(steps):
+            with torch.enable_grad():
+                probe = s.clone().requires_grad_(True)
+                h = self.standing_height(probe)
+                (grad,) = torch.autograd.grad(h.sum(), probe)
+            gap = target - h.detach()
+            if self.shape_range is not None:
+                lo, hi = self.shape_range
+                outward = ((s <= lo) & (grad * gap[..., None] < 0)) | ((s >= hi) & (grad * gap[..., None] > 0))
+                grad = torch.where(outward, torch.zeros_like(grad), grad)
+            s = s + grad * (gap / grad.square().sum(-1).clamp_min(1e-9))[..., None]
+            if self.shape_range is not None:
+                s = s.clamp(*self.shape_range)
+        return s
 
     def joints(self, rotmats: torch.Tensor, shape: torch.Tensor | None = None,
                transl: torch.Tensor | None = None) -> torch.Tensor:

@@ -423,6 +423,8 @@ class PairObservation:
     # per-joint visibility (T, 2, 24): the 3D evidence of the fit (None where there is none).
     world_joints: np.ndarray | None = None
     world_confidence: np.ndarray | None = None
+    # Each person's standing height (m) as the user states it, NaN where not known (None: neither known).
+    statures: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -435,16 +437,18 @@ class PairObservation:
                             up=np.asarray(self.up if self.up is not None else [np.nan] * 3, dtype=np.float64),
                             notes=np.asarray(self.notes, dtype=str),
                             **({} if self.world_joints is None else
-                               {"world_joints": self.world_joints, "world_confidence": self.world_confidence}))
+                               {"world_joints": self.world_joints, "world_confidence": self.world_confidence}),
+                            **({} if self.statures is None else {"statures": self.statures}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PairObservation:
         with np.load(path, allow_pickle=False) as z:
             world = (z["world_joints"], z["world_confidence"]) if "world_joints" in z.files else (None, None)
             up = tuple(float(v) for v in z["up"]) if np.isfinite(z["up"]).all() else None
+            statures = z["statures"] if "statures" in z.files else None
             return PairObservation(z["keypoints2d"], z["boxes"], z["intrinsics"],
                                    tuple(int(v) for v in z["image_size"]), float(z["fps"]), z["track_ids"], up,
-                                   tuple(str(n) for n in z["notes"]), *world)
+                                   tuple(str(n) for n in z["notes"]), *world, statures)
 
 
 @dataclass(kw_only=True)

@@ -64,6 +64,9 @@ class RenderSettings:
     level_camera: bool = False  # as `reconstruct --level-camera`: the pipeline assumes a level camera
     bridge_missed: bool = True  # as `reconstruct --set bridge_missed=false` when False
     unfuse: bool = True  # as `reconstruct --set unfuse=false` when False
+    # Each matched person's standing height given to the fit, as a user states it with `reconstruct
+    # --statures`: the ground truth's bodies' (what knowing the people's heights is worth).
+    stated_statures: bool = False
 
     def __post_init__(self):
         from socialmirror.config import ConfigError
@@ -367,6 +370,9 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
     uv = camera.project(camera.to_camera(body_joints))
     in_image = camera.in_image(uv)
     matching = match_people(observation.keypoints2d, uv, in_image)
+    statures = true_statures(body, params.shape)
+    if settings.stated_statures:
+        observation = replace(observation, statures=statures[np.argsort(matching.order)])
     gt_verts = None
     if with_vertices and params.method == "sequence":  # the ground truth's own bodies: VPE is exact
         verts = _body_vertices(body, params) if verts is None else verts
@@ -379,10 +385,18 @@ def prepare_case(seq30: TwoPersonSequence, body, camera_rng: np.random.Generator
         "order": matching.order, "mean_iou": round(float(np.trace(matching.iou[:, matching.order])) / 2, 3),
         "detection_rate": round(float(matching.detected.mean()), 4),
         "correct_detection_rate": round(float((matching.frame_iou >= 0.5).mean()), 4),
+        "standing_heights": [round(float(h), 3) for h in statures],
         "gt_in_view_rate": round(float((in_image.sum(-1) >= MIN_DETECTED_JOINTS).mean()), 4),
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
     return RenderedCase(observation, perception, stages, matching, gt_verts, camera, record)
+
+
+def true_statures(body, shape) -> np.ndarray:
+    """(2,) the ground truth's bodies' standing heights (metres), ground-truth order."""
+    import torch
+    with torch.no_grad():
+        return body.standing_height(torch.as_tensor(np.asarray(shape, dtype=np.float32))).numpy().astype(np.float64)
 
 
 def _body_vertices(body, params) -> np.ndarray:
@@ -506,5 +520,6 @@ def protocol_record(settings: RenderSettings, cache: RenderCache, seed: int) -> 
 
 
 __all__ = ["RENDER_PROTOCOL_VERSION", "Matching", "RenderCache", "RenderSettings", "RenderedCase",
-           "SkippedSequence", "body_parameters", "clip_sequence", "exact_vertices", "match_people", "prepare_case", "protocol_record", "render_video", "sample_appearance", "scaled_camera", "worker_init",
-           "worker_prepare"]
+           "SkippedSequence", "body_parameters", "clip_sequence", "exact_vertices", "match_people",
+           "prepare_case", "protocol_record", "render_video", "sample_appearance", "scaled_camera", "true_statures",
+           "worker_init", "worker_prepare"]

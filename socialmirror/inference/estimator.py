@@ -582,7 +582,8 @@ class TwoPersonMotionEstimator:
         clips = annotations.clips if isinstance(annotations, Annotations) else list(annotations or [])
         evidence = FitEvidence(kp, np.asarray(observation.intrinsics, dtype=np.float32),
                                tuple(int(v) for v in observation.image_size), observation.world_joints,
-                               observation.world_confidence, contact_rows(clips, kp.shape[0]), observation.up)
+                               observation.world_confidence, contact_rows(clips, kp.shape[0]), observation.up,
+                               observation.statures)
         fitted, report = fit_to_evidence(self.body, result["rotmats"], result["transl"], result["shape"],
                                          evidence, self.config.fit)
         if not np.isfinite(fitted.joints).all():

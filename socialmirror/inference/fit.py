@@ -12,7 +12,7 @@ Objective (every term a mean of squared residuals divided by a sigma, so the wei
 sigmas"; see `EvidenceFitConfig` for each sigma and why):
 
     E = E_2D + w_3D E_3D + E_rot + E_pos + E_acc + w_c E_contact + w_p E_pen + w_l E_limits
-        + w_g (E_ground + E_tilt) + E_shape
+        + w_g (E_ground + E_tilt) + E_shape [+ E_stature]
 
 * E_2D: Geman-McClure on the reprojection error in person heights, confidence-weighted, over the keypoints
   that are confident and inside the image. Joints outside the image or below the confidence are left to the
@@ -37,6 +37,9 @@ sigmas"; see `EvidenceFitConfig` for each sigma and why):
   people's sizes and depths together (docs/architecture.md: what one view can and cannot tell).
   Measured on the real clip: the two fighters' depths 3.8 / 5.1 m without the floor and shape, 3.9 / 4.8 m
   with them (they fight at arm's length: the image cannot give their true distance).
+* E_stature, only where the user states a person's standing height (`FitEvidence.statures`, `reconstruct
+  --statures`): the shape's height held to it. The person starts with a shape of that height, moved along the
+  camera ray by the ratio of the heights (`at_stated_heights`): the size that one view cannot give, given.
 
 Variables (`FitVariables`): per frame and person the 24 local rotations (6D) and the pelvis translation, per
 person the shape (anny phenotypes through a sigmoid), and the floor. Adam with a cosine-decayed step.
@@ -103,6 +106,7 @@ class EvidenceFitConfig:
     depth_from_keypoints: bool = True
     depth_tolerance: float = 0.1
     shape_sigma: float = 0.15  # phenotype units (each in [0, 1])
+    stature_sigma: float = 0.01  # m: a stated height (`FitEvidence.statures`) holds the shape's height to it
     # The descent's gradient is summed over spans of this many frames, one span's graph in memory at a time:
     # the same objective and gradient as the whole sequence at once, in memory that does not grow with it.
     # Each span costs a fixed overhead per iteration (spans of 256 frames made a 1547-frame fit 2.3x slower),
@@ -116,7 +120,7 @@ class EvidenceFitConfig:
             raise ValueError("fit.span_frames must be >= 1")
         for name in ("reprojection_sigma", "reprojection_robust_scale", "rotation_sigma",
                      "position_sigma", "acceleration_sigma", "contact_sigma", "penetration_sigma", "limit_sigma",
-                     "ground_sigma", "ground_tilt_sigma", "shape_sigma"):
+                     "ground_sigma", "ground_tilt_sigma", "shape_sigma", "stature_sigma"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"fit.{name} must be positive")
 
@@ -133,6 +137,8 @@ class FitEvidence:
     # Annotated contacts unrolled per frame: (frame, joint of person 0, joint of person 1, weight).
     contacts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     up: tuple[float, float, float] | None = None  # the world's up in the camera frame (None: no floor term)
+    # Each person's standing height (m) where the user knows it, NaN where not (None: neither is known).
+    statures: np.ndarray | None = None
 
 
 @dataclass
@@ -225,6 +231,15 @@ class EvidenceObjective:
             probe = torch.cat([self.start_shape[:, None] + steps, self.start_shape[:, None] - steps], 1)  # (2, 2S, S)
             rest = body.rest_joints(probe)  # (2, 2S, 24, 3)
             self.rest_jacobian = ((rest[:, :S] - rest[:, S:]) / (2 * eps)).permute(0, 2, 3, 1)  # (2, 24, 3, S)
+        self.statures = None
+        if evidence.statures is not None and config.fit_shape:
+            # The standing height as a linear function of the shape around the start, as the rest skeleton.
+            with torch.enable_grad():
+                probe = self.start_shape.clone().requires_grad_(True)
+                height = body.standing_height(probe)
+                (self.height_jacobian,) = torch.autograd.grad(height.sum(), probe)  # (2, S)
+            self.start_height = height.detach()
+            self.statures = as_t(evidence.statures)
         self.K = as_t(evidence.intrinsics)
         kp = as_t(evidence.keypoints2d)
         finite = torch.isfinite(kp).all(-1)
@@ -347,6 +362,11 @@ class EvidenceObjective:
         if cfg.fit_shape:
             out["shape_prior"] = (v.shape - self.start_shape).square().sum(-1).mean() / cfg.shape_sigma ** 2 \
                 * shared
+        if self.statures is not None:
+            known = torch.isfinite(self.statures)
+            height = self.start_height + (self.height_jacobian * (v.shape - self.start_shape)).sum(-1)
+            gap = torch.where(known, height - torch.nan_to_num(self.statures), torch.zeros_like(height))
+            out["stature"] = gap.square().sum() / known.sum().clamp_min(1) / cfg.stature_sigma ** 2 * shared
         return out
 
     def sphere_pairs(self, joints: Tensor) -> Tensor:
@@ -397,6 +417,8 @@ def fit_to_evidence(body: BodyModel, rotmats: np.ndarray, transl: np.ndarray, sh
     as_t = (lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device))  # noqa: E731
     up = as_t(evidence.up if evidence.up is not None else (0.0, -1.0, 0.0))
     start = FitVariables(as_t(rotmats), as_t(transl), as_t(shape), up / up.norm(), torch.zeros((), device=device))
+    if evidence.statures is not None:
+        start = at_stated_heights(body, start, evidence.statures)
     objective = EvidenceObjective(body, start, evidence, cfg)
     if cfg.depth_from_keypoints:
         start = place_in_depth(objective, start, cfg.depth_tolerance)
@@ -413,6 +435,23 @@ def fit_to_evidence(body: BodyModel, rotmats: np.ndarray, transl: np.ndarray, sh
     numpy = (lambda t: t.detach().cpu().numpy())  # noqa: E731
     fitted = FittedMotion(numpy(best.rotmats), numpy(best.transl), numpy(joints), numpy(best.shape))
     return fitted, FitReport(before, after, time.perf_counter() - t_start)
+
+
+def at_stated_heights(body: BodyModel, start: FitVariables, statures: np.ndarray) -> FitVariables:
+    """Each person whose standing height is known (``statures`` (2,), NaN where not) given a shape of that
+    height (`BodyModel.shape_of_height`) and moved along the camera ray by the ratio of the heights: a body
+    k times taller spans the same pixels k times farther away, so the image is unchanged and the fit starts
+    from the depth that the known size gives."""
+    target = torch.as_tensor(np.asarray(statures, dtype=np.float32), device=start.shape.device)
+    known = torch.isfinite(target)
+    if not bool(known.any()):
+        return start
+    with torch.no_grad():
+        before = body.standing_height(start.shape)
+        sized = body.shape_of_height(start.shape, torch.where(known, target, before))
+        ratio = torch.where(known, body.standing_height(sized) / before.clamp_min(0.1), torch.ones_like(before))
+        shape = torch.where(known[:, None], sized, start.shape)
+    return FitVariables(start.rotmats, start.transl * ratio[:, None], shape, start.floor_normal, start.floor_offset)
 
 
 def place_in_depth(objective: EvidenceObjective, start: FitVariables, tolerance: float = 0.0,
@@ -490,4 +529,5 @@ def _descend(objective: EvidenceObjective, start: FitVariables, cfg: EvidenceFit
 
 
 __all__ = ["DERIVED_KEYPOINTS", "EvidenceFitConfig", "EvidenceObjective", "FOOT_JOINTS", "FitEvidence", "FitReport",
-           "FitVariables", "FittedMotion", "FrameSpan", "fit_to_evidence", "person_heights", "place_in_depth"]
+           "FitVariables", "FittedMotion", "FrameSpan", "at_stated_heights", "fit_to_evidence", "person_heights",
+           "place_in_depth"]

@@ -183,7 +183,7 @@ def scene(chosen, parts: dict) -> tuple[PairObservation, object]:
 def _observed(observation: PairObservation) -> list:
     """What the 3D stages read of the observation (their cache keys)."""
     return [observation.keypoints2d, observation.boxes, observation.intrinsics, observation.image_size,
-            observation.world_joints, observation.world_confidence, observation.up]
+            observation.world_joints, observation.world_confidence, observation.up, observation.statures]
 
 
 def _estimator(models: Models, method, seed: int):
