@@ -19,6 +19,7 @@ import numpy as np
 
 from socialmirror import pipeline
 from socialmirror.config import ConfigError, check_device, check_seed, check_threads, to_dict
+from socialmirror.errors import InputError
 from socialmirror.inference.methods import MethodConfig, method_config
 from socialmirror.io import output_file, output_folder, output_lock, remove_stale_temporaries
 from socialmirror.pipeline import AnnotatorSettings, CameraSettings, ExportOptions, StageCache, VideoInput
@@ -53,8 +54,9 @@ class ReconstructConfig:
     # People reconstructed, at most: 2, the closest pair; more, everyone seen in a tenth of the frames up to this
     # many, each with their closest partner (the detector looks for at least three, to choose among them).
     max_people: int = 2
-    # The pair's standing heights in metres, left person first (0: not known): the fit's bodies get them.
-    statures: tuple[float, float] | None = None
+    # The people's standing heights in metres, left to right as reconstructed (0: not known): the fit's bodies
+    # get them. One per person: two for the pair, up to max_people with more.
+    statures: tuple[float, ...] | None = None
     seed: int = 0
     render: bool = True
     render_view: str = "both"  # both | overlay (the frames with the meshes) | side (the side view)
@@ -97,20 +99,22 @@ class ReconstructConfig:
     def _check_statures(self) -> None:
         if self.statures is None:
             return
-        if len(self.statures) != 2:
-            raise ConfigError(f"statures: two heights (left person, right person), got {len(self.statures)}")
-        if self.max_people != 2:
-            raise ConfigError("statures: only for a pair (max_people 2): with more people, which height is whose "
-                              "is not defined")
+        if not 2 <= len(self.statures) <= self.max_people:
+            raise ConfigError(f"statures: one height per person reconstructed, left to right (2 to max_people = "
+                              f"{self.max_people}), got {len(self.statures)}")
         for h in self.statures:
             if h != 0 and not 0.5 <= h <= 2.5:
                 raise ConfigError(f"statures: a standing height in metres (0.5-2.5) or 0 for not known, got {h:g}")
 
-    def stated_statures(self) -> np.ndarray | None:
-        """(2,) the pair's stated heights, NaN where not known; None when none is."""
+    def stated_statures(self, track_ids) -> dict[int, float] | None:
+        """{track id: stated height, NaN where not known} for the people reconstructed (``track_ids``, left to
+        right); None when no height is stated. InputError when the count differs from the people found."""
         if self.statures is None or not any(self.statures):
             return None
-        return np.array([h if h > 0 else np.nan for h in self.statures], dtype=np.float64)
+        if len(self.statures) != len(track_ids):
+            raise InputError(f"--statures gives {len(self.statures)} heights but {len(track_ids)} people are "
+                             f"reconstructed (track ids {', '.join(map(str, track_ids))}, left to right)")
+        return {int(i): (h if h > 0 else np.nan) for i, h in zip(track_ids, self.statures)}
 
     @property
     def detected_people(self) -> int:
@@ -222,11 +226,12 @@ def _reconstruct_people(models, perception, cache: StageCache, cfg: ReconstructC
     """The people of the video (``pipeline.people``), pair by pair (each person with their closest partner),
     joined into one scene: (observation, [(pair ids, semantics)] of every pair, the closest first, estimate)."""
     chosen = pipeline.people(perception, cfg.max_people)
+    stated = cfg.stated_statures(chosen.ids)
     parts, semantics = {}, []
     for ids in chosen.pairs:
         observation = pipeline.pair(perception, cache, cfg.camera(), ids)
-        if cfg.stated_statures() is not None:
-            observation = replace(observation, statures=cfg.stated_statures())
+        if stated is not None:
+            observation = replace(observation, statures=np.array([stated[int(i)] for i in observation.track_ids]))
         semantics.append((ids, pipeline.semantic_inputs(models, observation, cache, cfg.annotator_settings(),
                                                         seed=cfg.seed, perception=perception,
                                                         text_encoder=cfg.text_encoder, progress=cfg.progress)))

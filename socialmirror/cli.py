@@ -106,9 +106,10 @@ def _add_reconstruct_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-viewer", dest="viewer", action="store_false", default=None, help="skip viewer.html")
     g.add_argument("--max-people", type=int, metavar="N",
                    help="reconstruct up to N people, each with their closest partner (default 2: the closest pair)")
-    g.add_argument("--statures", type=float, nargs=2, metavar=("LEFT", "RIGHT"),
-                   help="the two people's standing heights in metres, the left one first (0: not known): the fit "
-                        "gives them bodies of that height, which fixes their distance from the camera")
+    g.add_argument("--statures", type=float, nargs="+", metavar="HEIGHT",
+                   help="the people's standing heights in metres, left to right, one per person reconstructed (0: "
+                        "not known): the fit gives them bodies of that height, which fixes their distance from the "
+                        "camera")
 
 
 _PIPELINE_FLAGS = ("annotator", "vlm_url", "vlm_model", "vlm_timeout", "focal", "intrinsics", "level_camera",

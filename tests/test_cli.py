@@ -54,12 +54,20 @@ def test_flags_config_and_overrides_resolve_in_order(tmp_path):
     assert cli._reconstruct_config(args).seed == 9  # a flag beats the file
 
 
-def test_stated_statures_reach_the_config_left_person_first_zero_unknown():
+def test_stated_statures_reach_the_people_left_to_right_zero_unknown():
+    from socialmirror.errors import InputError
     args = cli.build_parser().parse_args(["reconstruct", "in.mp4", "-o", "out", "--statures", "1.82", "0"])
     cfg = cli._reconstruct_config(args)
-    np.testing.assert_array_equal(cfg.stated_statures(), [1.82, np.nan])
+    stated = cfg.stated_statures((7, 3))  # track ids, left to right
+    assert stated[7] == 1.82 and np.isnan(stated[3])
     args = cli.build_parser().parse_args(["reconstruct", "in.mp4", "-o", "out", "--statures", "0", "0"])
-    assert cli._reconstruct_config(args).stated_statures() is None
+    assert cli._reconstruct_config(args).stated_statures((7, 3)) is None
+    args = cli.build_parser().parse_args(["reconstruct", "in.mp4", "-o", "out", "--max-people", "4",
+                                          "--statures", "1.6", "1.7", "1.8"])
+    cfg = cli._reconstruct_config(args)
+    assert cfg.stated_statures((1, 2, 5)) == {1: 1.6, 2: 1.7, 5: 1.8}
+    with pytest.raises(InputError, match="gives 3 heights but 4 people are reconstructed"):
+        cfg.stated_statures((1, 2, 5, 6))
 
 
 @pytest.mark.parametrize("argv, key", [
@@ -146,7 +154,8 @@ def test_every_project_error_has_one_base_and_user_errors_exit_2():
     (["--export", "bvh,fbx"], "export: unknown format 'fbx' (known: bvh, glb, smpl)"),
     (["--export", "smpl"], "export: smpl writes SMPL / SMPL-X parameters, which needs that body"),
     (["--statures", "175", "0"], "statures: a standing height in metres (0.5-2.5) or 0 for not known, got 175"),
-    (["--statures", "1.8", "1.6", "--max-people", "3"], "statures: only for a pair (max_people 2)"),
+    (["--statures", "1.8", "1.6", "1.7"], "statures: one height per person reconstructed, left to right (2 to "
+                                          "max_people = 2), got 3"),
 ])
 def test_bad_values_are_user_errors_before_any_work(capsys, tmp_path, monkeypatch, flags, message):
     """Issue 15 cases 5 and 7: each bad value a one-line error and exit 2, before perception runs (the video

@@ -141,6 +141,26 @@ def test_every_person_of_a_scene_is_reconstructed_up_to_max_people(tmp_path, xs)
 
 
 @needs_weights
+def test_stated_heights_reach_each_person_of_a_scene_left_to_right(capsys, tmp_path):
+    """--statures with --max-people: one height per person, left to right, 0 for not known; each stated
+    person's body gets that height, and a count other than the people found is a one-line error."""
+    scene = _render_people(tmp_path / "scene", [-1.5, -0.45, 0.6], size=(800, 360))
+    from socialmirror.body import build_body_model
+    height = float(build_body_model("anny").standing_height())  # every rendered body is anny's average
+    out = tmp_path / "o"
+    flags = ["--max-people", "3", "--no-render", "--no-viewer", "--seed", "0", "--focal", "720"]  # 0.9 W
+    assert cli.main(["reconstruct", str(scene), "-o", str(out), *flags, "--statures", f"{height:.3f}", "0",
+                     f"{height:.3f}"]) == 0
+    with np.load(out / "result.npz") as z:
+        shape, transl = z["shape"], z["transl"]
+    fitted = build_body_model("anny").standing_height(torch.as_tensor(shape)).numpy()
+    np.testing.assert_allclose(fitted[[0, 2]], height, atol=0.01)
+    assert np.abs(np.median(transl[:, [0, 2], 2], axis=0) - 4.0).max() < 0.3  # the depth the true size gives
+    rc, line = _run(capsys, "reconstruct", str(scene), "-o", str(out), *flags, "--statures", "1.7", "1.7")
+    assert rc == 2 and "gives 2 heights but 3 people are reconstructed" in line, line
+
+
+@needs_weights
 def test_three_people_closest_pair_chosen_and_reported(capsys, tmp_path, caplog):
     three = _render_people(tmp_path / "three", [-1.6, 0.25, 0.95])
     from socialmirror.api import ReconstructConfig, reconstruct

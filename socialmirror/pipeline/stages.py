@@ -169,7 +169,8 @@ def scene(chosen, parts: dict) -> tuple[PairObservation, object]:
                           boxes=stack([o.boxes for o, _, _ in sources]), track_ids=np.asarray(chosen.ids, np.int64),
                           notes=tuple(n for o, _ in parts.values() for n in o.notes),
                           world_joints=stack([o.world_joints for o, _, _ in sources]),
-                          world_confidence=stack([o.world_confidence for o, _, _ in sources]))
+                          world_confidence=stack([o.world_confidence for o, _, _ in sources]),
+                          statures=stack([o.statures for o, _, _ in sources], axis=0))
     fields = {name: stack([getattr(e, name) for _, e, _ in sources], axis=0 if name == "shape" else 1)
               for name in MotionEstimate._ARRAYS}
     timings = {}
