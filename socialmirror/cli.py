@@ -193,7 +193,8 @@ def cmd_live(args) -> int:
     from socialmirror.live import LiveSettings, run_live
     settings = LiveSettings(window=args.window, stride=args.stride, realtime=args.realtime,
                             max_frames=args.max_frames, method=args.method or "socialmirror", seed=args.seed or 0,
-                            perception_workers=args.perception_workers, fit_iterations=args.fit_iterations)
+                            perception_workers=args.perception_workers, fit_iterations=args.fit_iterations,
+                            statures=tuple(args.statures) if args.statures else None)
     summary_path = output_file(args.summary_json) if args.summary_json else None
     out = open(output_file(args.out), "w", encoding="utf-8") if args.out else sys.stdout
     import torch
@@ -405,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-iterations", type=int, metavar="N",
                    help="iterations of the fit to the evidence per window (default: the method's, 150); fewer "
                         "trade accuracy for latency")
+    p.add_argument("--statures", type=float, nargs=2, metavar=("PERSON0", "PERSON1"),
+                   help="the two people's standing heights in metres, person 0 first (the first window's left "
+                        "person; 0: not known), as reconstruct --statures")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads for the 3D stages (default 1)")
     p.add_argument("--perception-workers", type=int, default=2, metavar="N",

@@ -55,6 +55,9 @@ class LiveSettings:
     seed: int = 0
     # Frames detected at once, each by its own detector; they share the cores with the 3D stages' thread.
     perception_workers: int = 2
+    # The two people's standing heights in metres, person 0 first (the first window's left person), 0 for not
+    # known: as `reconstruct --statures`, each window's fit gives them bodies of that height.
+    statures: tuple[float, float] | None = None
 
     def __post_init__(self):
         if not 2 <= self.window:
@@ -71,6 +74,10 @@ class LiveSettings:
             raise ConfigError(f"live perception workers: at least 1, got {self.perception_workers}")
         if self.fit_iterations is not None and self.fit_iterations < 0:
             raise ConfigError(f"live fit iterations: not negative, got {self.fit_iterations}")
+        if self.statures is not None and (len(self.statures) != 2 or
+                                          any(h != 0 and not 0.5 <= h <= 2.5 for h in self.statures)):
+            raise ConfigError(f"live statures: two standing heights in metres (0.5-2.5, 0 for not known), got "
+                              f"{list(self.statures)}")
 
     def method_config(self):
         """The method each window is reconstructed with: its preset, with ``fit_iterations`` where given."""
@@ -246,17 +253,34 @@ def same_people_order(previous: tuple[list[int], np.ndarray] | None, frames: lis
     return (1, 0) if cost((1, 0)) < cost((0, 1)) else (0, 1)
 
 
-def _reconstruct_window(models, detections: list, size: tuple[int, int], fps: float, settings: LiveSettings):
-    """(observation, estimate) of a window's closest pair; ``InputError`` when it has no pair."""
+def window_statures(statures, order) -> np.ndarray | None:
+    """The stated heights (person 0, person 1 as the records emit them; 0 = not known) in a window's own
+    order of the pair, whose person ``order[j]`` is emitted as person j; NaN where not known."""
+    if statures is None or not any(statures):
+        return None
+    out = np.full(2, np.nan)
+    out[list(order)] = [h if h > 0 else np.nan for h in statures]
+    return out
+
+
+def _reconstruct_window(models, detections: list, indices: list[int], size: tuple[int, int], fps: float,
+                        settings: LiveSettings, previous=None):
+    """(observation, estimate, order) of a window's closest pair, ``order`` the persons' order that keeps the
+    previous record's (``same_people_order``), known before the 3D stages so that stated heights reach the
+    right person; ``InputError`` when the window has no pair."""
+    from dataclasses import replace
+
     from socialmirror import pipeline
     from socialmirror.perception.tracking import track
     tracks = track(detections, fps=fps, image_size=size)
     cache = pipeline.StageCache(None)
     observation = pipeline.pair(pipeline.Perception(None, tracks), cache)
+    order = same_people_order(previous, indices, observation.keypoints2d)
+    observation = replace(observation, statures=window_statures(settings.statures, order))
     semantics = (lambda: pipeline.semantic_inputs(models, observation, cache, seed=settings.seed,  # noqa: E731
                                                   progress=False))
     return observation, pipeline.estimate(models, observation, settings.method_config(), cache, seed=settings.seed,
-                                          semantics=semantics, progress=False)
+                                          semantics=semantics, progress=False), order
 
 
 def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callable[[dict], None] = print,
@@ -347,20 +371,19 @@ class _WindowWorker:
         self.summary.frames_in_no_window += len(self.waiting) - len(taken)  # slid out while the 3D ran
         self.waiting.clear()
         self.new = 0
-        future = self.pool.submit(_reconstruct_window, self.models, detections, self.feed.size, self.feed.fps,
-                                  self.settings)
+        future = self.pool.submit(_reconstruct_window, self.models, detections, indices, self.feed.size,
+                                  self.feed.fps, self.settings, self.previous)
         self.running = (future, indices, taken)
 
     def _collect(self) -> None:
         future, indices, taken = self.running
         self.running = None
         try:
-            observation, estimate = future.result()
+            observation, estimate, order = future.result()
         except InputError as exc:
             self.summary.windows_without_pair += 1
             log.info("live window ending at frame %d: %s", indices[-1], exc)
             return
-        order = same_people_order(self.previous, indices, observation.keypoints2d)
         self.previous = (indices, np.asarray(observation.keypoints2d)[:, list(order)])
         record = window_record(self.summary.windows, indices, estimate, observation, order)
         latencies = [time.monotonic() - a for a in taken]
@@ -464,4 +487,4 @@ class LatestPage:
 
 
 __all__ = ["FrameFeed", "LatestPage", "LiveSettings", "LiveSummary", "parse_source", "run_live", "same_people_order",
-           "window_record"]
+           "window_record", "window_statures"]

@@ -37,7 +37,7 @@ def test_sources_are_told_apart_and_a_missing_one_is_a_clear_error(tmp_path):
 
 def test_bad_settings_are_one_line_errors():
     for kw in ({"window": 1}, {"stride": 0}, {"stride": 17}, {"buffer_frames": 0}, {"max_frames": 0},
-               {"stall_seconds": 0}, {"fit_iterations": -1}):
+               {"stall_seconds": 0}, {"fit_iterations": -1}, {"statures": (1.8,)}, {"statures": (180, 0)}):
         with pytest.raises(ConfigError):
             LiveSettings(**kw)
 
@@ -190,3 +190,12 @@ def test_the_people_keep_their_order_from_window_to_window():
     assert same_people_order(previous, later, keypoints(later, (102, 298))) == (0, 1)
     assert same_people_order(previous, list(range(30, 46)), keypoints(later, (300, 100))) == (0, 1)
     assert same_people_order(None, later, keypoints(later, (300, 100))) == (0, 1)
+
+
+def test_stated_heights_follow_each_person_into_the_windows_own_order():
+    """Person 0 (as emitted) is 1.80 m, person 1 not known: in a window whose pair is listed the other way
+    round (order (1, 0)), the window's person 1 gets 1.80."""
+    from socialmirror.live import window_statures
+    np.testing.assert_array_equal(window_statures((1.8, 0.0), (0, 1)), [1.8, np.nan])
+    np.testing.assert_array_equal(window_statures((1.8, 0.0), (1, 0)), [np.nan, 1.8])
+    assert window_statures((0.0, 0.0), (1, 0)) is None and window_statures(None, (0, 1)) is None
