@@ -18,7 +18,8 @@ from typing import Literal
 import numpy as np
 
 from socialmirror import pipeline
-from socialmirror.config import ConfigError, check_device, check_seed, check_threads, to_dict
+from socialmirror.config import ConfigError, check_device, check_seed, check_statures, check_threads, to_dict
+from socialmirror.data.observation import stated_statures
 from socialmirror.errors import InputError
 from socialmirror.inference.methods import MethodConfig, method_config
 from socialmirror.io import output_file, output_folder, output_lock, remove_stale_temporaries
@@ -102,19 +103,18 @@ class ReconstructConfig:
         if not 2 <= len(self.statures) <= self.max_people:
             raise ConfigError(f"statures: one height per person reconstructed, left to right (2 to max_people = "
                               f"{self.max_people}), got {len(self.statures)}")
-        for h in self.statures:
-            if h != 0 and not 0.5 <= h <= 2.5:
-                raise ConfigError(f"statures: a standing height in metres (0.5-2.5) or 0 for not known, got {h:g}")
+        check_statures(self.statures)
 
     def stated_statures(self, track_ids) -> dict[int, float] | None:
         """{track id: stated height, NaN where not known} for the people reconstructed (``track_ids``, left to
         right); None when no height is stated. InputError when the count differs from the people found."""
-        if self.statures is None or not any(self.statures):
+        heights = stated_statures(self.statures)
+        if heights is None:
             return None
-        if len(self.statures) != len(track_ids):
-            raise InputError(f"--statures gives {len(self.statures)} heights but {len(track_ids)} people are "
+        if len(heights) != len(track_ids):
+            raise InputError(f"--statures gives {len(heights)} heights but {len(track_ids)} people are "
                              f"reconstructed (track ids {', '.join(map(str, track_ids))}, left to right)")
-        return {int(i): (h if h > 0 else np.nan) for i, h in zip(track_ids, self.statures)}
+        return {int(i): float(h) for i, h in zip(track_ids, heights)}
 
     @property
     def detected_people(self) -> int:

@@ -221,6 +221,13 @@ def check_seed(seed: int, key: str = "seed") -> None:
         raise ConfigError(f"{key}: an integer from 0 to {MAX_SEED}, got {seed!r}")
 
 
+def check_statures(statures, key: str = "statures") -> None:
+    """Stated standing heights (`reconstruct` / `live --statures`): each in metres, or 0 for not known."""
+    for h in statures or ():
+        if h != 0 and not 0.5 <= h <= 2.5:
+            raise ConfigError(f"{key}: a standing height in metres (0.5-2.5) or 0 for not known, got {h:g}")
+
+
 def available_cores() -> int:
     """CPU cores this process may run on: its CPU affinity where the system has one (a container's or
     ``taskset``'s limit, which ``os.cpu_count`` does not see), else every core."""

@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from socialmirror.config import ConfigError
+from socialmirror.config import ConfigError, check_statures
 from socialmirror.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,9 @@ class LiveSettings:
             raise ConfigError(f"live perception workers: at least 1, got {self.perception_workers}")
         if self.fit_iterations is not None and self.fit_iterations < 0:
             raise ConfigError(f"live fit iterations: not negative, got {self.fit_iterations}")
-        if self.statures is not None and (len(self.statures) != 2 or
-                                          any(h != 0 and not 0.5 <= h <= 2.5 for h in self.statures)):
-            raise ConfigError(f"live statures: two standing heights in metres (0.5-2.5, 0 for not known), got "
-                              f"{list(self.statures)}")
+        if self.statures is not None and len(self.statures) != 2:
+            raise ConfigError(f"live statures: two standing heights, got {len(self.statures)}")
+        check_statures(self.statures, "live statures")
 
     def method_config(self):
         """The method each window is reconstructed with: its preset, with ``fit_iterations`` where given."""
@@ -256,10 +255,12 @@ def same_people_order(previous: tuple[list[int], np.ndarray] | None, frames: lis
 def window_statures(statures, order) -> np.ndarray | None:
     """The stated heights (person 0, person 1 as the records emit them; 0 = not known) in a window's own
     order of the pair, whose person ``order[j]`` is emitted as person j; NaN where not known."""
-    if statures is None or not any(statures):
+    from socialmirror.data.observation import stated_statures
+    heights = stated_statures(statures)
+    if heights is None:
         return None
-    out = np.full(2, np.nan)
-    out[list(order)] = [h if h > 0 else np.nan for h in statures]
+    out = np.empty(2)
+    out[list(order)] = heights
     return out
 
 

@@ -404,6 +404,13 @@ class ObservationConfig:
         return cls(noise=False, occlusion=False)
 
 
+def stated_statures(heights) -> np.ndarray | None:
+    """Stated standing heights as ``PairObservation.statures``: NaN for a 0 (not known); None when none is."""
+    if heights is None or not any(heights):
+        return None
+    return np.array([h if h > 0 else np.nan for h in heights], dtype=np.float64)
+
+
 @dataclass
 class PairObservation:
     """What the 3D stages see of a pair: for a video, the closest pair's detections (``socialmirror.pipeline``);
@@ -646,5 +653,5 @@ def occlusion_rate(obs: Observation) -> float:
 __all__: Sequence[str] = (
     "BODY_CAPSULES", "Camera", "CameraSampler", "CameraSpec", "Observation", "ObservationConfig",
     "ObservationModel", "capsule_occlusion", "mesh_occlusion", "observe",
-    "occlusion_rate", "place_camera", "to_smpl24_layout",
+    "occlusion_rate", "place_camera", "stated_statures", "to_smpl24_layout",
 )
