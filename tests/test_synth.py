@@ -350,3 +350,34 @@ def test_a_front_kick_chambers_the_knee_and_stops_short(samples):
     assert not seq.contacts and seq.meta["max_penetration_m"] == 0.0
     gap = min(cKDTree(seq.vertices[t, 1]).query(seq.vertices[t, 0], k=1)[0].min() for t in range(0, seq.num_frames, 4))
     assert gap > 0.05  # the foot stops short of the other's body
+
+
+def _forward(joints: np.ndarray) -> np.ndarray:
+    """(T, 24, 3) -> (T, 3) the horizontal way a person faces (their left is left_hip - right_hip, y up)."""
+    left = joints[:, JOINT_INDEX["left_hip"]] - joints[:, JOINT_INDEX["right_hip"]]
+    f = np.cross(left, [0.0, 1.0, 0.0])
+    f[:, 1] = 0.0
+    return f / np.linalg.norm(f, axis=-1, keepdims=True)
+
+
+def test_an_arm_round_the_shoulders_rests_on_the_far_shoulder_from_behind(samples):
+    """An arm round the shoulders: the two face one way, the partner on the acting arm's side; while the hand
+    touches, it rests on the top of the partner's far shoulder (the wrist above the joint) and the elbow is
+    behind the partner's back (the arm goes round, not through or in front)."""
+    seq = samples["arm_around"]
+    side = seq.meta["side"]
+    (hand, shoulder), = {(ja, jb) for ja, jb, _, _ in seq.contacts}
+    assert (hand, shoulder) == (f"{side}_wrist", f"{side}_shoulder")
+    one, two = seq.joints3d[:, 0], seq.joints3d[:, 1]
+    f1, f2 = _forward(one), _forward(two)
+    assert (f1 * f2).sum(-1).min() > 0.8
+    towards = two[:, 0] - one[:, 0]
+    own_side = one[:, JOINT_INDEX[f"{side}_hip"]] - one[:, JOINT_INDEX[f"{'left' if side == 'right' else 'right'}_hip"]]
+    assert ((towards * own_side).sum(-1) > 0).all()
+    touching = np.zeros(seq.num_frames, dtype=bool)
+    for _, _, t0, t1 in seq.contacts:
+        touching[t0:t1 + 1] = True
+    above = one[touching, JOINT_INDEX[hand], 1] - two[touching, JOINT_INDEX[shoulder], 1]
+    assert above.min() > 0.03
+    elbow = one[touching, JOINT_INDEX[f"{side}_elbow"]] - two[touching, JOINT_INDEX["spine3"]]
+    assert ((elbow * f2[touching]).sum(-1) < -0.05).all()

@@ -120,6 +120,13 @@ class Stage:
         return Posture(lean=u(-0.09, 0.35), side_lean=u(-0.07, 0.07), twist=u(-0.25, 0.25), crouch=crouch,
                        idle_reach=reach)
 
+    def swap_people(self) -> None:
+        """The two drawn people exchange roles (with their postures): for an interaction that one of them can
+        do to the other only one way round (the taller one's arm round the shorter one's shoulders). The
+        synthesizer realises the plan with ``self.people`` as it is after the script."""
+        self.people = self.people[::-1]
+        self.postures = self.postures[::-1]
+
     def u(self, lo: float, hi: float) -> float:
         return float(self.rng.uniform(lo, hi))
 

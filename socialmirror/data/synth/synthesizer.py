@@ -28,6 +28,8 @@ kick_dodge     none: a front kick at the other's middle, who sways back out of r
 walk_together  none: side by side, same speed, each with their own cadence
 walk_past      none: towards each other on parallel lines, passing a body width or more apart
 talk           none: 1-2 m apart, taking turns to speak, the speaker gesturing, the listener nodding
+arm_around     (right_wrist, right_shoulder): side by side, one arm round the other's back, the hand resting on
+               the far shoulder
 ============== ==================================================================================
 
 A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
@@ -70,6 +72,7 @@ INTERACTIONS = {
     "walk_together": locomotion.walk_together,
     "walk_past": locomotion.walk_past,
     "talk": conversation.talk,
+    "arm_around": touch.arm_around,
 }
 
 
@@ -199,7 +202,7 @@ class InteractionSynthesizer:
             stage = Stage(rng, T, cfg.fps, people, cfg.posture_spread)
             try:
                 plan = INTERACTIONS[act](stage)
-                seq = self._realise(plan, people, stage, name)
+                seq = self._realise(plan, stage.people, stage, name)  # a script may swap the two's roles
             except Retry as e:
                 reasons.append(f"{act}: {e}")
                 continue

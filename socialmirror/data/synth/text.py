@@ -125,6 +125,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person feels the other's hand on {p} {sd} shoulder and looks at {q}.",
          "a person gets a friendly pat on the {sd} shoulder from others."),
     ),
+    "arm_around": (
+        ("a person puts {p} {sd} arm around the other's shoulders.",
+         "a person stands beside others with {p} arm around the other, {p} {h} resting on the other's {osd} shoulder.",
+         "a person wraps {p} {sd} arm around others and rests {p} hand on the far shoulder.",
+         "a person stands next to the other and puts an arm around {q}."),
+        ("a person stands beside others with the other's arm around {p} shoulders.",
+         "a person stands still while the other puts an arm around {r}.",
+         "a person lets the other rest a hand on {p} {sd} shoulder, side by side.",
+         "a person stands next to others, the other's arm around {p} shoulders."),
+    ),
     "walk_together": (
         ("a person walks side by side with others.",
          "a person walks forward next to the other.",

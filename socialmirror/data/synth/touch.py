@@ -1,5 +1,5 @@
 """Touching the other's body: push, passing an object hand to hand, dancing holding both hands, a pat on the
-shoulder.
+shoulder, an arm round the shoulders.
 
 Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-handed draws mirror them):
 - push: (left_wrist, right_collar) and (right_wrist, left_collar): both palms on the other's upper chest
@@ -10,7 +10,9 @@ Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-han
 - dance: (left_wrist, right_wrist) and (right_wrist, left_wrist): both hands held palm to palm while the
   couple sways;
 - pat_shoulder: (right_wrist, left_shoulder): the palm comes down on the top of the other's shoulder and pats
-  it two to four times (annotated on the frames the palm is down), from the front or standing beside them.
+  it two to four times (annotated on the frames the palm is down), from the front or standing beside them;
+- arm_around: (right_wrist, right_shoulder): side by side, facing one way, the arm goes round the other's back
+  and neck and the hand comes down on the top of their far shoulder (of the same name), where it rests.
 """
 from __future__ import annotations
 
@@ -208,3 +210,55 @@ def pat_shoulder(st: Stage) -> Plan:
     pa.hand_curl = curl
     return Plan("pat_shoulder", [pa, pb], [(f"{side}_wrist", f"{theirs}_shoulder")], side,
                 {"side_b": theirs, "facing": facing})
+
+
+def arm_around(st: Stage) -> Plan:
+    """Side by side, facing the same way (a photo, a walk's pause): person 1, the taller, puts one arm round
+    person 2's back and rests the hand on the top of person 2's far shoulder, and holds it there (the two drawn
+    people swap roles where the second is taller). Person 2 stands on that side,
+    a little ahead, so that the arm passes behind their back and neck; person 1 leans in (down to a smaller
+    partner). Both look ahead; person 1 glances at person 2 while the arm goes round."""
+    side = st.side()  # person 1's arm round person 2; both face one way, so the far shoulder has the same name
+    if st.people[1].shoulder_height > st.people[0].shoulder_height:
+        st.swap_people()  # the taller one's arm goes round the shorter one
+    pe = st.people
+    rise = pe[1].shoulder_height - pe[0].shoulder_height
+    if rise < -0.45:
+        raise Retry("the partner's far shoulder is out of reach")
+    st.postures = [p.scaled(0.3) for p in st.postures]
+    yaw = st.u(-np.pi, np.pi)
+    fwd = facing_dir(yaw)
+    sign = 1.0 if side == "left" else -1.0
+    out = np.cross(UP, fwd) * sign  # from person 1 towards person 2 (the body's left is cross(up, forward))
+    width = 0.16 * (pe[0].scale + pe[1].scale) + st.u(0.0, 0.04)
+    ahead = st.u(0.24, 0.3) * pe[1].scale
+    pa = st.stand(0, np.zeros(3), yaw + st.u(-0.1, 0.1))
+    pb = st.stand(1, out * width + fwd * ahead, yaw + st.u(-0.15, 0.15))
+    on0, on1, off0, off1 = st.phases((0.5, 0.9), (1.0, 2.2), start=(0.1, 0.3))
+    w = envelope(st.T, on0, on1, off0, off1)
+    down = max(0.0, -rise - 0.05)
+    pa.lean[:, 2] += sign * (0.04 + 0.9 * down) * w  # towards the partner, more over a smaller one
+    pa.lean[:, 0] += 0.4 * down * w
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    ahead_point = 0.5 * (ja[:, J["head"]] + jb[:, J["head"]]) + fwd * 3.0
+    pa.look_at = np.where((w > 0.05)[:, None] & (w < 0.95)[:, None], jb[:, J["head"]], ahead_point)
+    pb.look_at = ahead_point
+    shoulder = jb[:, J[f"{side}_shoulder"]]
+    # the palm on the top of the far shoulder, the fingers over its front, the elbow behind the partner's back
+    target = shoulder + (UP * 0.05 - fwd * 0.03 - out * 0.04) * pe[1].scale
+    reach = np.linalg.norm(target - ja[:, J[f"{side}_shoulder"]], axis=-1)[w > 0.97]
+    if reach.max() > 0.97 * pe[0].arm:
+        raise Retry("the partner's far shoulder is out of reach")
+    pole = -fwd + 0.3 * UP
+    # the hand goes round behind the partner's back and neck, held high until the arm is nearly round, and comes
+    # straight down onto the shoulder at the end: a hand that brushes the back of the shoulder on its way touches
+    # with the wrist still far from the joint (a contact the synthesizer rejects)
+    lift = (UP * 0.12 * (1.0 - w ** 8)[:, None] - fwd * 0.1 * (1.0 - w ** 2)[:, None]) * pe[1].scale
+    pa.reaches[side] = Reach(side, target, w, pole, contact=(f"{side}_wrist", f"{side}_shoulder"),
+                             fingers=out + 0.6 * fwd - 0.3 * UP, palm=-UP, approach=UP * 0.3 - fwd * 0.1, lift=lift,
+                             closing=-UP)
+    curl = np.zeros((st.T, 2))
+    curl[:, 0 if side == "left" else 1] = -0.3 * w  # an open hand, cupped over the shoulder
+    pa.hand_curl = curl
+    return Plan("arm_around", [pa, pb], [(f"{side}_wrist", f"{side}_shoulder")], side, {"side_b": side})
