@@ -11,6 +11,7 @@ from socialmirror.body.skeleton import CONTACT_JOINTS, JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import read_npz, validate_npz, write_npz
 from socialmirror.data.synth import INTERACTIONS, InteractionSynthesizer, SynthConfig
 from socialmirror.data.synth.skinning import Skinner, global_transforms, penetration_depth, vertex_normals
+from socialmirror.data.synth.stage import other
 from socialmirror.data.synth.synthesizer import HEIGHT
 from socialmirror.errors import UserError
 
@@ -372,7 +373,7 @@ def test_an_arm_round_the_shoulders_rests_on_the_far_shoulder_from_behind(sample
     f1, f2 = _forward(one), _forward(two)
     assert (f1 * f2).sum(-1).min() > 0.8
     towards = two[:, 0] - one[:, 0]
-    own_side = one[:, JOINT_INDEX[f"{side}_hip"]] - one[:, JOINT_INDEX[f"{'left' if side == 'right' else 'right'}_hip"]]
+    own_side = one[:, JOINT_INDEX[f"{side}_hip"]] - one[:, JOINT_INDEX[f"{other(side)}_hip"]]
     assert ((towards * own_side).sum(-1) > 0).all()
     touching = np.zeros(seq.num_frames, dtype=bool)
     for _, _, t0, t1 in seq.contacts:

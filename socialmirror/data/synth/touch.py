@@ -215,16 +215,16 @@ def pat_shoulder(st: Stage) -> Plan:
 def arm_around(st: Stage) -> Plan:
     """Side by side, facing the same way (a photo, a walk's pause): person 1, the taller, puts one arm round
     person 2's back and rests the hand on the top of person 2's far shoulder, and holds it there (the two drawn
-    people swap roles where the second is taller). Person 2 stands on that side,
-    a little ahead, so that the arm passes behind their back and neck; person 1 leans in (down to a smaller
-    partner). Both look ahead; person 1 glances at person 2 while the arm goes round."""
+    people swap roles where the second is taller). Person 2 stands on that side, a little ahead, so that the arm
+    passes behind their back and neck; person 1 leans in (down to a smaller partner). Both look ahead; person 1
+    glances at person 2 while the arm goes round."""
     side = st.side()  # person 1's arm round person 2; both face one way, so the far shoulder has the same name
     if st.people[1].shoulder_height > st.people[0].shoulder_height:
         st.swap_people()  # the taller one's arm goes round the shorter one
     pe = st.people
     rise = pe[1].shoulder_height - pe[0].shoulder_height
     if rise < -0.45:
-        raise Retry("the partner's far shoulder is out of reach")
+        raise Retry("the partner is too short to put an arm round")
     st.postures = [p.scaled(0.3) for p in st.postures]
     yaw = st.u(-np.pi, np.pi)
     fwd = facing_dir(yaw)
