@@ -434,3 +434,41 @@ def test_select_people_pairs_everyone_with_their_closest_partner():
     assert everyone.pairs == [(left, middle), (middle, right)]  # the closest pair first
     assert everyone.closest in ((left, middle), (middle, left))
     assert select_people(tr, 3) == everyone
+
+
+def test_detections_go_to_the_track_whose_clothes_they_show():
+    """Two people stand side by side, overlapping; in frames 10-14 the detector puts each skeleton where the
+    other stands (an overlap leaves open who is who). Frame to frame the tracks follow the places and swap
+    people; settled by appearance, each track keeps one person's clothes in every frame, and without the
+    settling (margin 0) it does not."""
+    rng = np.random.default_rng(21)
+    app = colours(rng, 2)
+    frames = []
+    for t in range(30):
+        a, b = (340, 300) if 10 <= t < 15 else (300, 340)
+        frames.append([person(a, appearance=app[0], rng=rng), person(b, appearance=app[1], rng=rng)])
+
+    settled, swapped = track(frames), track(frames, settle_margin=0.0)
+    assert settled.num_tracks == 2 and settled.present.all()
+    left = id_at(settled, 0, 300)
+    positions = centres_x(settled, left)
+    assert np.allclose(positions[10:15], 340, atol=8) and np.allclose(positions[:10], 300, atol=8)
+    left = id_at(swapped, 0, 300)
+    assert np.allclose(centres_x(swapped, left), 300, atol=8)  # the places followed: person swapped
+
+
+def test_settling_identities_moves_a_detection_only_where_clothes_say_so():
+    """``settle_identities`` on held detections: track 0 holds person B's detections in frames 5-7 and track 1
+    person A's; settled, each holds one person throughout. Detections without a descriptor stay put."""
+    from socialmirror.perception.tracking import settle_identities
+    rng = np.random.default_rng(22)
+    app = colours(rng, 2)
+    dets = [[person(300, appearance=app[0], rng=rng), person(340, appearance=app[1], rng=rng)] for _ in range(20)]
+    held = [{t: dets[t][int(5 <= t < 8)] for t in range(20)}, {t: dets[t][1 - int(5 <= t < 8)] for t in range(20)}]
+    settled = settle_identities(held, 20, max_gap=10, margin=0.15)
+    assert all(settled[0][t] is dets[t][0] and settled[1][t] is dets[t][1] for t in range(20))
+    for t in range(5, 8):  # without colours nothing tells them apart
+        for d in dets[t]:
+            d.appearance = None
+    kept = settle_identities(held, 20, max_gap=10, margin=0.15)
+    assert all(kept[i][t] is held[i][t] for i in range(2) for t in range(5, 8))

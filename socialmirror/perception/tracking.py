@@ -15,7 +15,11 @@
    ``appearance_descriptor``) and body proportions (bone-length ratios from the metric world landmarks).
    A good enough match takes the old id back; anything else starts a new track.
 
-3. Fragments: where the frame-to-frame matching split one person into two ids taking turns (or one ending
+3. Clothes: where people overlap, the frame-to-frame matching can follow the places and swap the people; each
+   frame's detections then go to the tracks whose clothes (their appearance over the whole video) they show
+   (``settle_identities``).
+
+4. Fragments: where the frame-to-frame matching split one person into two ids taking turns (or one ending
    where the other begins), tracks that are almost never seen together and continue each other at the same
    place are joined (``join_fragments``).
 
@@ -288,6 +292,9 @@ class TrackerConfig:
     gap_penalty: float = 0.02      # added cost per missed frame (prefer recently seen tracks)
     min_score: float = 0.0         # detections below this score are ignored
     min_track_length: int = 1      # shorter tracks are dropped from the result
+    # ``settle_identities``: a frame's detections change tracks where that lowers the summed appearance
+    # distance to the tracks' own appearance by more than this (0: off).
+    settle_margin: float = 0.15
 
 
 class _Track:
@@ -431,12 +438,89 @@ def track(detections_per_frame: Sequence[Sequence[PersonDetection]], config: Tra
     world = np.full((n, n_frames, NUM_KEYPOINTS, 3), np.nan, dtype=np.float32)
     boxes = np.full((n, n_frames, 4), np.nan, dtype=np.float32)
     scores = np.zeros((n, n_frames), dtype=np.float32)
-    for i, t in enumerate(tracks):
-        for f, d in zip(t.frames, t.dets):
+    held = [dict(zip(t.frames, t.dets)) for t in tracks]
+    if cfg.settle_margin > 0:
+        held = settle_identities(held, n_frames, cfg.max_gap, cfg.settle_margin)
+    for i, dets in enumerate(held):
+        for f, d in dets.items():
             kp[i, f], world[i, f], boxes[i, f], scores[i, f] = d.keypoints, d.world, d.box, d.score
     tracks = Tracks(np.arange(n), kp, world, boxes, scores, fps, image_size,
                     meta={"tracker": {k: v for k, v in cfg.__dict__.items()}})
     return join_fragments(tracks, cfg.max_gap)
+
+
+def _informative(det: PersonDetection) -> bool:
+    return det.appearance is not None and float(np.asarray(det.appearance).sum()) > 0
+
+
+def _clear_of_others(dets: list[PersonDetection], max_iou: float = 0.1) -> list[bool]:
+    """Per detection of one frame: its box overlaps no other's (its colours are its own person's)."""
+    return [all(box_iou(a.box, b.box) <= max_iou for j, b in enumerate(dets) if j != i) for i, a in enumerate(dets)]
+
+
+def _appearance_models(held: list[dict[int, PersonDetection]], num_frames: int) -> list[np.ndarray | None]:
+    """Each track's appearance: the median descriptor over the frames where it is seen clear of everyone else
+    (all its frames where fewer than three are), None where it has no informative descriptor."""
+    models = []
+    per_frame = [[(i, d) for i, h in enumerate(held) if (d := h.get(t)) is not None] for t in range(num_frames)]
+    clear = {}
+    for entries in per_frame:
+        for (i, d), ok in zip(entries, _clear_of_others([d for _, d in entries])):
+            clear.setdefault(i, []).append((ok, d))
+    for i in range(len(held)):
+        own = [d.appearance for ok, d in clear.get(i, []) if _informative(d)]
+        alone = [d.appearance for ok, d in clear.get(i, []) if ok and _informative(d)]
+        use = alone if len(alone) >= 3 else own
+        models.append(np.median(np.asarray(use, np.float64), axis=0) if use else None)
+    return models
+
+
+def settle_identities(held: list[dict[int, PersonDetection]], num_frames: int, max_gap: int, margin: float,
+                      iterations: int = 2) -> list[dict[int, PersonDetection]]:
+    """Each frame's detections given to the tracks whose clothes they show.
+
+    Why: frame to frame, two people who overlap are told apart by where they are, which an overlap leaves
+    open: the tracks then swap people for a few frames, and the pair's 3D follows the wrong person (on the
+    synthesized validation split 7% of the person-frames, one sequence in three). Over the whole video each
+    track's colours are its majority person's (``_appearance_models``); in each frame the detections are
+    assigned to the tracks alive there (seen within ``max_gap`` frames) by the Hungarian method on the
+    appearance distance, and the frame changes only where that lowers the summed distance by more than
+    ``margin`` (the distance between two people's clothes is 0.56-0.94 on the synthesized renders, a
+    person's own 0.08-0.22). ``held``: per track {frame: detection}; the models are recomputed after each
+    pass."""
+    held = [dict(h) for h in held]
+    for _ in range(iterations):
+        models = _appearance_models(held, num_frames)
+        seen = [np.array(sorted(h)) for h in held]
+        changed = 0
+        for t in range(num_frames):
+            owners = [i for i, h in enumerate(held) if t in h]
+            if not owners:
+                continue
+            alive = [i for i, f in enumerate(seen) if models[i] is not None and len(f)
+                     and np.abs(f - t).min() <= max_gap]
+            rows = sorted(set(owners) | set(alive))
+            if len(rows) < 2:
+                continue
+            dets = [held[i][t] for i in owners]
+            cost = np.array([[_appearance_cost(models[r], d) for d in dets] for r in rows])
+            now = sum(cost[rows.index(i), k] for k, i in enumerate(owners))
+            r, c = linear_sum_assignment(cost)
+            if now - cost[r, c].sum() <= margin:
+                continue
+            for i in owners:
+                del held[i][t]
+            for ri, k in zip(r, c):
+                held[rows[ri]][t] = dets[k]
+            changed += 1
+        if not changed:
+            break
+    return held
+
+
+def _appearance_cost(model: np.ndarray | None, det: PersonDetection) -> float:
+    d = appearance_distance(model, det.appearance) if _informative(det) else None
+    return 0.5 if d is None else d  # unknown: between a person's own (0.1-0.2) and another's (0.6-0.9)
 
 
 def _nearest_present(present: np.ndarray) -> np.ndarray:
