@@ -27,6 +27,23 @@ def test_windowed_scores_match_whole_sequence_metrics():
     assert means["Int"] == pytest.approx(metrics.interaction_error(pred, gt), abs=0.01)
 
 
+def test_the_error_where_both_people_were_found_counts_only_those_frames():
+    """R-MPJPE over the frames where perception found both people: frames 10-19 have the second person 1 m
+    off (a wrong person), and are left out of it; over the rest the prediction is exact, so it is 0, while
+    R-MPJPE sees the wrong frames (each person 0.5 m off after the shared realignment: 500 mm on 10 of 37)."""
+    from socialmirror.evaluation.evaluate import FOUND
+    rng = np.random.default_rng(1)
+    gt = rng.normal(scale=0.3, size=(37, 2, 24, 3))
+    pred = gt.copy()
+    pred[10:20, 1] += [1.0, 0.0, 0.0]
+    found = np.ones(37, bool)
+    found[10:20] = False
+    means = score_sequence(pred, gt, None, found=found).means()
+    assert means[FOUND] == pytest.approx(0.0, abs=1e-6)
+    assert means["R-MPJPE"] == pytest.approx(500.0 * 10 / 37, rel=1e-4)
+    assert FOUND not in score_sequence(pred, gt, None).means()
+
+
 def _standing_pair(body, T, fps, up_z=False, names=None):
     import torch
     R = torch.eye(3).repeat(T, 2, 24, 1, 1)

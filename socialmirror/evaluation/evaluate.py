@@ -52,7 +52,10 @@ METRICS = ("MPJPE", "PA-MPJPE", "R-MPJPE", "G-MPJPE", "Int", "Pen", "Accel", "VP
 # the camera ray, sideways and vertically, and each person's depth error (mm).
 PLACEMENT = {"depth": "Pair-depth", "lateral": "Pair-lateral", "vertical": "Pair-vertical",
              "person_depth": "Person-depth", "person_height": "Person-height"}
-COLUMNS = METRICS + tuple(PLACEMENT.values())
+# R-MPJPE over the frames where the pipeline found both people (render protocol: each matched person's box
+# IoU with the rendered person at least 0.5): what the 3D stages leave where perception did its part.
+FOUND = "R-MPJPE both found"
+COLUMNS = METRICS + tuple(PLACEMENT.values()) + (FOUND,)
 
 
 def _default_method() -> MethodConfig:
@@ -139,8 +142,9 @@ def _interp_time(x: np.ndarray, src_t: np.ndarray, dst_t: np.ndarray) -> np.ndar
 
 
 def score_sequence(pred: np.ndarray, gt: np.ndarray, names, pred_verts=None, faces=None, gt_verts=None,
-                   pen_stride: int = 4) -> _Accumulator:
-    """Windowed metrics of one sequence; pred/gt (T, 2, J, 3) at the same frames, camera frame, metres."""
+                   pen_stride: int = 4, found: np.ndarray | None = None) -> _Accumulator:
+    """Windowed metrics of one sequence; pred/gt (T, 2, J, 3) at the same frames, camera frame, metres.
+    ``found`` (T,) bool: the frames where perception found both people (adds ``FOUND``)."""
     acc = _Accumulator()
     T = gt.shape[0]
     for w in evaluation_windows(T, CLIP_LENGTH):
@@ -158,6 +162,9 @@ def score_sequence(pred: np.ndarray, gt: np.ndarray, names, pred_verts=None, fac
         acc.add("G-MPJPE", metrics.g_mpjpe(pred[frames], gt[frames], **kw), n)
         for key, value in metrics.placement_errors(p, g, **kw).items():
             acc.add(PLACEMENT[key], value, n)
+        if found is not None and found[new].any():
+            both = found[new]
+            acc.add(FOUND, metrics.r_mpjpe(p[both], g[both], **kw), float(both.sum()))
         if len(frames) >= 3:
             acc.add("Accel", metrics.accel_error(pred[frames], gt[frames], **kw), max(1.0, n - 2))
         if gt_verts is not None and pred_verts is not None and gt_verts.shape[2] == pred_verts.shape[2]:
@@ -181,6 +188,7 @@ class _Case:
     order: list = field(default_factory=lambda: [0, 1])  # predicted person order[i] is ground-truth person i
     perception: object = None
     record: dict | None = None  # per-sequence protocol record (render)
+    found: np.ndarray | None = None  # (T_own,) bool: both people found (render), at the data's own frames
 
 
 def _simulated_case(seq, seq30, rng, observer) -> _Case:
@@ -363,7 +371,8 @@ class _Evaluation:
             with torch.no_grad():
                 verts30 = est.vertices(models.body)[:, order]
             pverts = _interp_time(verts30, t30, t_own) if seq.fps != MODEL_FPS else verts30
-            acc = score_sequence(pred, case.gt, names, pverts, self.faces, case.gt_verts, cfg.pen_stride)
+            acc = score_sequence(pred, case.gt, names, pverts, self.faces, case.gt_verts, cfg.pen_stride,
+                                 case.found)
             if case.record is not None:
                 case.record.setdefault("persons", {})[name] = metrics.person_sizes(pred, case.gt, joint_names=names)
             accs[name].merge(acc)
@@ -421,13 +430,16 @@ def _rendered_case(seq, rendered) -> _Case:
         t30, t_own = np.arange(gt_verts.shape[0]) / MODEL_FPS, np.arange(seq.num_frames) / seq.fps
         gt_verts = _interp_time(gt_verts, t30, t_own)
     gt = (np.asarray(seq.joints3d, dtype=np.float64) @ R.T + t).astype(np.float32)
+    found30 = (rendered.matching.frame_iou >= 0.5).all(axis=1)
+    nearest = np.clip(np.round(np.arange(seq.num_frames) / seq.fps * MODEL_FPS).astype(int), 0, len(found30) - 1)
     return _Case(rendered.observation, rendered.cache, gt, gt_verts, rendered.matching.order, rendered.perception,
-                 rendered.record)
+                 rendered.record, found30[nearest])
 
 
 def _placement_table(res: dict) -> list[str]:
-    """Where the placement error lies, per method (mm; metrics.placement_errors)."""
-    columns = tuple(PLACEMENT.values())
+    """Where the placement error lies, per method (mm; metrics.placement_errors), and the error where both
+    people were found."""
+    columns = tuple(PLACEMENT.values()) + (FOUND,)
     rows = [(m, v) for m, v in res.items() if not m.startswith("improvement") and any(k in v for k in columns)]
     if not rows:
         return []
