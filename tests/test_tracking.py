@@ -472,3 +472,18 @@ def test_settling_identities_moves_a_detection_only_where_clothes_say_so():
             d.appearance = None
     kept = settle_identities(held, 20, max_gap=10, margin=0.15)
     assert all(kept[i][t] is held[i][t] for i in range(2) for t in range(5, 8))
+
+
+def test_appearance_costs_are_the_pairwise_distances():
+    """``appearance_costs`` gives ``appearance_distance`` for every pair at once, 0.5 where nothing is shared
+    (a missing descriptor, or regions seen on one side only)."""
+    from socialmirror.perception.tracking import appearance_costs
+    rng = np.random.default_rng(23)
+    models = rng.random((3, 84))
+    models[1, 42:] = 0.0  # thighs not seen
+    descriptors = [rng.random(84), None, np.concatenate([np.zeros(42), rng.random(42)])]
+    cost = appearance_costs(models, descriptors)
+    for m in range(3):
+        for k, d in enumerate(descriptors):
+            expected = appearance_distance(models[m], d)
+            assert cost[m, k] == pytest.approx(0.5 if expected is None else expected, abs=1e-9)

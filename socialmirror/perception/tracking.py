@@ -491,19 +491,24 @@ def settle_identities(held: list[dict[int, PersonDetection]], num_frames: int, m
     held = [dict(h) for h in held]
     for _ in range(iterations):
         models = _appearance_models(held, num_frames)
-        seen = [np.array(sorted(h)) for h in held]
+        known = np.array([m is not None for m in models])
+        seen = np.zeros((len(held), num_frames + 2 * max_gap), bool)
+        for i, h in enumerate(held):
+            seen[i, np.fromiter(h, int, len(h)) + max_gap] = True
+        # Alive: seen within max_gap frames (a running window over the sightings).
+        window = np.cumsum(np.pad(seen, ((0, 0), (1, 0))), axis=1)
+        alive = (window[:, 2 * max_gap + 1:] - window[:, :num_frames]) > 0
+        model_rows = np.stack([m if m is not None else np.zeros(2 * _APP_REGION) for m in models]) if models else None
         changed = 0
         for t in range(num_frames):
             owners = [i for i, h in enumerate(held) if t in h]
             if not owners:
                 continue
-            alive = [i for i, f in enumerate(seen) if models[i] is not None and len(f)
-                     and np.abs(f - t).min() <= max_gap]
-            rows = sorted(set(owners) | set(alive))
+            rows = sorted(set(owners) | set(np.flatnonzero(alive[:, t] & known).tolist()))
             if len(rows) < 2:
                 continue
             dets = [held[i][t] for i in owners]
-            cost = np.array([[_appearance_cost(models[r], d) for d in dets] for r in rows])
+            cost = appearance_costs(model_rows[rows], [d.appearance for d in dets])
             now = sum(cost[rows.index(i), k] for k, i in enumerate(owners))
             r, c = linear_sum_assignment(cost)
             if now - cost[r, c].sum() <= margin:
@@ -518,9 +523,23 @@ def settle_identities(held: list[dict[int, PersonDetection]], num_frames: int, m
     return held
 
 
-def _appearance_cost(model: np.ndarray | None, det: PersonDetection) -> float:
-    d = appearance_distance(model, det.appearance) if _informative(det) else None
-    return 0.5 if d is None else d  # unknown: between a person's own (0.1-0.2) and another's (0.6-0.9)
+def appearance_costs(models: np.ndarray, descriptors: list) -> np.ndarray:
+    """(M, K) ``appearance_distance`` between M descriptors (M, D) and K more (None or all zeros where
+    missing) at once; 0.5 where no region is in both (between a person's own distance, 0.1-0.2, and
+    another's, 0.6-0.9)."""
+    regions = 2
+    a = np.asarray(models, np.float64).reshape(len(models), regions, -1)
+    width = a.shape[-1]
+    b = np.stack([np.zeros(regions * width) if d is None or np.asarray(d).shape != (regions * width,)
+                  else np.asarray(d, np.float64) for d in descriptors]).reshape(len(descriptors), regions, width)
+    sa, sb = a.sum(-1), b.sum(-1)  # (M, R), (K, R)
+    ra = np.sqrt(a / np.where(sa > 0, sa, 1.0)[..., None])
+    rb = np.sqrt(b / np.where(sb > 0, sb, 1.0)[..., None])
+    coefficient = np.einsum("mrw,krw->mkr", ra, rb)
+    both = (sa > 0)[:, None, :] & (sb > 0)[None, :, :]
+    distance = np.sqrt(np.clip(1.0 - coefficient, 0.0, None))
+    shared = both.sum(-1)
+    return np.where(shared > 0, (distance * both).sum(-1) / np.maximum(shared, 1), 0.5)
 
 
 def _nearest_present(present: np.ndarray) -> np.ndarray:
@@ -601,7 +620,10 @@ def _duplicate_frames(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndar
     """(T,) bool: frames where two tracks' keypoints (T, 33, 3) put one upper body in one place."""
     upper = list(UPPER_BODY_KEYPOINTS)
     both = np.isfinite(a[:, upper, :2]).all((1, 2)) & np.isfinite(b[:, upper, :2]).all((1, 2))
-    return np.array([bool(ok) and same_upper_body(ka, kb, threshold) for ok, ka, kb in zip(both, a, b)], bool)
+    out = np.zeros(len(a), bool)
+    for t in np.flatnonzero(both):  # only where both are seen: long videos hold many short tracks
+        out[t] = same_upper_body(a[t], b[t], threshold)
+    return out
 
 
 def _joined(tracks: Tracks, groups: list[list[int]]) -> Tracks:
