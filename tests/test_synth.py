@@ -17,7 +17,8 @@ from socialmirror.errors import UserError
 
 NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk")
 CONTACT_TYPES = [t for t in INTERACTIONS if t not in NO_CONTACT_TYPES]
-STANDING_TYPES = [t for t in INTERACTIONS if not t.startswith("walk") and t != "kick_dodge"]  # a kick lifts a foot
+WALKING_TYPES = ("walk_together", "walk_past", "lead_by_hand")
+STANDING_TYPES = [t for t in INTERACTIONS if t not in WALKING_TYPES and t != "kick_dodge"]  # a kick lifts a foot
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +229,7 @@ def test_joint_limits_and_body_params(anny_body, samples):
         assert np.abs(joints.numpy() - seq.joints3d).max() < 1e-3, action
 
 
-@pytest.mark.parametrize("action", ["walk_together", "walk_past"])
+@pytest.mark.parametrize("action", WALKING_TYPES)
 def test_walkers_do_not_slide(samples, action):
     """Walking: a foot on the floor (its stance) does not move horizontally."""
     seq = samples[action]
@@ -382,3 +383,30 @@ def test_an_arm_round_the_shoulders_rests_on_the_far_shoulder_from_behind(sample
     assert above.min() > 0.03
     elbow = one[touching, JOINT_INDEX[f"{side}_elbow"]] - two[touching, JOINT_INDEX["spine3"]]
     assert ((elbow * f2[touching]).sum(-1) < -0.05).all()
+
+
+def test_one_leads_the_other_by_the_hand_walking_ahead(samples):
+    """Led by the hand: both walk one way at one speed, the leader ahead and the follower on the side of the
+    leader's leading hand; the leader's hand reaches back (the wrist behind the leader's shoulder) and the
+    follower's forward (ahead of the follower's shoulder), and they hold hands in every frame after the first
+    half second."""
+    seq = samples["lead_by_hand"]
+    side, side_b = seq.meta["side"], other(seq.meta["side"])
+    (hand, held), = {(ja, jb) for ja, jb, _, _ in seq.contacts}
+    assert (hand, held) == (f"{side}_wrist", f"{side_b}_wrist")
+    leader, follower = seq.joints3d[:, 0], seq.joints3d[:, 1]
+    f1, f2 = _forward(leader), _forward(follower)
+    assert (f1 * f2).sum(-1).min() > 0.8
+    pelvis = JOINT_INDEX["pelvis"]
+    travel = leader[-1, pelvis] - leader[0, pelvis]
+    assert (travel * f1[0]).sum() > 0.5 and abs((travel - (follower[-1, pelvis] - follower[0, pelvis]))).max() < 0.05
+    assert (((leader[:, pelvis] - follower[:, pelvis]) * f1).sum(-1) > 0.2).all()  # ahead
+    own_side = leader[:, JOINT_INDEX[f"{side}_hip"]] - leader[:, JOINT_INDEX[f"{side_b}_hip"]]
+    assert (((follower[:, pelvis] - leader[:, pelvis]) * own_side).sum(-1) > 0).all()  # on the hand's side
+    touching = np.zeros(seq.num_frames, dtype=bool)
+    for _, _, t0, t1 in seq.contacts:
+        touching[t0:t1 + 1] = True
+    assert touching[int(0.5 * seq.fps):].all()
+    back = leader[touching, JOINT_INDEX[hand]] - leader[touching, JOINT_INDEX[f"{side}_shoulder"]]
+    forward = follower[touching, JOINT_INDEX[held]] - follower[touching, JOINT_INDEX[f"{side_b}_shoulder"]]
+    assert ((back * f1[touching]).sum(-1) < -0.05).all() and ((forward * f2[touching]).sum(-1) > 0.05).all()

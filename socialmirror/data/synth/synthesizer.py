@@ -30,6 +30,8 @@ walk_past      none: towards each other on parallel lines, passing a body width 
 talk           none: 1-2 m apart, taking turns to speak, the speaker gesturing, the listener nodding
 arm_around     (right_wrist, right_shoulder): side by side, one arm round the other's back, the hand resting on
                the far shoulder
+lead_by_hand   (right_wrist, left_wrist): walking, one ahead leading the other, who follows on the leading hand's
+               side, by the hand (the leader's arm reaching back, the follower's forward)
 ============== ==================================================================================
 
 A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
@@ -73,6 +75,7 @@ INTERACTIONS = {
     "walk_past": locomotion.walk_past,
     "talk": conversation.talk,
     "arm_around": touch.arm_around,
+    "lead_by_hand": locomotion.lead_by_hand,
 }
 
 

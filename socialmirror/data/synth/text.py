@@ -145,6 +145,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person keeps pace with others while walking.",
          "a person strolls along beside the other."),
     ),
+    "lead_by_hand": (
+        ("a person walks ahead leading others by the {h}.",
+         "a person holds the other's hand and pulls {q} along behind.",
+         "a person leads the other forward by the hand, reaching back with {p} {sd} arm.",
+         "a person walks in front, holding hands with others following behind."),
+        ("a person follows others, led by the {h}.",
+         "a person is pulled along by the hand, walking behind the other.",
+         "a person holds the other's hand with {p} {h} and follows {q}.",
+         "a person walks behind others, hand in hand."),
+    ),
     "walk_past": (
         ("a person walks past others coming the other way.",
          "a person walks toward the other and passes by without stopping.",
