@@ -15,7 +15,7 @@ from socialmirror.data.synth.stage import other
 from socialmirror.data.synth.synthesizer import HEIGHT
 from socialmirror.errors import UserError
 
-NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk")
+NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk", "sit_and_stand")
 CONTACT_TYPES = [t for t in INTERACTIONS if t not in NO_CONTACT_TYPES]
 WALKING_TYPES = ("walk_together", "walk_past", "lead_by_hand")
 STANDING_TYPES = [t for t in INTERACTIONS if t not in WALKING_TYPES and t != "kick_dodge"]  # a kick lifts a foot
@@ -410,3 +410,23 @@ def test_one_leads_the_other_by_the_hand_walking_ahead(samples):
     back = leader[touching, JOINT_INDEX[hand]] - leader[touching, JOINT_INDEX[f"{side}_shoulder"]]
     forward = follower[touching, JOINT_INDEX[held]] - follower[touching, JOINT_INDEX[f"{side_b}_shoulder"]]
     assert ((back * f1[touching]).sum(-1) < -0.05).all() and ((forward * f2[touching]).sum(-1) > 0.05).all()
+
+
+def test_seated_side_by_side_then_person_one_stands_up(samples):
+    """Sitting: at the start both sit with level thighs (the hips at the knees' height) and bent knees (70-110
+    degrees), side by side facing one way; by the end person 1 stands (knees nearly straight, the pelvis
+    risen by a third of the leg or more) on the feet it sat with."""
+    seq = samples["sit_and_stand"]
+    for p in range(2):
+        person = seq.joints3d[:, p]
+        for side in ("left", "right"):
+            hip, knee = person[0, JOINT_INDEX[f"{side}_hip"]], person[0, JOINT_INDEX[f"{side}_knee"]]
+            thigh = np.linalg.norm(knee - hip)
+            assert abs(knee[1] - hip[1]) < 0.2 * thigh
+            assert 70 < _flex(person[:1], f"{side}_hip", f"{side}_knee", f"{side}_ankle")[0] < 110
+    assert (_forward(seq.joints3d[:, 0]) * _forward(seq.joints3d[:, 1])).sum(-1)[0] > 0.8
+    one = seq.joints3d[:, 0]
+    leg = np.linalg.norm(one[0, JOINT_INDEX["left_hip"]] - one[0, JOINT_INDEX["left_knee"]]) + \
+        np.linalg.norm(one[0, JOINT_INDEX["left_knee"]] - one[0, JOINT_INDEX["left_ankle"]])
+    assert one[-1, JOINT_INDEX["pelvis"], 1] - one[0, JOINT_INDEX["pelvis"], 1] > leg / 3
+    assert _flex(one[-1:], "left_hip", "left_knee", "left_ankle")[0] < 25

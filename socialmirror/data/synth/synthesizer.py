@@ -32,6 +32,7 @@ arm_around     (right_wrist, right_shoulder): side by side, one arm round the ot
                the far shoulder
 lead_by_hand   (right_wrist, left_wrist): walking, one ahead leading the other, who follows on the leading hand's
                side, by the hand (the leader's arm reaching back, the follower's forward)
+sit_and_stand  none: seated side by side (the seat not modelled), talking, then one or both stand up
 ============== ==================================================================================
 
 A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
@@ -76,6 +77,7 @@ INTERACTIONS = {
     "talk": conversation.talk,
     "arm_around": touch.arm_around,
     "lead_by_hand": locomotion.lead_by_hand,
+    "sit_and_stand": conversation.sit_and_stand,
 }
 
 

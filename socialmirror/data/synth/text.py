@@ -155,6 +155,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person holds the other's hand with {p} {h} and follows {q}.",
          "a person walks behind others, hand in hand."),
     ),
+    "sit_and_stand": (
+        ("a person sits next to others, chatting, then stands up.",
+         "a person sitting beside the other gets up from the seat.",
+         "a person talks with others while seated side by side, and rises.",
+         "a person sits with the other and then stands."),
+        ("a person sits beside others, talking.",
+         "a person sits next to the other, turning to talk.",
+         "a person chats with others sitting side by side.",
+         "a person sits with the other and listens."),
+    ),
     "walk_past": (
         ("a person walks past others coming the other way.",
          "a person walks toward the other and passes by without stopping.",
