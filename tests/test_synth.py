@@ -15,7 +15,8 @@ from socialmirror.data.synth.stage import other
 from socialmirror.data.synth.synthesizer import HEIGHT
 from socialmirror.errors import UserError
 
-NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk", "sit_and_stand")
+NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_past", "talk", "sit_and_stand",
+                    "hook_duck")
 CONTACT_TYPES = [t for t in INTERACTIONS if t not in NO_CONTACT_TYPES]
 WALKING_TYPES = ("walk_together", "walk_past", "lead_by_hand")
 STANDING_TYPES = [t for t in INTERACTIONS if t not in WALKING_TYPES and t != "kick_dodge"]  # a kick lifts a foot
@@ -430,3 +431,21 @@ def test_seated_side_by_side_then_person_one_stands_up(samples):
         np.linalg.norm(one[0, JOINT_INDEX["left_knee"]] - one[0, JOINT_INDEX["left_ankle"]])
     assert one[-1, JOINT_INDEX["pelvis"], 1] - one[0, JOINT_INDEX["pelvis"], 1] > leg / 3
     assert _flex(one[-1:], "left_hip", "left_knee", "left_ankle")[0] < 25
+
+
+def test_a_hook_swings_over_the_ducked_head(samples):
+    """A hook and a duck: where the fist passes nearest the defender's head (horizontally), it is above the
+    head by 10 cm or more; the defender is ducked then (the pelvis down by a fifth of the leg or more, knees
+    bent past 60 degrees) and stands up again by the end; nothing touches."""
+    seq = samples["hook_duck"]
+    side = seq.meta["side"]
+    one, two = seq.joints3d[:, 0], seq.joints3d[:, 1]
+    fist, head = one[:, JOINT_INDEX[f"{side}_wrist"]], two[:, JOINT_INDEX["head"]]
+    t = int(np.argmin(np.linalg.norm((fist - head)[:, [0, 2]], axis=-1)))
+    assert np.linalg.norm((fist - head)[t, [0, 2]]) < 0.25 and fist[t, 1] - head[t, 1] > 0.1
+    leg = np.linalg.norm(two[0, JOINT_INDEX["left_hip"]] - two[0, JOINT_INDEX["left_knee"]]) + \
+        np.linalg.norm(two[0, JOINT_INDEX["left_knee"]] - two[0, JOINT_INDEX["left_ankle"]])
+    pelvis = two[:, JOINT_INDEX["pelvis"], 1]
+    assert pelvis[0] - pelvis[t] > leg / 5 and pelvis[0] - pelvis[-1] < 0.05
+    assert _flex(two[t:t + 1], "left_hip", "left_knee", "left_ankle")[0] > 60
+    assert not seq.contacts

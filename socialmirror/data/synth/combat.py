@@ -1,4 +1,4 @@
-"""Fighting: a punch blocked by the other's raised forearm; a front kick the other evades.
+"""Fighting: a punch blocked by the other's raised forearm; a front kick the other evades; a hook the other ducks.
 
 Contacts (person 1's joint, person 2's joint), right-handed draw:
 - punch_block: (right_wrist, left_wrist): person 1's fist lands on person 2's guarding forearm next to the wrist
@@ -7,12 +7,14 @@ Contacts (person 1's joint, person 2's joint), right-handed draw:
 - kick_dodge: none: person 1 chambers a knee and snaps the foot out at the other's middle; person 2 sways
   back out of reach, guard up, and the foot stops short (placed so; the synthesizer's interpenetration check
   and the tests, which keep the two bodies 5 cm apart or more, see that it does).
+- hook_duck: none: person 1 swings a hook at the other's head, the fist sweeping a level arc from the side
+  across; person 2 ducks under it (knees bent, trunk forward, guard up) and comes back up.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.motion import Reach, envelope, facing_dir
+from socialmirror.data.synth.motion import Reach, envelope, facing_dir, min_jerk
 from socialmirror.data.synth.stage import J, UP, Plan, Stage, horizontal, look_at_each_other, other
 
 
@@ -100,3 +102,50 @@ def kick_dodge(st: Stage) -> Plan:
         guard = jb[:, J["head"]] + f * 0.25 * pe[1].scale + lat * sgn * 0.1 * pe[1].scale - UP * 0.12 * pe[1].scale
         pb.reaches[hand] = Reach(hand, guard, react, -UP + lat * sgn * 0.8, fingers=UP, palm=f)
     return Plan("kick_dodge", [pa, pb], [], side, {"side_b": other(side)})
+
+
+def hook_duck(st: Stage) -> Plan:
+    """A hook that misses: person 1 turns the shoulders into a wide swing, the fist sweeping a level arc at the
+    height of person 2's head, from the side round to the middle and past; person 2 sees it coming, bends the
+    knees (the pelvis down by a quarter to a third of the leg), leans forward with both hands up by the face,
+    lets the fist pass over the head and comes back up. The deepest knee and hip bends of the standing fights
+    (the real fighters of the CloseInt clip crouch like this)."""
+    side = st.side()  # the swinging arm
+    pe = st.people
+    sgn = 1.0 if side == "left" else -1.0
+    reach = 0.95 * pe[0].arm + 0.15 * pe[0].scale  # chest to fist with the arm out
+    a, b, ya, yb = st.face_to_face(reach + st.u(0.0, 0.08) * pe[1].scale, jitter=0.1)
+    pa, pb = st.stand(0, a, ya), st.stand(1, b, yb)
+    T = st.T
+    # the defender ducks just before the swing reaches the middle and rises after it has passed
+    s0, s1, r1 = st.timeline((0.3, 0.7), (0.3, 0.45), (0.3, 0.5))
+    swing = min_jerk((np.arange(T) - s0) / max(s1 - s0, 1.0))  # 0 -> 1 over the swing
+    arm_out = envelope(T, s0 - 0.25 * st.fps, s0, s1, r1)
+    duck = envelope(T, s0 - 0.3 * st.fps, s0 + 0.1 * (s1 - s0), s1 + 0.1 * st.fps, r1 + 0.2 * st.fps)
+    depth = st.u(0.25, 0.33) * pe[1].leg
+    pb.root[:, 1] -= depth * duck
+    pb.lean[:, 0] += 0.3 * duck
+    pa.lean[:, 1] += -sgn * (0.3 - 0.6 * swing) * arm_out  # the shoulders wind up, then turn through
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    look_at_each_other(pa, pb, ja, jb)
+    f = horizontal(b - a)  # attacker -> defender
+    lat = np.cross(UP, f) * sgn  # towards the swinging arm's side
+    # the fist's level arc round the chest, from 70 degrees out to 25 degrees past the middle, at the height of
+    # the defender's head as it stood
+    angle = np.radians(70.0 - 95.0 * swing)[:, None]
+    chest = ja[:, J["spine3"]]
+    fist = chest + reach * (np.cos(angle) * f + np.sin(angle) * lat)
+    fist[:, 1] = np.minimum(jb[0, J["head"], 1] + 0.0 * fist[:, 1], ja[:, J["head"], 1] + 0.05)
+    pa.reaches[side] = Reach(side, fist, arm_out, -UP * 0.3 + lat * 0.8 - f * 0.3, fingers=f - lat * 0.5,
+                             palm=-UP)
+    curl = np.zeros((T, 2))
+    curl[:, 0 if side == "left" else 1] = 1.4 * np.clip(arm_out * 2, 0, 1)
+    pa.hand_curl = curl
+    f2 = -f
+    lat2 = np.cross(UP, f2)  # the defender's left
+    for hand in ("left", "right"):
+        hs = 1.0 if hand == "left" else -1.0
+        guard = jb[:, J["head"]] + f2 * 0.15 * pe[1].scale + lat2 * hs * 0.08 * pe[1].scale - UP * 0.05 * pe[1].scale
+        pb.reaches[hand] = Reach(hand, guard, duck, -UP + lat2 * hs * 0.8, fingers=UP, palm=f2)
+    return Plan("hook_duck", [pa, pb], [], side, {"side_b": other(side)})

@@ -33,6 +33,7 @@ arm_around     (right_wrist, right_shoulder): side by side, one arm round the ot
 lead_by_hand   (right_wrist, left_wrist): walking, one ahead leading the other, who follows on the leading hand's
                side, by the hand (the leader's arm reaching back, the follower's forward)
 sit_and_stand  none: seated side by side (the seat not modelled), talking, then one or both stand up
+hook_duck      none: a hook swung at the head, the other ducking under it and coming back up
 ============== ==================================================================================
 
 A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
@@ -78,6 +79,7 @@ INTERACTIONS = {
     "arm_around": touch.arm_around,
     "lead_by_hand": locomotion.lead_by_hand,
     "sit_and_stand": conversation.sit_and_stand,
+    "hook_duck": combat.hook_duck,
 }
 
 

@@ -165,6 +165,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person chats with others sitting side by side.",
          "a person sits with the other and listens."),
     ),
+    "hook_duck": (
+        ("a person throws a {sd} hook at the other's head.",
+         "a person swings {p} {sd} fist round at others, who duck under it.",
+         "a person punches at the other's head with a wide hook and misses.",
+         "a person attacks others with a swinging punch."),
+        ("a person ducks under the other's punch and comes back up.",
+         "a person bends {p} knees to dodge a hook from others.",
+         "a person crouches with {p} hands up as the other's fist swings over {p} head.",
+         "a person evades the other's swing by ducking."),
+    ),
     "walk_past": (
         ("a person walks past others coming the other way.",
          "a person walks toward the other and passes by without stopping.",
