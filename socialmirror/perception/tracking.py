@@ -241,14 +241,34 @@ def appearance_distance(a: np.ndarray | None, b: np.ndarray | None) -> float | N
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.size == 0:
         return None
-    n_regions = max(1, a.size // _APP_REGION) if a.size % _APP_REGION == 0 else 1
-    ra, rb = a.reshape(n_regions, -1), b.reshape(n_regions, -1)
-    ds = []
-    for x, y in zip(ra, rb):
-        if x.sum() > 0 and y.sum() > 0:
-            x, y = x / x.sum(), y / y.sum()
-            ds.append(np.sqrt(max(0.0, 1.0 - np.sqrt(x * y).sum())))
-    return float(np.mean(ds)) if ds else None
+    distance, shared = _region_distances(a.reshape(1, -1), b.reshape(1, -1))
+    return float(distance[0, 0]) if shared[0, 0] else None
+
+
+def appearance_costs(models: np.ndarray, descriptors: list) -> np.ndarray:
+    """(M, K) ``appearance_distance`` between M descriptors (M, D) and K more (None, all zeros or of another
+    length where missing) at once; 0.5 where no region is in both (between a person's own distance, 0.1-0.2,
+    and another's, 0.6-0.9)."""
+    models = np.asarray(models, np.float64)
+    width = models.shape[-1]
+    given = np.stack([np.asarray(d, np.float64) if d is not None and np.asarray(d).shape == (width,)
+                      else np.zeros(width) for d in descriptors])
+    distance, shared = _region_distances(models, given)
+    return np.where(shared > 0, distance, 0.5)
+
+
+def _region_distances(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Between descriptors (M, D) and (K, D): the Hellinger distance averaged over the regions both have
+    (M, K), and how many regions that is (M, K)."""
+    regions = max(1, a.shape[-1] // _APP_REGION) if a.shape[-1] % _APP_REGION == 0 else 1
+    a, b = a.reshape(len(a), regions, -1), b.reshape(len(b), regions, -1)
+    sa, sb = a.sum(-1), b.sum(-1)  # (M, R), (K, R)
+    ra = np.sqrt(a / np.where(sa > 0, sa, 1.0)[..., None])
+    rb = np.sqrt(b / np.where(sb > 0, sb, 1.0)[..., None])
+    both = (sa > 0)[:, None, :] & (sb > 0)[None, :, :]
+    distance = np.sqrt(np.clip(1.0 - np.einsum("mrw,krw->mkr", ra, rb), 0.0, None))
+    shared = both.sum(-1)
+    return (distance * both).sum(-1) / np.maximum(shared, 1), shared
 
 
 # Bones whose lengths (relative to the torso) describe a body's proportions.
@@ -521,25 +541,6 @@ def settle_identities(held: list[dict[int, PersonDetection]], num_frames: int, m
         if not changed:
             break
     return held
-
-
-def appearance_costs(models: np.ndarray, descriptors: list) -> np.ndarray:
-    """(M, K) ``appearance_distance`` between M descriptors (M, D) and K more (None or all zeros where
-    missing) at once; 0.5 where no region is in both (between a person's own distance, 0.1-0.2, and
-    another's, 0.6-0.9)."""
-    regions = 2
-    a = np.asarray(models, np.float64).reshape(len(models), regions, -1)
-    width = a.shape[-1]
-    b = np.stack([np.zeros(regions * width) if d is None or np.asarray(d).shape != (regions * width,)
-                  else np.asarray(d, np.float64) for d in descriptors]).reshape(len(descriptors), regions, width)
-    sa, sb = a.sum(-1), b.sum(-1)  # (M, R), (K, R)
-    ra = np.sqrt(a / np.where(sa > 0, sa, 1.0)[..., None])
-    rb = np.sqrt(b / np.where(sb > 0, sb, 1.0)[..., None])
-    coefficient = np.einsum("mrw,krw->mkr", ra, rb)
-    both = (sa > 0)[:, None, :] & (sb > 0)[None, :, :]
-    distance = np.sqrt(np.clip(1.0 - coefficient, 0.0, None))
-    shared = both.sum(-1)
-    return np.where(shared > 0, (distance * both).sum(-1) / np.maximum(shared, 1), 0.5)
 
 
 def _nearest_present(present: np.ndarray) -> np.ndarray:
