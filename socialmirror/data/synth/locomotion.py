@@ -155,5 +155,5 @@ def lead_by_hand(st: Stage) -> Plan:
     ahead = fwd[None] * 3.0
     glance = np.clip(np.sin(2 * np.pi * st.u(0.2, 0.4) * np.arange(st.T) / st.fps + st.u(0, 6)), 0, 1)[:, None]
     pa.look_at = (ja[:, J["head"]] + ahead) * (1 - glance) + jb[:, J["head"]] * glance
-    pb.look_at = 0.5 * (ja[:, J["head"]] + jb[:, J["head"]] + ahead)
+    pb.look_at = ja[:, J["head"]].copy()
     return Plan("lead_by_hand", [pa, pb], [(f"{side}_wrist", f"{side_b}_wrist")], side, {"side_b": side_b})
