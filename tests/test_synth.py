@@ -19,7 +19,8 @@ NO_CONTACT_TYPES = ("wave", "point_at", "kick_dodge", "walk_together", "walk_pas
                     "hook_duck")
 CONTACT_TYPES = [t for t in INTERACTIONS if t not in NO_CONTACT_TYPES]
 WALKING_TYPES = ("walk_together", "walk_past", "lead_by_hand")
-STANDING_TYPES = [t for t in INTERACTIONS if t not in WALKING_TYPES and t != "kick_dodge"]  # a kick lifts a foot
+# a kick lifts a foot, a shove knocks the other back a step
+STANDING_TYPES = [t for t in INTERACTIONS if t not in WALKING_TYPES and t not in ("kick_dodge", "shove")]
 
 
 @pytest.fixture(scope="module")
@@ -449,3 +450,19 @@ def test_a_hook_swings_over_the_ducked_head(samples):
     assert pelvis[0] - pelvis[t] > leg / 5 and pelvis[0] - pelvis[-1] < 0.05
     assert _flex(two[t:t + 1], "left_hip", "left_knee", "left_ankle")[0] > 60
     assert not seq.contacts
+
+
+def test_a_shove_knocks_the_other_back_one_step_per_foot(samples):
+    """A shove: the palms on the chest as in a push; then the pushed person ends 0.1 m or more farther from the
+    pusher, each of their feet moving in one step (a single run of frames, at most a third of a second) and
+    planted before and after it; the pusher's feet stay planted."""
+    seq = samples["shove"]
+    assert {(a, b) for a, b, _, _ in seq.contacts} <= {("left_wrist", "right_collar"), ("right_wrist", "left_collar")}
+    pelvis = seq.joint("pelvis")  # (T, 2, 3)
+    gap = np.linalg.norm((pelvis[:, 1] - pelvis[:, 0])[:, [0, 2]], axis=-1)
+    assert gap[-1] - gap[0] > 0.1
+    for name in ("left_ankle", "right_ankle"):
+        step = np.linalg.norm(np.diff(seq.joint(name)[:, :, [0, 2]], axis=0), axis=-1)  # (T-1, 2)
+        assert step[:, 0].max() < 0.002
+        moving = np.flatnonzero(step[:, 1] > 0.002)
+        assert len(moving) and moving[-1] - moving[0] + 1 == len(moving) <= seq.fps / 3

@@ -34,6 +34,7 @@ lead_by_hand   (right_wrist, left_wrist): walking, one ahead leading the other, 
                side, by the hand (the leader's arm reaching back, the follower's forward)
 sit_and_stand  none: seated side by side (the seat not modelled), talking, then one or both stand up
 hook_duck      none: a hook swung at the head, the other ducking under it and coming back up
+shove          as push, harder: the other stumbles back a step as the hands leave the chest
 ============== ==================================================================================
 
 A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
@@ -80,6 +81,7 @@ INTERACTIONS = {
     "lead_by_hand": locomotion.lead_by_hand,
     "sit_and_stand": conversation.sit_and_stand,
     "hook_duck": combat.hook_duck,
+    "shove": touch.shove,
 }
 
 

@@ -175,6 +175,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person crouches with {p} hands up as the other's fist swings over {p} head.",
          "a person evades the other's swing by ducking."),
     ),
+    "shove": (
+        ("a person shoves others hard in the chest with both hands.",
+         "a person pushes the other away, and the other stumbles back.",
+         "a person knocks others back a step with a two-handed shove.",
+         "a person shoves the other, both palms on the other's chest."),
+        ("a person is shoved by others and stumbles back a step.",
+         "a person staggers backwards after the other pushes {r}.",
+         "a person gets pushed hard in the chest and steps back.",
+         "a person is knocked back by the other's shove."),
+    ),
     "walk_past": (
         ("a person walks past others coming the other way.",
          "a person walks toward the other and passes by without stopping.",

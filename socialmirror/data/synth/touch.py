@@ -1,9 +1,10 @@
-"""Touching the other's body: push, passing an object hand to hand, dancing holding both hands, a pat on the
+"""Touching the other's body: push (and a shove that knocks the other back a step), passing an object hand to hand, dancing holding both hands, a pat on the
 shoulder, an arm round the shoulders.
 
 Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-handed draws mirror them):
 - push: (left_wrist, right_collar) and (right_wrist, left_collar): both palms on the other's upper chest
   below the collarbones while the other rocks back;
+- shove: the same contacts; pushed harder, the other stumbles back a step as the hands leave;
 - pass_object: (right_wrist, right_wrist): the object itself is not modelled; the giver's open hand
   (palm up) and the taker's hand (palm down, from above) touch while it changes hands, and that touch
   is the annotated contact;
@@ -18,11 +19,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.motion import Reach, envelope, facing_dir
+from socialmirror.data.synth.motion import Reach, envelope, facing_dir, min_jerk
 from socialmirror.data.synth.stage import J, UP, Plan, Retry, Stage, horizontal, look_at_each_other, other, stand_facing
 
 
 def push(st: Stage) -> Plan:
+    return _push(st, "push", stumble=False)
+
+
+def shove(st: Stage) -> Plan:
+    """A push hard enough that the other stumbles back a step as the hands leave the chest."""
+    return _push(st, "shove", stumble=True)
+
+
+def _push(st: Stage, action: str, stumble: bool) -> Plan:
+    """Both palms on the other's upper chest while the other rocks back; with ``stumble``, the other is knocked
+    back a step as the hands leave (``_stumble_back``; its draws come after the push's own, so a seed draws the
+    same push either way)."""
     pe = st.people
     # both palms flat on a chest a forearm away leave little room: the two square up to each other
     st.postures = [p.scaled(0.3) for p in st.postures]
@@ -35,6 +48,8 @@ def push(st: Stage) -> Plan:
     f0 = horizontal(b - a)
     pb.lean[:, 0] -= 0.08 * shove
     pb.root -= f0 * (0.03 * pe[1].scale * shove)[:, None]
+    if stumble:
+        _stumble_back(st, pb, f0, off0 + 0.3 * (off1 - off0), pe[1].scale)
     # reaching down to a smaller partner means bending forward more
     down = max(0.0, (pe[0].rest.height - pe[1].rest.height) / pe[0].rest.height)
     pa.lean[:, 0] += 0.08 + 0.06 * shove + 0.8 * down * w
@@ -55,7 +70,22 @@ def push(st: Stage) -> Plan:
         pa.reaches[side] = Reach(side, tgt, w, pole, contact=(f"{side}_wrist", f"{theirs}_collar"),
                                  fingers=UP - 0.9 * medial - 0.1 * f, palm=f, approach=-f * 0.05)
         contacts.append((f"{side}_wrist", f"{theirs}_collar"))
-    return Plan("push", [pa, pb], contacts, "right", {})
+    return Plan(action, [pa, pb], contacts, "right", {})
+
+
+def _stumble_back(st: Stage, p, back: np.ndarray, start: float, scale: float) -> None:
+    """Person ``p`` knocked back along ``back`` (a unit horizontal vector) from frame ``start``: the pelvis
+    moves back 0.15-0.3 body scales, one foot steps back that far (a quick minimum-jerk step, lifted a few
+    centimetres at its middle) and the other follows; each foot stays planted outside its step."""
+    distance = st.u(0.15, 0.3) * scale
+    duration = st.u(0.22, 0.3) * st.fps  # one step, frames
+    first = int(st.rng.random() < 0.5)  # the foot that steps first
+    t = np.arange(st.T, dtype=np.float64)
+    for order, foot in enumerate((first, 1 - first)):
+        phase = np.clip((t - start - order * 0.6 * duration) / duration, 0.0, 1.0)
+        p.ankles[:, foot] += back * (distance * min_jerk(phase))[:, None]
+        p.ankles[:, foot, 1] += 0.05 * scale * np.sin(np.pi * phase) ** 2
+    p.root += back * (distance * min_jerk((t - start) / (1.6 * duration)))[:, None]
 
 
 def pass_object(st: Stage) -> Plan:
