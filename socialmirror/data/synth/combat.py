@@ -96,12 +96,20 @@ def kick_dodge(st: Stage) -> Plan:
     jb, _ = pb.torso_fk()
     look_at_each_other(pa, pb, ja, jb)
     f = horizontal(ja[:, J["spine3"]] - jb[:, J["spine3"]])  # defender -> attacker
-    lat = np.cross(UP, f)  # the defender's left
+    _hands_up(pb, jb[:, J["head"]], f, pe[1].scale, react, ahead=0.25, apart=0.1, below=0.12)
+    return Plan("kick_dodge", [pa, pb], [], side, {"side_b": other(side)})
+
+
+def _hands_up(p, head: np.ndarray, towards: np.ndarray, scale: float, weight: np.ndarray, ahead: float,
+              apart: float, below: float) -> None:
+    """Both of ``p``'s hands up in front of the face (``head`` (T, 3)), palms towards the attacker (``towards``,
+    unit horizontal (T, 3)): ``ahead`` in front of the head, ``apart`` to each side and ``below`` it, in body
+    scales, while ``weight`` is up; the elbows down and out."""
+    lat = np.cross(UP, towards)  # the defender's left
     for hand in ("left", "right"):
         sgn = 1.0 if hand == "left" else -1.0
-        guard = jb[:, J["head"]] + f * 0.25 * pe[1].scale + lat * sgn * 0.1 * pe[1].scale - UP * 0.12 * pe[1].scale
-        pb.reaches[hand] = Reach(hand, guard, react, -UP + lat * sgn * 0.8, fingers=UP, palm=f)
-    return Plan("kick_dodge", [pa, pb], [], side, {"side_b": other(side)})
+        guard = head + (towards * ahead + lat * sgn * apart - UP * below) * scale
+        p.reaches[hand] = Reach(hand, guard, weight, -UP + lat * sgn * 0.8, fingers=UP, palm=towards)
 
 
 def hook_duck(st: Stage) -> Plan:
@@ -142,10 +150,6 @@ def hook_duck(st: Stage) -> Plan:
     curl = np.zeros((T, 2))
     curl[:, 0 if side == "left" else 1] = 1.4 * np.clip(arm_out * 2, 0, 1)
     pa.hand_curl = curl
-    f2 = -f
-    lat2 = np.cross(UP, f2)  # the defender's left
-    for hand in ("left", "right"):
-        hs = 1.0 if hand == "left" else -1.0
-        guard = jb[:, J["head"]] + f2 * 0.15 * pe[1].scale + lat2 * hs * 0.08 * pe[1].scale - UP * 0.05 * pe[1].scale
-        pb.reaches[hand] = Reach(hand, guard, duck, -UP + lat2 * hs * 0.8, fingers=UP, palm=f2)
+    _hands_up(pb, jb[:, J["head"]], -np.broadcast_to(f, jb[:, J["head"]].shape), pe[1].scale, duck, ahead=0.15,
+              apart=0.08, below=0.05)
     return Plan("hook_duck", [pa, pb], [], side, {"side_b": other(side)})
