@@ -197,6 +197,25 @@ def test_synth_main_writes_valid_folder(tmp_path):
         synth_main(1, tmp_path, adult_stature=(1.63, 1.77, 3.0), progress=False)
 
 
+def test_a_kind_that_never_draws_ends_with_a_one_line_user_error(synth, monkeypatch, tmp_path, capsys):
+    """A kind asked for alone whose every try fails (here a script that always redraws) ends the command with
+    one line naming the kind and the last reason, exit status 2 (a user error: another seed or more kinds), not
+    an internal error."""
+    from socialmirror import cli
+    from socialmirror.data.synth import synthesizer
+    from socialmirror.data.synth.stage import Retry
+
+    def never(st):
+        raise Retry("the hands never meet")
+    monkeypatch.setitem(synthesizer.INTERACTIONS, "wave", never)
+    with pytest.raises(synthesizer.DrawError, match=r"could not draw a valid wave in 36 tries \(the last: wave: the "
+                                                      r"hands never meet\)"):
+        synth.sample(np.random.default_rng(0), action="wave")
+    assert cli.main(["synth", "-n", "1", "-o", str(tmp_path / "out"), "--types", "wave"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "could not draw a valid wave" in err[-1] and "internal error" not in err[-1]
+
+
 @pytest.mark.slow
 def test_synthesis_resumes_and_two_processes_write_the_same_files(tmp_path):
     """Sample i depends on (seed, i) only: a folder made by two processes, after an interruption that left

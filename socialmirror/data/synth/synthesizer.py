@@ -58,8 +58,14 @@ from socialmirror.data.synth.motion import pose_person, rot_y
 from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth
 from socialmirror.data.synth.stage import Person, Plan, Retry, Stage
 from socialmirror.data.synth.text import sentences
+from socialmirror.errors import UserError
 
 J = JOINT_INDEX
+
+
+class DrawError(UserError, RuntimeError):
+    """No valid sample of the asked kind in all the tries: a kind that rarely draws (a push needs about five
+    tries a sequence), asked for alone; the message names the last reason."""
 
 # name -> script; the order is the order of the CLI's --types help and of the contact sheet.
 INTERACTIONS = {
@@ -198,7 +204,7 @@ class InteractionSynthesizer:
 
         The type is drawn once (a redraw must not turn a hard interaction into an easy one, or the
         hard ones would be under-represented); only if ``max_tries`` draws of it all fail is another
-        type drawn (never when ``action`` is given). RuntimeError after 3 * ``max_tries`` draws."""
+        type drawn (never when ``action`` is given). ``DrawError`` after 3 * ``max_tries`` draws."""
         start = time.perf_counter()
         cfg = self.config
         reasons: list[str] = []
@@ -224,8 +230,8 @@ class InteractionSynthesizer:
             self.last_stats.extras["retry_reasons"] = reasons
             return seq
         self.last_stats.extras["retry_reasons"] = reasons
-        raise RuntimeError(f"could not draw a valid {action or 'interaction'} in {len(reasons)} tries: "
-                           f"{reasons[-3:]}")
+        raise DrawError(f"could not draw a valid {act} in {len(reasons)} tries (the last: "
+                        f"{reasons[-1]}); another --seed, or more --types, draws other people")
 
     # ---------------------------------------------------------------------------------- internals
     def _pose(self, plan: Plan) -> list[_Posed]:
