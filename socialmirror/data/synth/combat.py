@@ -103,7 +103,7 @@ def kick_dodge(st: Stage) -> Plan:
 def _hands_up(p, head: np.ndarray, towards: np.ndarray, scale: float, weight: np.ndarray, ahead: float,
               apart: float, below: float) -> None:
     """Both of ``p``'s hands up in front of the face (``head`` (T, 3)), palms towards the attacker (``towards``,
-    unit horizontal (T, 3)): ``ahead`` in front of the head, ``apart`` to each side and ``below`` it, in body
+    unit horizontal, (3,) or (T, 3)): ``ahead`` in front of the head, ``apart`` to each side and ``below`` it, in body
     scales, while ``weight`` is up; the elbows down and out."""
     lat = np.cross(UP, towards)  # the defender's left
     for hand in ("left", "right"):
@@ -144,12 +144,11 @@ def hook_duck(st: Stage) -> Plan:
     angle = np.radians(70.0 - 95.0 * swing)[:, None]
     chest = ja[:, J["spine3"]]
     fist = chest + reach * (np.cos(angle) * f + np.sin(angle) * lat)
-    fist[:, 1] = np.minimum(jb[0, J["head"], 1] + 0.0 * fist[:, 1], ja[:, J["head"], 1] + 0.05)
+    fist[:, 1] = np.minimum(jb[0, J["head"], 1], ja[:, J["head"], 1] + 0.05)
     pa.reaches[side] = Reach(side, fist, arm_out, -UP * 0.3 + lat * 0.8 - f * 0.3, fingers=f - lat * 0.5,
                              palm=-UP)
     curl = np.zeros((T, 2))
     curl[:, 0 if side == "left" else 1] = 1.4 * np.clip(arm_out * 2, 0, 1)
     pa.hand_curl = curl
-    _hands_up(pb, jb[:, J["head"]], -np.broadcast_to(f, jb[:, J["head"]].shape), pe[1].scale, duck, ahead=0.15,
-              apart=0.08, below=0.05)
+    _hands_up(pb, jb[:, J["head"]], -f, pe[1].scale, duck, ahead=0.15, apart=0.08, below=0.05)
     return Plan("hook_duck", [pa, pb], [], side, {"side_b": other(side)})

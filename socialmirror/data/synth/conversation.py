@@ -105,7 +105,7 @@ def sit_and_stand(st: Stage) -> Plan:
     for p, own, theirs in ((pa, ja, jb), (pb, jb, ja)):
         glance = np.clip(np.sin(2 * np.pi * st.u(0.15, 0.35) * st.t + st.u(0, 6.3)) + 0.3, 0, 1)[:, None]
         p.look_at = (own[:, J["head"]] + ahead) * (1 - glance) + theirs[:, J["head"]] * glance
-    return Plan("sit_and_stand", [pa, pb], [], "right", {"partner_side": "left", "both_stand": bool(np.isfinite(rises[1]))})
+    return Plan("sit_and_stand", [pa, pb], [], "right", {"partner_side": "left"})
 
 
 __all__ = ["sit_and_stand", "talk"]

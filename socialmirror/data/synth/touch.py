@@ -1,5 +1,5 @@
-"""Touching the other's body: push (and a shove that knocks the other back a step), passing an object hand to hand, dancing holding both hands, a pat on the
-shoulder, an arm round the shoulders.
+"""Touching the other's body: push (and a shove that knocks the other back a step), passing an object hand to
+hand, dancing holding both hands, a pat on the shoulder, an arm round the shoulders.
 
 Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-handed draws mirror them):
 - push: (left_wrist, right_collar) and (right_wrist, left_collar): both palms on the other's upper chest
