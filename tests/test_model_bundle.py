@@ -13,12 +13,14 @@ from socialmirror.models.bundle import (
     ModelBundle,
     ModelBundleConfig,
     default_bundle_path,
+    join_initial_estimators,
     load_bundle,
     save_bundle,
 )
 from socialmirror.models.features import (IMG_FEATURE_DIM, WORLD_FEATURE_DIM, observation_feature_dim,
                                           observation_features, world_landmark_features)
 from socialmirror.models.initial_estimator import (
+    InitialEnsemble,
     InitialEstimator,
     InitialEstimatorConfig,
     motion_to_raw,
@@ -274,3 +276,61 @@ def test_configs_stored_before_the_3d_input_load_without_it(tmp_path):
     del payload["config"]["world_landmarks"]
     torch.save(payload, tmp_path / "old.pt")
     assert not load_bundle(tmp_path / "old.pt").config.world_landmarks
+
+
+def _randomised(config: InitialEstimatorConfig, seed: int) -> InitialEstimator:
+    torch.manual_seed(seed)
+    estimator = InitialEstimator(config)
+    torch.nn.init.normal_(estimator.head.weight, std=0.3)  # the head starts at zero: make the members differ
+    return estimator
+
+
+def test_an_ensemble_estimates_the_mean_of_its_members_raw_outputs():
+    config = InitialEstimatorConfig(dim=32, depth=1, members=2)
+    a, b = _randomised(config, 0), _randomised(config, 1)
+    ensemble = InitialEnsemble(config, [a, b])
+    features, rep = torch.randn(1, 2, 8, 75), MotionRepresentation(6)
+    raw_a, raw_b = a.forward_raw(features), b.forward_raw(features)
+    x = ensemble(features)
+    # shape logits and the crop camera's log scale averaged: the geometric mean of the two scales
+    _, shape, cam = rep.split(x)
+    _, logit_a, cam_a = rep.split(raw_a)
+    _, logit_b, cam_b = rep.split(raw_b)
+    torch.testing.assert_close(shape, torch.sigmoid((logit_a + logit_b) / 2))
+    torch.testing.assert_close(cam[..., 0], torch.sqrt(cam_a[..., 0].exp() * cam_b[..., 0].exp()))
+    # two copies of one estimator are that estimator
+    torch.testing.assert_close(InitialEnsemble(config, [a, a])(features), a(features))
+
+
+def test_an_ensemble_bundle_round_trips_and_a_single_one_keeps_its_keys(tmp_path):
+    two = tiny_bundle_config(initial=InitialEstimatorConfig(dim=32, depth=1, members=2))
+    bundle = ModelBundle(two)
+    assert isinstance(bundle.initial, InitialEnsemble) and len(bundle.initial.members) == 2
+    bundle.initial.set_output_statistics(raw_to_motion(torch.randn(50, 153) * 0.1 + 0.3, MotionRepresentation(6)))
+    for member in bundle.initial.members:
+        torch.nn.init.normal_(member.head.weight, std=0.3)
+    loaded = load_bundle(save_bundle(bundle, tmp_path / "two.pt", half=False), config=two)
+    features = torch.randn(1, 2, 4, 75)
+    torch.testing.assert_close(loaded.initial(features), bundle.initial(features))
+    assert isinstance(ModelBundle(tiny_bundle_config()).initial, InitialEstimator)
+    assert any(k.startswith("initial.head.") for k in ModelBundle(tiny_bundle_config()).state_dict())
+
+
+def test_joining_gives_a_bundle_the_other_bundles_initial_estimators(tmp_path):
+    torch.manual_seed(0)
+    base, other = ModelBundle(tiny_bundle_config()), ModelBundle(tiny_bundle_config())
+    for bundle, seed in ((base, 0), (other, 1)):
+        bundle.initial = _randomised(bundle.config.initial, seed)
+        bundle.metadata["stages"] = {"initial": {"steps": str(10 + seed)}}
+    features = torch.randn(1, 2, 4, 75)
+    expected = raw_to_motion((base.initial.forward_raw(features) + other.initial.forward_raw(features)) / 2,
+                             MotionRepresentation(6))
+    geometry = {k: v.clone() for k, v in base.geometry.state_dict().items()}
+    joined = load_bundle(save_bundle(join_initial_estimators(base, [other]), tmp_path / "joined.pt", half=False))
+    assert joined.config.initial.members == 2
+    assert [r["steps"] for r in joined.metadata["stages"]["initial"]["members"]] == ["10", "11"]
+    torch.testing.assert_close(joined.initial(features), expected)
+    assert all(torch.equal(v, joined.geometry.state_dict()[k]) for k, v in geometry.items())  # the rest is the base's
+    wider = ModelBundle(tiny_bundle_config(world_landmarks=True))
+    with pytest.raises(CheckpointError, match="differ"):
+        join_initial_estimators(ModelBundle(tiny_bundle_config()), [wider])

@@ -164,6 +164,29 @@ def test_every_stage_lowers_its_loss(training_data, anny_body, tmp_path):
     assert saved.metadata["statistics"]["sigma_from"] == "initial"
 
 
+def test_each_member_of_an_initial_ensemble_learns_on_its_own_loss(training_data, anny_body):
+    # A loss on the members' mean would train one larger network; each member's gradient must be its own
+    # loss's (over the number of members), whatever the other member predicts.
+    run = load_run_config(None, TINY + ["model.initial.members=2"])
+    torch.manual_seed(0)
+    bundle = ModelBundle(run.model)
+    batch = collate([training_data.dataset(bundle, seed=5, epoch_size=4)[i] for i in range(4)])
+    bundle.initial.set_output_statistics(batch["x0"].reshape(-1, bundle.motion_dim))
+    stage = build_stage("initial", bundle, anny_body, run.train, fresh=True)
+    first, second = bundle.initial.members
+    for member in (first, second):
+        torch.nn.init.normal_(member.head.weight, std=0.05)
+    stage(batch)["loss"].backward()
+    together = [p.grad.clone() for p in first.parameters()]
+    own = [stage.losses(m(stage.features(batch), batch["detected"]), batch) for m in (first, second)]
+    mean = (own[0]["loss"] + own[1]["loss"]).detach() / 2
+    assert float(stage(batch)["loss"].detach()) == pytest.approx(float(mean), rel=1e-5)
+    first.zero_grad()
+    (own[0]["loss"] / 2).backward()
+    for a, b in zip(together, first.parameters()):
+        torch.testing.assert_close(a, b.grad)
+
+
 def test_resume_continues_from_the_checkpoint(training_data, anny_body, tmp_path, monkeypatch):
     run = load_run_config(None, TINY + ["train.checkpoint_every=4"])
     common = dict(steps=8, runtime=Runtime(), batch_size=4, report=lambda _: None)

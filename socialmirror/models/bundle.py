@@ -2,6 +2,7 @@
 
 ``ModelBundle`` holds
   ``initial``      InitialEstimator (step 4): F_img -> x_init per person, per frame (raw units, camera frame);
+                   an InitialEnsemble of several with ``initial.members`` > 1;
   ``geometry``     GeometryOptimizer (step 5): both persons' joints -> refined camera-frame joints (metres);
   ``infiller``     SemanticMotionInfiller (step 6): base denoiser + text ControlNet, in NORMALISED x;
   ``independent``  (optional) the ``independent`` baseline's denoiser: the infiller without cross-attention
@@ -35,7 +36,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +51,8 @@ from socialmirror.models.features import (WORLD_FEATURE_DIM, observation_feature
                                           world_landmark_features)
 from socialmirror.models.geometry_optimizer import GeometryOptimizer, GeometryOptimizerConfig
 from socialmirror.models.infiller import InfillerConfig, SemanticMotionInfiller
-from socialmirror.models.initial_estimator import InitialEstimator, InitialEstimatorConfig
+from socialmirror.models.initial_estimator import (InitialEnsemble, InitialEstimatorConfig, build_initial_estimator,
+                                                   estimators)
 from socialmirror.models.refiner import RefinerConfig, TemporalMotionRefiner
 from socialmirror.paths import ASSETS_DIR
 from socialmirror.windows import CLIP_LENGTH
@@ -133,7 +135,7 @@ class ModelBundle(nn.Module):
         super().__init__()
         self.config = config = (config or ModelBundleConfig()).resolved()
         self.representation = MotionRepresentation(config.shape_dim)
-        self.initial = InitialEstimator(config.initial)
+        self.initial = build_initial_estimator(config.initial)
         self.geometry = GeometryOptimizer(config.geometry)
         self.infiller = SemanticMotionInfiller(config.infiller)
         self.independent = (SemanticMotionInfiller(config.independent_config())
@@ -207,6 +209,31 @@ class ModelBundle(nn.Module):
 # ------------------------------------------------------------------------------------------- checkpoints
 def default_bundle_path() -> Path:
     return ASSETS_DIR / "weights" / "socialmirror_anny.pt"
+
+
+def join_initial_estimators(bundle: ModelBundle, others: Sequence[ModelBundle]) -> ModelBundle:
+    """``bundle`` with the initial estimators of ``others`` added to its own as members of one
+    ``InitialEnsemble`` (in place; returned), every other network its own: how a bundle trained with one
+    initial estimator gets an ensemble without retraining the stages after it. The members must share one
+    architecture and read the same F_img; the bundle's metadata lists each member's training record."""
+    single = dataclasses.replace(bundle.config.initial, members=1)
+    for other in others:
+        if dataclasses.replace(other.config.initial, members=1) != single:
+            raise CheckpointError(f"the initial estimators differ: {other.config.initial} vs {bundle.config.initial}")
+    members = [m for b in (bundle, *others) for m in estimators(b.initial)]
+    records = [r for b in (bundle, *others) for r in _initial_records(b)]
+    config = dataclasses.replace(single, members=len(members))
+    bundle.config = dataclasses.replace(bundle.config, initial=config)
+    bundle.initial = InitialEnsemble(config, members)
+    stages = bundle.metadata.setdefault("stages", {})
+    stages["initial"] = {**stages.get("initial", {}), "members": records}
+    return bundle
+
+
+def _initial_records(bundle: ModelBundle) -> list[dict]:
+    """The training record of each of the bundle's initial estimators."""
+    record = bundle.metadata.get("stages", {}).get("initial", {})
+    return record.get("members") or [record]
 
 
 def save_bundle(bundle: ModelBundle, path: str | Path, half: bool = True,
@@ -319,4 +346,4 @@ def load_bundle(path: str | Path | None = None, map_location: str | torch.device
 
 
 __all__ = ["BUNDLE_VERSION", "CheckpointError", "DiffusionConfig", "ModelBundle", "ModelBundleConfig",
-           "default_bundle_path", "load_bundle", "save_bundle"]
+           "default_bundle_path", "join_initial_estimators", "load_bundle", "save_bundle"]

@@ -7,10 +7,10 @@ stage modules hold the bundle's networks as submodules (the trained one and any 
 body model is kept OUT of the module tree (it is fixed: nothing to train, synchronise or save).
 
 Stages (in training order):
-  ``initial``      InitialEstimator: 6D rotation L2 + camera-frame joint errors (FK; pose relative to the
-                   pelvis and pelvis placement, see ``Stage.joint_terms``) + 2D reprojection error
-                   (in box sides, weighted by the keypoints' confidences) + shape L2 + crop-camera L2 (log s,
-                   tx, ty).
+  ``initial``      InitialEstimator (each member of an ensemble on its own loss): 6D rotation L2 + camera-frame
+                   joint errors (FK; pose relative to the pelvis and pelvis placement, see
+                   ``Stage.joint_terms``) + 2D reprojection error (in box sides, weighted by the keypoints'
+                   confidences) + shape L2 + crop-camera L2 (log s, tx, ty).
   ``geometry``     GeometryOptimizer (batch 64): input the frozen initial estimator's joints (or, before that
                    stage exists, the target joints with noise), output camera-frame joints, loss = mean joint
                    error on the joints the ground truth has (``joint_mask``).
@@ -44,6 +44,7 @@ from socialmirror.body.motion import motion_to_joints
 from socialmirror.geometry.camera import broadcast_intrinsics, project
 from socialmirror.models.bundle import ModelBundle
 from socialmirror.models.infiller import SemanticMotionInfiller
+from socialmirror.models.initial_estimator import estimators
 from socialmirror.windows import join_windows
 
 # Refiner inputs: two windows of this many frames, overlapping, that cover the training clip.
@@ -152,7 +153,11 @@ class InitialStage(Stage):
         self.initial = bundle.initial
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        return self.losses(self.initial(self.features(batch), batch["detected"]), batch)
+        # An ensemble's members each learn on their own loss: a loss on their mean would train one larger
+        # network, not independent estimates whose errors average out.
+        features = self.features(batch)
+        terms = [self.losses(member(features, batch["detected"]), batch) for member in estimators(self.initial)]
+        return {name: torch.stack([t[name] for t in terms]).mean() for name in terms[0]}
 
     def losses(self, x: Tensor, batch: dict[str, Any]) -> dict[str, Tensor]:
         """The loss terms of an estimate x (B, 2, L, D) against the batch's targets and keypoints."""
