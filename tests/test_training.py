@@ -285,6 +285,23 @@ def test_time_budget_and_recipe_shares(training_data, anny_body, tmp_path):
     assert result.steps >= 10
 
 
+def test_a_run_takes_its_steps_from_another_bundle(cmu_with_text, training_data, anny_body, tmp_path):
+    # Two runs compared with each other train equally long, whatever the machine's pace (--steps-like).
+    from socialmirror.models.bundle import CheckpointError
+    from socialmirror.training.trainer import recorded_steps, train_main
+    run = load_run_config(None, TINY)
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    train_stage("initial", training_data, ModelBundle(run.model), anny_body, run, steps=3, out=first,
+                runtime=Runtime(), batch_size=2, report=lambda _: None)
+    assert recorded_steps(first) == {"initial": 3}
+    assert train_main("initial", cmu_with_text, None, second, batch_size=2, overrides=TINY, seed=1,
+                      report=lambda _: None, steps_like=first) == 0
+    assert int(load_bundle(second).metadata["stages"]["initial"]["steps"]) == 3
+    with pytest.raises(CheckpointError, match="no geometry stage"):
+        train_main("geometry", cmu_with_text, None, second, batch_size=2, overrides=TINY, report=lambda _: None,
+                   steps_like=first)
+
+
 def test_train_arguments():
     import argparse
     from socialmirror.training.cli import add_train_arguments
@@ -298,6 +315,10 @@ def test_train_arguments():
         parser.parse_args(["all", "--data", "synth:4", "--steps", "5", "--minutes", "2"])
     args = parser.parse_args(["geometry_linear", "--data", "synth:4", "--minutes", "3", "--out", "w.pt"])
     assert (args.stage, args.minutes, args.steps) == ("geometry_linear", 3.0, None)
+    args = parser.parse_args(["all", "--data", "synth:4", "--steps-like", "a.pt", "--out", "w.pt"])
+    assert (args.steps_like, args.steps, args.minutes) == ("a.pt", None, None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["all", "--data", "synth:4", "--steps", "5", "--steps-like", "a.pt", "--out", "w.pt"])
 
 
 def test_geometry_linear_continues_an_older_bundle(cmu_with_text, training_data, anny_body, tmp_path):

@@ -28,6 +28,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--steps", type=int, help="optimisation steps (for 'all': the total over the stages)")
     budget.add_argument("--minutes", type=float,
                         help="time budget instead of steps; steps are set from the measured step time")
+    budget.add_argument("--steps-like", metavar="BUNDLE",
+                        help="each stage's steps as the trained BUNDLE records them: a run that compares with "
+                             "that one at equal steps, however busy the machine")
     parser.add_argument("--out", required=True,
                         help="model bundle to write (and to continue from when it exists); checkpoints go to "
                              "OUT.train/")
@@ -41,8 +44,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from socialmirror.errors import InputError
     from socialmirror.training.trainer import train_main
-    if args.steps is None and args.minutes is None:
-        raise InputError("give --steps N or --minutes M")
+    if args.steps is None and args.minutes is None and args.steps_like is None:
+        raise InputError("give --steps N, --minutes M or --steps-like BUNDLE")
     return train_main(args.stage, args.data, args.steps, args.out, resume=args.resume, batch_size=args.batch_size,
                       seed=args.seed, overrides=args.overrides, config_path=args.config, threads=args.threads,
-                      minutes=args.minutes)
+                      minutes=args.minutes, steps_like=args.steps_like)

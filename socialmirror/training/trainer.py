@@ -528,16 +528,37 @@ def _steps_for_budget(model, params, data, bundle, batch_size, seed, seconds, ru
 
 def train_recipe(data: TrainingData, bundle: ModelBundle, body: BodyModel, run: TrainRunConfig, out: Path,
                  runtime: Runtime, minutes: float | None = None, steps: int | None = None, resume: bool = False,
-                 seed: int = 0, report: Callable[[str], None] = print) -> None:
-    """Every stage of the recipe (``socialmirror.training.recipe``) in order, each on its share of the budget;
-    the optional slots (``independent``, ``geometry_linear``) only when the bundle or the config has them.
-    With ``resume``, stages the bundle records as finished are skipped."""
-    for stage, (stage_steps, seconds) in stage_budgets(minutes, steps, recipe_stages(bundle, run)).items():
+                 seed: int = 0, report: Callable[[str], None] = print,
+                 steps_like: dict[str, int] | None = None) -> None:
+    """Every stage of the recipe (``socialmirror.training.recipe``) in order, each on its share of the budget
+    (or, with ``steps_like``, each stage's steps from there: ``recorded_steps``); the optional slots
+    (``independent``, ``geometry_linear``) only when the bundle or the config has them. With ``resume``,
+    stages the bundle records as finished are skipped."""
+    stages = recipe_stages(bundle, run)
+    budgets = ({s: (planned_steps(steps_like, s), None) for s in stages} if steps_like is not None
+               else stage_budgets(minutes, steps, stages))
+    for stage, (stage_steps, seconds) in budgets.items():
         if resume and stage in bundle.metadata.get("stages", {}):
             report(f"{stage}: already trained; skipped")
             continue
         train_stage(stage, data, bundle, body, run, stage_steps, out, runtime, resume=resume, seed=seed,
                     seconds=seconds, report=report)
+
+
+def recorded_steps(path: str | Path) -> dict[str, int]:
+    """Each stage's step count as the trained bundle at ``path`` records it (``train --steps-like``). Why: a
+    time budget sets a stage's steps from the pace of a few probe steps, so two runs on one budget differ in
+    their steps when the machine is busier for one of them (measured: two runs of the recipe on 25 minutes
+    gave the initial estimator 1029 and 675 steps); runs compared with each other must train equally long."""
+    stages = load_bundle(path).metadata.get("stages", {})
+    return {stage: int(record["steps"]) for stage, record in stages.items() if "steps" in record}
+
+
+def planned_steps(steps_like: dict[str, int], stage: str) -> int:
+    if stage not in steps_like:
+        raise CheckpointError(f"the bundle given to --steps-like records no {stage} stage (it has "
+                              f"{', '.join(steps_like) or 'none'})")
+    return steps_like[stage]
 
 
 def recipe_stages(bundle: ModelBundle, run: TrainRunConfig) -> tuple[str, ...]:
@@ -560,8 +581,11 @@ def recipe_finished(out: str | Path, overrides: Sequence[str] = (), config_path:
 def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume: bool = False,
                batch_size: int | None = None, seed: int = 0, overrides: Sequence[str] = (),
                config_path: str | Path | None = None, threads: int | None = None,
-               minutes: float | None = None, report: Callable[[str], None] = print) -> int:
-    """Train ``stage`` (one of STAGES, or ``all`` for the recipe) on the data spec; returns an exit code."""
+               minutes: float | None = None, report: Callable[[str], None] = print,
+               steps_like: str | Path | None = None) -> int:
+    """Train ``stage`` (one of STAGES, or ``all`` for the recipe) on the data spec; returns an exit code.
+    ``steps_like``: a trained bundle whose recorded step counts replace the budget (``recorded_steps``)."""
+    plan = recorded_steps(steps_like) if steps_like is not None else None
     run = load_run_config(config_path, overrides)
     if threads:
         run = dataclasses.replace(run, train=dataclasses.replace(run.train, threads=threads))
@@ -576,8 +600,9 @@ def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume
     bundle = ModelBundle(run.model) if stage == "all" and not resume else open_bundle(out, run, overrides)
     if stage == "all":
         train_recipe(training_data, bundle, body, run, out, runtime, minutes=minutes, steps=steps, resume=resume,
-                     seed=seed, report=say)
+                     seed=seed, report=say, steps_like=plan)
     else:
+        steps = planned_steps(plan, stage) if plan is not None else steps
         seconds = None if steps is not None else (minutes or 0) * 60.0 or None
         train_stage(stage, training_data, bundle, body, run, steps, out, runtime, resume=resume,
                     batch_size=batch_size, seed=seed, seconds=seconds, report=say)
@@ -587,5 +612,5 @@ def train_main(stage: str, data: str, steps: int | None, out: str | Path, resume
 
 
 __all__ = ["DEFAULT_BATCH", "StageResult", "StepBatchSampler", "TrainConfig", "TrainRunConfig", "TrainingData",
-           "checkpoint_path", "ensure_statistics", "init_runtime", "recipe_finished", "recipe_stages",
-           "save_checkpoint", "train_main", "train_recipe", "train_stage"]
+           "checkpoint_path", "ensure_statistics", "init_runtime", "planned_steps", "recipe_finished", "recipe_stages",
+           "recorded_steps", "save_checkpoint", "train_main", "train_recipe", "train_stage"]
