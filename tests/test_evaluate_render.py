@@ -98,6 +98,8 @@ def test_render_protocol_end_to_end_and_cache(tmp_path, anny_body):
     assert record["camera"]["image_size"][0] % 2 == 0 and max(record["camera"]["image_size"]) == 320
     assert set(record["persons"]) == {"closeint", "socialmirror-nofit", "socialmirror"}
     assert all(len(v) == 2 and all(x > 0 for x in v) for v in record["persons"]["socialmirror"].values())
+    for method in ("closeint", "socialmirror"):  # one sequence: its own scores are the data set's
+        assert record["metrics"][method]["R-MPJPE"] == pytest.approx(res[method]["R-MPJPE"], abs=0.05)
     detection = doc["detection"]["npz:data"]
     assert 0.0 <= detection["detection_rate"] <= 1.0
     assert detection["missed_share"] + detection["wrong_person_share"] + detection["correct_detection_rate"] \

@@ -375,6 +375,7 @@ class _Evaluation:
                                  case.found)
             if case.record is not None:
                 case.record.setdefault("persons", {})[name] = metrics.person_sizes(pred, case.gt, joint_names=names)
+                case.record.setdefault("metrics", {})[name] = acc.means()  # paired comparisons of two runs
             accs[name].merge(acc)
             if seq.action:
                 act_accs.setdefault(seq.action, {}).setdefault(name, _Accumulator()).merge(acc)
