@@ -110,7 +110,7 @@ def test_train_needs_an_explicit_out(capsys):
 
 def test_train_without_a_budget_is_a_user_error(capsys, tmp_path):
     rc, line = _run(capsys, "train", "geometry", "--data", "synth:1", "--out", str(tmp_path / "w.pt"))
-    assert rc == 2 and "--steps N or --minutes M" in line
+    assert rc == 2 and "--steps N, --minutes M or --steps-like BUNDLE" in line
 
 
 def test_unknown_guidance_term_is_a_one_line_error(capsys, tmp_path):
