@@ -1,9 +1,9 @@
 """Give a model bundle an ensemble of initial estimators: its own, and those of other bundles trained by the
 same recipe from other seeds (``models.bundle.join_initial_estimators``); every other network stays the
-first bundle's. How the shipped weights got their second initial estimator (README, "Training and the
-shipped weights"):
+first bundle's. The shipped weights with a second initial estimator were measured this way (README, "Training
+and the shipped weights"; worse on three of four data sets, so not shipped):
 
-    socialmirror train initial --data npz:/tmp/sm_train --steps 1039 --seed 2 --out /tmp/member2.pt \\
+    socialmirror train initial --data npz:/tmp/sm_train14 --steps 1039 --seed 2 --out /tmp/member2.pt \\
         --set model.world_landmarks=false --set model.geometry_linear=false
     .venv/bin/python scripts/join_initial_estimators.py socialmirror/assets/weights/socialmirror_anny.pt \\
         /tmp/member2.pt -o joined.pt
