@@ -17,6 +17,7 @@ from socialmirror.config import ConfigError
 from socialmirror.errors import InputError
 from socialmirror.live import LiveSettings, parse_source, run_live
 from socialmirror.models.bundle import default_bundle_path
+from socialmirror.perception.pose import PoseDetector
 
 torch.set_num_threads(1)
 needs_weights = pytest.mark.skipif(not default_bundle_path().is_file(), reason="no shipped weights")
@@ -73,6 +74,7 @@ class _MJPEG(BaseHTTPRequestHandler):
         with server.lock:
             session = server.sessions.pop(0) if server.sessions else None
             server.gets += 1
+            server.opened_at.append(time.monotonic())
         if session is None:
             self.send_response(404)
             self.end_headers()
@@ -99,7 +101,7 @@ def _serve(sessions: list) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _MJPEG)
     server.daemon_threads = True
     server.lock = threading.Lock()
-    server.sessions, server.gets, server.sent = list(sessions), 0, 0
+    server.sessions, server.gets, server.sent, server.opened_at = list(sessions), 0, 0, []
     server.jpegs = _sample_jpegs(45)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
@@ -154,6 +156,35 @@ def test_a_stalled_stream_ends_the_run_after_the_stall_time():
         server.server_close()
     assert summary.ended == "stalled" and summary.frames == 1 and summary.windows == 0
     assert seconds < 5.0  # not the server's six seconds of silence
+
+
+class _SlowToWarmDetector(PoseDetector):
+    """A detector that takes a while to get ready (as MediaPipe's, about a second) and sees nobody."""
+
+    warmed_at: list = []
+
+    def warm_up(self):
+        time.sleep(0.3)
+        _SlowToWarmDetector.warmed_at.append(time.monotonic())
+
+    def detect(self, frame_rgb):
+        return []
+
+
+def test_the_detectors_are_ready_before_the_source_is_opened():
+    """A live source's frames come from the moment it is opened: frames that came while detectors were made
+    were dropped, so every detector is warmed up first."""
+    server = _serve([8])
+    _SlowToWarmDetector.warmed_at = []
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+        summary = run_live(url, LiveSettings(method="closeint", reconnects=0, perception_workers=2),
+                           emit=lambda record: None, models=object(), detector=_SlowToWarmDetector)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(_SlowToWarmDetector.warmed_at) == 2 and max(_SlowToWarmDetector.warmed_at) < server.opened_at[0]
+    assert summary.frames + summary.dropped == 8 and summary.windows == 0
 
 
 def test_the_local_page_serves_the_latest_record():

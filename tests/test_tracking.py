@@ -309,6 +309,40 @@ def test_several_workers_detect_each_frame_once_and_keep_the_frames_order(tmp_pa
         detect_and_track(tmp_path, detector=_FakeDetector(), progress=False, workers=2)
 
 
+class _WarmingFakeDetector(_FakeDetector):
+    """The fake detector counting its warm-ups and the frames it detected."""
+
+    made: list = []
+
+    def __init__(self):
+        super().__init__()
+        self.warm_ups = self.frames = 0
+        _WarmingFakeDetector.made.append(self)
+
+    def warm_up(self):
+        self.warm_ups += 1
+
+    def detect(self, frame_rgb):
+        self.frames += 1
+        return super().detect(frame_rgb)
+
+
+def test_a_warmed_up_pool_has_its_detectors_before_the_first_frame_and_makes_no_more():
+    from socialmirror.perception.pipeline import DetectorPool
+    frames = [np.full((H, W, 3), 10 * t, dtype=np.uint8) for t in range(12)]
+    _WarmingFakeDetector.made = []
+    pool = DetectorPool.of(_WarmingFakeDetector, 2).warm_up()
+    assert len(pool.made) == 2 and all(d.warm_ups == 1 and d.frames == 0 for d in pool.made)
+    warm = list(pool.detect_in_order(iter(frames)))
+    assert _WarmingFakeDetector.made == pool.made and sum(d.frames for d in pool.made) == 12
+    assert pool.warm_up().made == _WarmingFakeDetector.made  # warming a warm pool makes nothing
+    made = list(pool.made)
+    pool.close()
+    assert all(d.closed for d in made)
+    cold = list(DetectorPool.of(_FakeDetector, 2).detect_in_order(iter(frames)))
+    assert [[p.keypoints.tolist() for p in f] for f in warm] == [[p.keypoints.tolist() for p in f] for f in cold]
+
+
 def test_a_stray_detection_beside_one_person_is_not_a_partner():
     """Issue 15 case 10: one person through 40 frames and a detection seen in one frame: the one-person error,
     not a pair with an invented second body. Together in 10% of the frames is enough."""

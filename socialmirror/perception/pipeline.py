@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -231,8 +233,9 @@ def bridge_tracks(video_path: str | os.PathLike, fps: float | None, per_frame: l
 
 
 class DetectorPool:
-    """``workers`` threads that detect frames, each with its own detector made on first use by ``make``
-    (closed by ``close`` when ``owned``), and the seconds they spent in detection and appearance."""
+    """``workers`` threads that detect frames, each frame with a detector of its own while it is detected:
+    detectors are made by ``make`` when none is idle (at most ``workers``; closed by ``close`` when ``owned``),
+    and the seconds they spent in detection and appearance."""
 
     @classmethod
     def of(cls, detector: DetectorSource, workers: int, appearance: bool = True) -> "DetectorPool":
@@ -249,24 +252,46 @@ class DetectorPool:
     def __init__(self, make: Callable[[], PoseDetector], workers: int = 1, appearance: bool = True,
                  owned: bool = True):
         self.make, self.workers, self.appearance, self.owned = make, int(workers), appearance, owned
-        self.local = threading.local()
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()
         self.made: list[PoseDetector] = []
         self.lock = threading.Lock()
         self.seconds = {"detect": 0.0, "appearance": 0.0}
         self.detector_name = ""
 
-    def detector(self) -> PoseDetector:
-        det = getattr(self.local, "detector", None)
-        if det is None:
-            det = self.local.detector = self.make()
-            with self.lock:
-                self.made.append(det)
-                self.detector_name = type(det).__name__
+    def _new_detector(self) -> PoseDetector:
+        det = self.make()
+        with self.lock:
+            self.made.append(det)
+            self.detector_name = type(det).__name__
         return det
+
+    @contextlib.contextmanager
+    def detector(self) -> Iterator[PoseDetector]:
+        """An idle detector (a new one when none is) for one frame, idle again afterwards."""
+        try:
+            det = self.idle.get_nowait()
+        except queue.Empty:
+            det = self._new_detector()
+        try:
+            yield det
+        finally:
+            self.idle.put(det)
+
+    def warm_up(self) -> "DetectorPool":
+        """Every worker's detector made and warmed up now (``PoseDetector.warm_up``): a live source's frames
+        arrive from the moment it is opened, and those that came while detectors were made were dropped."""
+        with self.lock:
+            missing = self.workers - len(self.made)
+        for _ in range(missing):
+            det = self._new_detector()
+            det.warm_up()
+            self.idle.put(det)
+        return self
 
     def detect(self, frame: np.ndarray) -> list[PersonDetection]:
         t0 = time.perf_counter()
-        people = self.detector().detect(frame)
+        with self.detector() as det:
+            people = det.detect(frame)
         t1 = time.perf_counter()
         if self.appearance:
             add_appearance(people, frame)
@@ -302,6 +327,7 @@ class DetectorPool:
             for det in self.made:
                 det.close()
         self.made = []
+        self.idle = queue.SimpleQueue()
 
 
 def sideways_share(per_frame) -> float:

@@ -143,6 +143,10 @@ class PoseDetector(abc.ABC):
     def close(self) -> None:
         """Release the detector's resources (idempotent)."""
 
+    def warm_up(self) -> None:
+        """Make now what the detector would make on its first frames (models, their first inference), so that
+        a live source's first frames do not wait for it. The detections do not change. Default: nothing."""
+
     def __enter__(self):
         return self
 
@@ -529,7 +533,7 @@ class MediaPipePoseDetector(PoseDetector):
     def find_missed(self, frame_rgb: np.ndarray, people: list[PersonDetection]) -> list[PersonDetection]:
         """Steps 4-6 of the class docstring: ``people`` plus those found from face seeds, around the people found
         and in tiles."""
-        from socialmirror.perception.recall import FaceSeeder, RegionPoseLandmarker, face_to_region, tile_boxes
+        from socialmirror.perception.recall import face_to_region, tile_boxes
 
         h, w = frame_rgb.shape[:2]
         people = list(people)
@@ -545,8 +549,7 @@ class MediaPipePoseDetector(PoseDetector):
             people.append(c)
             covered |= person_mask(c.keypoints, (h, w), self.mask_min_visibility)
 
-        if self._faces is None:
-            self._faces, self._regions = FaceSeeder(), RegionPoseLandmarker()
+        self._make_recall_models()
         for face in self._faces.detect(frame_rgb):
             if len(people) >= self.recall_target:
                 break
@@ -594,6 +597,21 @@ class MediaPipePoseDetector(PoseDetector):
         head = np.asarray(keypoints, np.float64)[:11, :2]
         head = head[np.isfinite(head).all(axis=1)]
         return len(head) > 0 and float(np.linalg.norm(head.mean(axis=0) - centre)) < face_size
+
+    def _make_recall_models(self) -> None:
+        from socialmirror.perception.recall import FaceSeeder, RegionPoseLandmarker
+        if self._faces is None:
+            self._faces, self._regions = FaceSeeder(), RegionPoseLandmarker()
+
+    def warm_up(self) -> None:
+        """The landmarker's first call (MediaPipe builds its graph then: ~0.2 s) on a blank frame, and the
+        recall's models made and called once (~0.5 s more; made on the first frame that needs them otherwise)."""
+        blank = np.zeros((64, 64, 3), np.uint8)
+        self.run_landmarker(blank, "warm-up")
+        if self.recall:
+            self._make_recall_models()
+            self._faces.detect(blank)
+            self._regions.landmarks(blank, (0.0, 0.0, 64.0, 64.0))
 
     def close(self) -> None:
         if getattr(self, "_landmarker", None) is not None:
