@@ -611,7 +611,7 @@ class MediaPipePoseDetector(PoseDetector):
         if self.recall:
             self._make_recall_models()
             self._faces.detect(blank)
-            self._regions.landmarks(blank, (0.0, 0.0, 64.0, 64.0))
+            self._regions.landmarks(blank, (32.0, 32.0, 64.0, 0.0))  # (centre x, centre y, side, rotation)
 
     def close(self) -> None:
         if getattr(self, "_landmarker", None) is not None:
