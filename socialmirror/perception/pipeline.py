@@ -119,8 +119,8 @@ def detect_and_track(video_path: str | os.PathLike, detector: DetectorSource = N
 
     ``detector``: a detector (left open), or a function that makes one (each made here is closed here);
     default ``MediaPipePoseDetector`` (two people, with the second pass). ``workers`` > 1 detects that many
-    frames at once, each worker thread with its own detector from the function (MediaPipe releases the GIL:
-    two workers on two cores detect the sample in 49 instead of 93 ms a frame); the frames are decoded once,
+    frames at once with as many detectors from the function, each frame by an idle one (MediaPipe releases the
+    GIL: two workers on two cores detect the sample in 49 instead of 93 ms a frame); the frames are decoded once,
     and the detections are the same, in the same order, as one worker's. ``appearance`` adds a colour
     descriptor to each detection for re-identification after re-entry. The result's
     ``meta["timing_ms_per_frame"]`` holds the cost per frame of reading, detection, appearance (summed over
