@@ -296,11 +296,12 @@ def run_live(source: str, settings: LiveSettings = LiveSettings(), emit: Callabl
     from socialmirror.perception.pose import MediaPipePoseDetector
     models = models or pipeline.load_models()
     workers = settings.perception_workers if makes_detectors(detector) else 1
-    # Warmed up before the source is opened: its frames arrive from then on, and those that came while the
-    # detectors were made (about a second) were dropped.
-    detectors = DetectorPool.of(detector or partial(MediaPipePoseDetector, num_poses=3), workers).warm_up()
+    detectors = DetectorPool.of(detector or partial(MediaPipePoseDetector, num_poses=3), workers)
     summary = LiveSummary()
     try:
+        # Warmed up before the source is opened: its frames arrive from then on, and those that came while the
+        # detectors were made (about a second) were dropped.
+        detectors.warm_up()
         feed = FrameFeed(source, settings)
     except BaseException:
         detectors.close()
