@@ -222,30 +222,33 @@ def test_penetration_guidance_separates_overlapping_people(bundle, anny_body):
     assert proxy(full) < 0.5 * proxy(closeint)
 
 
-def test_contact_guidance_closes_annotated_contact(bundle, anny_body, scene40):
-    annotations, text = hand_annotations(40)
+def wrist_gap(joints: np.ndarray) -> float:
+    """Mean distance between the two people's right wrists, (T, 2, 24, 3) -> metres."""
     wrist = JOINT_INDEX["right_wrist"]
-
-    def gap(est):
-        return float(np.linalg.norm(est.joints[:, 0, wrist] - est.joints[:, 1, wrist], axis=-1).mean())
-
-    # The guidance alone (the presets' fit has no contact term: it follows the image, whose hands are a metre
-    # apart here).
-    with_contact = run(bundle, anny_body, scene40, "socialmirror", annotations=annotations, text=text, fit=NO_FIT)
-    without = run(bundle, anny_body, scene40, "no-contact", annotations=annotations, text=text, fit=NO_FIT)
-    assert gap(with_contact) < gap(without) - 0.05
+    return float(np.linalg.norm(joints[:, 0, wrist] - joints[:, 1, wrist], axis=-1).mean())
 
 
-def test_the_fit_follows_the_image_where_an_annotated_contact_disagrees(bundle, anny_body, scene40):
-    """The `socialmirror` preset's fit has no contact term: an annotated handshake whose hands the image shows
-    about a metre apart is closed by the guidance, then opened again by the fit towards the image's gap (with the
-    contact term in the fit, measured: the hands ended 8 cm apart)."""
+@pytest.fixture(scope="module")
+def handshake(bundle, anny_body, scene40):
+    """A handshake annotated on the scene whose right hands the image shows about a metre apart: the
+    `socialmirror` preset's guided sampler alone (no fit), shared by the tests below."""
     annotations, text = hand_annotations(40)
-    wrist = JOINT_INDEX["right_wrist"]
-
-    def gap(joints):
-        return np.linalg.norm(joints[:, 0, wrist] - joints[:, 1, wrist], axis=-1).mean()
-    truth = gap(scene40.joints)
     guided = run(bundle, anny_body, scene40, "socialmirror", annotations=annotations, text=text, fit=NO_FIT)
+    return annotations, text, guided
+
+
+def test_contact_guidance_closes_annotated_contact(bundle, anny_body, scene40, handshake):
+    annotations, text, with_contact = handshake
+    # The guidance alone (the presets' fit has no contact term: it follows the image).
+    without = run(bundle, anny_body, scene40, "no-contact", annotations=annotations, text=text, fit=NO_FIT)
+    assert wrist_gap(with_contact.joints) < wrist_gap(without.joints) - 0.05
+
+
+def test_the_fit_follows_the_image_where_an_annotated_contact_disagrees(bundle, anny_body, scene40, handshake):
+    """The `socialmirror` preset's fit has no contact term: the annotated handshake is closed by the guidance,
+    then opened again by the fit towards the image's gap (with the contact term in the fit, measured: the hands
+    ended 8 cm apart)."""
+    annotations, text, guided = handshake
+    truth = wrist_gap(scene40.joints)
     fitted = run(bundle, anny_body, scene40, "socialmirror", annotations=annotations, text=text)
-    assert abs(gap(fitted.joints) - truth) < abs(gap(guided.joints) - truth) - 0.02
+    assert abs(wrist_gap(fitted.joints) - truth) < abs(wrist_gap(guided.joints) - truth) - 0.02
