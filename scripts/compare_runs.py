@@ -8,7 +8,11 @@ of B - A, and the two-sided sign test's p-value (the chance of a split at least 
 were better).
 
     .venv/bin/python scripts/compare_runs.py A.json [A2.json ...] --against B.json [B2.json ...] \\
-        [--metric R-MPJPE] [--method socialmirror]
+        [--metric R-MPJPE] [--method socialmirror] [--against-method METHOD]
+
+``--against-method`` scores B by another method than A's, so that two methods of one run (an ablation's
+variant against the full method, on the same videos and tracks) are paired the same way: pass the same files
+as A and B.
 """
 from __future__ import annotations
 
@@ -56,9 +60,10 @@ def main() -> None:
     parser.add_argument("--against", nargs="+", required=True, help="run B, the same data sets")
     parser.add_argument("--metric", default="R-MPJPE")
     parser.add_argument("--method", default="socialmirror")
+    parser.add_argument("--against-method", help="B's method (default: --method)")
     args = parser.parse_args()
     a = sequence_scores(args.a, args.method, args.metric)
-    b = sequence_scores(args.against, args.method, args.metric)
+    b = sequence_scores(args.against, args.against_method or args.method, args.metric)
     both = sorted(set(a) & set(b))
     if not both:
         raise SystemExit("compare_runs: the two runs share no scored sequence (evaluated with per-sequence "

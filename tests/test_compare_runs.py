@@ -32,3 +32,15 @@ def test_runs_are_paired_by_sequence(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "npz:val: 3 sequences; B better on 2, worse on 1" in out
     assert "median -10.0, mean +26.7 (A 450.0, B 476.7)" in out
+
+
+def test_two_methods_of_one_run_are_paired_by_sequence(tmp_path, capsys, monkeypatch):
+    records = [{"sequence": name, "metrics": {"socialmirror": {"R-MPJPE": full}, "no-text": {"R-MPJPE": ablated}}}
+               for name, full, ablated in (("s0", 200.0, 220.0), ("s1", 300.0, 310.0), ("s2", 250.0, 240.0))]
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"sequences": {"npz:val": records}}))
+    monkeypatch.setattr("sys.argv", ["compare_runs", str(run), "--against", str(run), "--against-method", "no-text"])
+    compare_runs.main()
+    out = capsys.readouterr().out
+    assert "npz:val: 3 sequences; B better on 1, worse on 2" in out
+    assert "median +10.0, mean +6.7 (A 250.0, B 256.7)" in out
