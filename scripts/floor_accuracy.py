@@ -2,7 +2,7 @@
 
 For each sequence of each data set, the same render and perception as ``socialmirror evaluate --observe render``
 (same seeds, so the same cached videos with the same ``--render-cache``), then the pair stage's estimate of the
-world's up against the rendering camera's: pitch in degrees and the estimate's own spread, and the camera's roll
+world's up against the rendering camera's: pitch in degrees, and the camera's roll
 (the estimate takes it as zero); the error of a level camera (what ``--level-camera`` assumes) is the true
 pitch itself.
 
@@ -40,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(1)
     body, settings, cache = build_body_model("anny"), rp.RenderSettings(), rp.RenderCache(args.render_cache)
     errors, level_errors = [], []
-    print("sequence | pitch true / estimated | spread | true roll (degrees)")
+    print("sequence | pitch true / estimated | true roll (degrees)")
     for spec in args.data:
         for k, seq in enumerate(sequences_from_spec(spec, fps=None, seed=args.seed)[: args.max_sequences or None]):
             seq = rp.clip_sequence(seq, args.max_frames, 30.0)
@@ -54,10 +54,9 @@ def main() -> None:
                 continue
             true_pitch, true_roll = up_angles(case.camera.R @ np.asarray(seq30.up, dtype=np.float64))
             pitch = up_angles(np.asarray(case.observation.up))[0]
-            spread = math.degrees(case.observation.up_sigma or 0.0)
             errors.append(abs(pitch - true_pitch))
             level_errors.append(abs(true_pitch))
-            print(f"{seq.name} | {true_pitch:6.1f} / {pitch:6.1f} | {spread:4.1f} | {true_roll:5.1f}")
+            print(f"{seq.name} | {true_pitch:6.1f} / {pitch:6.1f} | {true_roll:5.1f}")
     if errors:
         print(f"pitch error (deg): estimate median {np.median(errors):.1f}, mean {np.mean(errors):.1f}; "
               f"a level camera median {np.median(level_errors):.1f}, mean {np.mean(level_errors):.1f} "

@@ -81,3 +81,37 @@ def test_feet_and_heads_read_the_smpl24_feet_and_head():
     assert np.allclose(feet[0, 0], (120, 510)) and np.allclose(heads[0, 0], (120, 100)) and seen[0, 0]
     kp[0, 0, JOINT_INDEX["right_foot"], 2] = 0.2
     assert not feet_and_heads(kp)[2][0, 0]
+
+
+def landmark_skeleton(lean: float) -> np.ndarray:
+    """(1, 1, 24, 3) SMPL-24 joints of an upright body in camera axes (y down) tilted back by ``lean`` radians,
+    as MediaPipe's world landmarks show a standing person to a camera looking down (NaN elsewhere)."""
+    from socialmirror.body.skeleton import JOINT_INDEX
+    up = camera_up(lean)
+    j = np.full((1, 1, 24, 3), np.nan)
+    for name, height, side in (("left_ankle", 0.0, 0.1), ("right_ankle", 0.0, -0.1),
+                               ("left_shoulder", 1.4, 0.2), ("right_shoulder", 1.4, -0.2)):
+        j[0, 0, JOINT_INDEX[name]] = height * up + np.array([side, 0.0, 0.0])
+    return j
+
+
+def test_the_bodies_3d_gives_the_pitch_prior():
+    """MediaPipe's 3D leans a standing body back by 1 / LANDMARK_PITCH_GAIN of the camera's pitch (measured):
+    the prior reads the camera's pitch back from it, with its own spread; no body, the level prior."""
+    from socialmirror.body.keypoints import body_axes
+    from socialmirror.geometry.ground import LANDMARK_PITCH_GAIN, LANDMARK_PITCH_SIGMA, landmark_prior
+    pitch = math.radians(18.0)
+    axes = body_axes(landmark_skeleton(pitch / LANDMARK_PITCH_GAIN))
+    np.testing.assert_allclose(axes, [camera_up(pitch / LANDMARK_PITCH_GAIN)], atol=1e-9)
+    prior = landmark_prior(axes)
+    assert prior.pitch == pytest.approx(pitch, abs=1e-9) and prior.pitch_sigma == LANDMARK_PITCH_SIGMA
+    assert landmark_prior(body_axes(np.full((2, 1, 24, 3), np.nan))) == FloorPrior()
+
+
+def test_a_person_standing_still_is_left_to_the_bodies_3d():
+    """Rows that say nothing about the pitch (one place) leave it where the bodies' 3D puts it, not level."""
+    from socialmirror.geometry.ground import landmark_prior
+    feet, heads = standing_people(math.radians(20), 1.6, np.array([[[0.5, 4.0]]] * 10), [1.6])
+    prior = landmark_prior(np.array([camera_up(math.radians(15))]))
+    floor = estimate_floor(feet, heads, np.ones((10, 1), bool), K, prior)
+    assert abs(math.degrees(floor.pitch) - math.degrees(prior.pitch)) < 1.0

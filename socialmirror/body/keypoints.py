@@ -244,6 +244,18 @@ def keypoints_to_boxes(keypoints2d: np.ndarray, min_joints: int = 4, box_scale: 
     return kp, boxes, detected
 
 
+def body_axes(world_joints: np.ndarray) -> np.ndarray:
+    """(N, 3) unit vectors from the ankles' midpoint to the shoulders' midpoint of SMPL-24 3D joints (T, P, 24,
+    3), one per person-frame where all four are given (NaN where not): a standing body's up, in the joints'
+    frame (MediaPipe's world landmarks: the camera's axes, y down; ``geometry.ground.landmark_prior``)."""
+    j = np.asarray(world_joints, dtype=np.float64)
+    mid = (lambda a, b: (j[..., JOINT_INDEX[a], :] + j[..., JOINT_INDEX[b], :]) / 2)  # noqa: E731
+    axes = (mid("left_shoulder", "right_shoulder") - mid("left_ankle", "right_ankle")).reshape(-1, 3)
+    length = np.linalg.norm(axes, axis=-1)
+    keep = np.isfinite(axes).all(-1) & (length > 1e-6)
+    return axes[keep] / length[keep, None]
+
+
 def feet_and_heads(keypoints2d: np.ndarray, min_confidence: float = 0.5):
     """The image points between the feet and of the heads (T, P, 2) of SMPL-24 keypoints (T, P, 24, 3), and
     where both feet and the head are seen with ``min_confidence`` (T, P): what a floor needs of a standing

@@ -9,8 +9,9 @@ more pixels by exactly the amount the pitch predicts from where their feet meet 
 row where that span would vanish).
 
 What one view cannot give: a person who stands still says nothing about the pitch (any pitch fits with another
-``rho``); the estimate then stays at its prior (a level camera) with the prior's spread, which
-``FloorEstimate.pitch_sigma`` reports. Only the rows are used: the heads' columns would also give the pitch
+``rho``); the estimate then stays at its prior with the prior's spread, which ``FloorEstimate.pitch_sigma``
+reports: a level camera, or the pitch at which the people's bodies stand in MediaPipe's 3D (``landmark_prior``;
+its axes are the camera's, and a standing body leans back in them as the camera looks down). Only the rows are used: the heads' columns would also give the pitch
 (people off the image centre lean towards the vertical vanishing point), but people who interact lean
 towards each other, which that cue takes for a pitch (measured under the render protocol: 30 degrees off on
 Bütepage's leaning pairs, 7 with the rows alone; README, issue 22). The camera's roll is taken as zero. People
@@ -50,6 +51,28 @@ class FloorPrior:
     pitch_sigma: float = math.radians(10.0)
     robust_scale: float = 0.05  # of the person's height in the image
     frames_per_person: int = 10  # all of a person's frames count as this many observations
+
+
+# MediaPipe's world landmarks have the camera's axes, and a standing body in them leans back as the camera looks
+# down, but by less than the camera's pitch: on the rendered validation split (11 sequences, cameras 1-23
+# degrees down) the median body axis gave 0.73 of the pitch (least squares through zero); scaled by its
+# inverse, it was 4.3 degrees off on average there and on held-out data, against 7.0 / 7.7 for the rows alone
+# and 11 for a level camera (README, issue 22).
+LANDMARK_PITCH_GAIN = 1.37
+LANDMARK_PITCH_SIGMA = math.radians(5.0)
+
+
+def landmark_prior(axes: np.ndarray, fallback: FloorPrior = FloorPrior()) -> FloorPrior:
+    """The pitch prior from standing bodies' up in the camera frame, ``axes`` (N, 3) (``body.keypoints.
+    body_axes`` of MediaPipe's world landmarks): the median axis's pitch times ``LANDMARK_PITCH_GAIN``, with
+    ``LANDMARK_PITCH_SIGMA``; ``fallback`` (a level camera) where there is none."""
+    axes = np.asarray(axes, dtype=np.float64).reshape(-1, 3)
+    if len(axes) == 0:
+        return fallback
+    up = np.median(axes, axis=0)
+    pitch = math.atan2(-up[2], -up[1])  # camera_up(p) = (0, -cos p, -sin p)
+    return FloorPrior(LANDMARK_PITCH_GAIN * pitch, LANDMARK_PITCH_SIGMA, fallback.robust_scale,
+                      fallback.frames_per_person)
 
 
 def predicted_head_rows(pitch: float, rho: np.ndarray, feet: np.ndarray, K: np.ndarray) -> np.ndarray:

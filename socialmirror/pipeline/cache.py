@@ -37,7 +37,7 @@ from socialmirror.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 # Bump when a stage's computation changes in a way its inputs do not show, so old entries are recomputed.
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 
 R = TypeVar("R")
 

@@ -125,8 +125,8 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
             raise InputError("one of the two people is never detected well enough to reconstruct")
         width, height = (int(v) for v in tracks.image_size)
         K = camera.matrix(width, height)
-        up = world_up(keypoints2d, K, camera.level)
         world = to_smpl24_points(tracks.pair_world(chosen)).astype(np.float32)
+        up = world_up(keypoints2d, K, camera.level, world)
         return PairObservation(keypoints2d, boxes, K, (width, height), tracks.fps,
                                np.asarray(chosen, dtype=np.int64), up, notes=tuple(notes), world_joints=world,
                                world_confidence=smpl24[..., 2].astype(np.float32))
@@ -137,16 +137,20 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
     return observation
 
 
-def world_up(keypoints2d: np.ndarray, K: np.ndarray, level: bool) -> tuple[float, float, float]:
+def world_up(keypoints2d: np.ndarray, K: np.ndarray, level: bool,
+             world_joints: np.ndarray | None = None) -> tuple[float, float, float]:
     """The world's up in the camera frame: from the camera's pitch estimated from the people's feet and heads
-    (``geometry.ground``), or a level camera's (-y) when ``level``."""
+    (``geometry.ground``), around the pitch their bodies show in MediaPipe's 3D (``world_joints``, SMPL-24;
+    a level camera without them), or a level camera's (-y) when ``level``."""
     if level:
         return (0.0, -1.0, 0.0)
-    from socialmirror.body.keypoints import feet_and_heads
-    from socialmirror.geometry.ground import estimate_floor
-    floor = estimate_floor(*feet_and_heads(keypoints2d), K)
-    log.info("camera pitch %.1f deg (+- %.1f) from %d person-frames of feet and heads",
-             np.degrees(floor.pitch), np.degrees(floor.pitch_sigma), floor.samples)
+    from socialmirror.body.keypoints import body_axes, feet_and_heads
+    from socialmirror.geometry.ground import FloorPrior, estimate_floor, landmark_prior
+    prior = FloorPrior() if world_joints is None else landmark_prior(body_axes(world_joints))
+    floor = estimate_floor(*feet_and_heads(keypoints2d), K, prior)
+    log.info("camera pitch %.1f deg (+- %.1f) from %d person-frames of feet and heads, around %.1f from the "
+             "bodies' 3D", np.degrees(floor.pitch), np.degrees(floor.pitch_sigma), floor.samples,
+             np.degrees(prior.pitch))
     return tuple(float(v) for v in floor.up)
 
 
