@@ -246,7 +246,7 @@ def keypoints_to_boxes(keypoints2d: np.ndarray, min_joints: int = 4, box_scale: 
 
 def body_axes(world_joints: np.ndarray) -> np.ndarray:
     """(N, 3) unit vectors from the ankles' midpoint to the shoulders' midpoint of SMPL-24 3D joints (T, P, 24,
-    3), one per person-frame where all four are given (NaN where not): a standing body's up, in the joints'
+    3) (NaN where not given), one per person-frame that has all four: a standing body's up, in the joints'
     frame (MediaPipe's world landmarks: the camera's axes, y down; ``geometry.ground.landmark_prior``)."""
     j = np.asarray(world_joints, dtype=np.float64)
     mid = (lambda a, b: (j[..., JOINT_INDEX[a], :] + j[..., JOINT_INDEX[b], :]) / 2)  # noqa: E731

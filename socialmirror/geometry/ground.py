@@ -11,7 +11,8 @@ row where that span would vanish).
 What one view cannot give: a person who stands still says nothing about the pitch (any pitch fits with another
 ``rho``); the estimate then stays at its prior with the prior's spread, which ``FloorEstimate.pitch_sigma``
 reports: a level camera, or the pitch at which the people's bodies stand in MediaPipe's 3D (``landmark_prior``;
-its axes are the camera's, and a standing body leans back in them as the camera looks down). Only the rows are used: the heads' columns would also give the pitch
+its axes are the camera's, and a standing body leans back in them as the camera looks down). Of the image
+points only the rows are used: the heads' columns would also give the pitch
 (people off the image centre lean towards the vertical vanishing point), but people who interact lean
 towards each other, which that cue takes for a pitch (measured under the render protocol: 30 degrees off on
 Bütepage's leaning pairs, 7 with the rows alone; README, issue 22). The camera's roll is taken as zero. People
