@@ -55,8 +55,8 @@ class FloorPrior:
 
 
 # MediaPipe's world landmarks have the camera's axes, and a standing body in them leans back as the camera looks
-# down, but by less than the camera's pitch: on the rendered validation split (11 sequences, cameras 1-23
-# degrees down) the median body axis gave 0.73 of the pitch (least squares through zero); scaled by its
+# down, but by less than the camera's pitch: on the rendered validation split (11 sequences, cameras from level
+# to 23 degrees down) the median body axis gave 0.73 of the pitch (least squares through zero); scaled by its
 # inverse, it was 4.3 degrees off on average there and on held-out data, against 7.0 / 7.7 for the rows alone
 # and 11 for a level camera (README, issue 22).
 LANDMARK_PITCH_GAIN = 1.37

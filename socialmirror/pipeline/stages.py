@@ -138,15 +138,15 @@ def pair(perception: Perception, cache: StageCache, camera: CameraSettings = Cam
 
 
 def world_up(keypoints2d: np.ndarray, K: np.ndarray, level: bool,
-             world_joints: np.ndarray | None = None) -> tuple[float, float, float]:
+             world_joints: np.ndarray) -> tuple[float, float, float]:
     """The world's up in the camera frame: from the camera's pitch estimated from the people's feet and heads
-    (``geometry.ground``), around the pitch their bodies show in MediaPipe's 3D (``world_joints``, SMPL-24;
-    a level camera without them), or a level camera's (-y) when ``level``."""
+    (``geometry.ground``), around the pitch their bodies show in MediaPipe's 3D (``world_joints``, SMPL-24, NaN
+    where not given: then a level camera), or a level camera's (-y) when ``level``."""
     if level:
         return (0.0, -1.0, 0.0)
     from socialmirror.body.keypoints import body_axes, feet_and_heads
-    from socialmirror.geometry.ground import FloorPrior, estimate_floor, landmark_prior
-    prior = FloorPrior() if world_joints is None else landmark_prior(body_axes(world_joints))
+    from socialmirror.geometry.ground import estimate_floor, landmark_prior
+    prior = landmark_prior(body_axes(world_joints))
     floor = estimate_floor(*feet_and_heads(keypoints2d), K, prior)
     log.info("camera pitch %.1f deg (+- %.1f) from %d person-frames of feet and heads, around %.1f from the "
              "bodies' 3D", np.degrees(floor.pitch), np.degrees(floor.pitch_sigma), floor.samples,
