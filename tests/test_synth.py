@@ -485,3 +485,29 @@ def test_a_shove_knocks_the_other_back_one_step_per_foot(samples):
         assert step[:, 0].max() < 0.002
         moving = np.flatnonzero(step[:, 1] > 0.002)
         assert len(moving) and moving[-1] - moving[0] + 1 == len(moving) <= seq.fps / 3
+
+
+def test_a_hug_goes_over_the_shoulders_and_under_the_arms(samples):
+    """A hug: face to face, person 1 the taller; while person 1's hands rest on person 2's shoulders they lie
+    behind those shoulders and above them, with the elbows over them; person 2's hands are round person 1's back
+    (behind person 1's spine) and person 2's elbows well under person 1's shoulders."""
+    seq = samples["hug"]
+    one, two = seq.joints3d[:, 0], seq.joints3d[:, 1]
+    f1, f2 = _forward(one), _forward(two)
+    assert (f1 * f2).sum(-1).max() < -0.9
+    statures = [p[:, :, 1].max() - p[:, :, 1].min() for p in (one, two)]
+    assert statures[0] > statures[1]
+    touching = np.zeros(seq.num_frames, dtype=bool)
+    for _, _, t0, t1 in seq.contacts:
+        touching[t0:t1 + 1] = True
+    assert touching.sum() > seq.num_frames / 3
+    J = JOINT_INDEX
+    for side in ("left", "right"):
+        shoulder = two[touching, J[f"{other(side)}_shoulder"]]  # facing: a left hand on the right shoulder
+        wrist = one[touching, J[f"{side}_wrist"]]
+        assert ((wrist - shoulder) * -f2[touching]).sum(-1).min() > 0.03
+        assert (wrist[:, 1] - shoulder[:, 1]).min() > 0.0
+        assert (one[touching, J[f"{side}_elbow"], 1] - shoulder[:, 1]).min() > 0.03
+        behind = ((two[touching, J[f"{side}_wrist"]] - one[touching, J["spine2"]]) * -f1[touching]).sum(-1)
+        assert behind.min() > 0.0
+        assert (one[touching, J[f"{side}_shoulder"], 1] - two[touching, J[f"{side}_elbow"], 1]).min() > 0.15

@@ -149,6 +149,9 @@ class Reach:
     lift: np.ndarray | None = None  # (T, 3) extra offset of the goal (e.g. the hand rising between pats)
     contact_frames: np.ndarray | None = None  # (T,) bool: frames refinement pulls to touching
     closing: np.ndarray | None = None  # (T, 3) or (3,) direction the hand closes in (default: palm)
+    # the arm goes round the partner's body (a hug): the synthesizer turns the elbow about the shoulder-wrist
+    # line, frame by frame, to where the arm stays clearest of the partner's surface (``around_partner``)
+    around: bool = False
 
 
 # A hanging wrist's distance from the shoulder, as a share of the arm's length, in the rest pose's posture.

@@ -30,6 +30,9 @@ REGION_RADIUS: dict[str, float] = {
     "left_collar": 0.10, "right_collar": 0.10, "head": 0.13, "left_shoulder": 0.11,
     "right_shoulder": 0.11, "left_elbow": 0.09, "right_elbow": 0.09, "left_wrist": 0.13,
     "right_wrist": 0.13,
+    # the middle of the back: not in Table 1's vocabulary, so never annotated, but a place where hands rest
+    # (a hug's) and that contact refinement brings them onto
+    "spine2": 0.12,
 }
 REFERENCE_HEIGHT = 1.7
 
@@ -84,6 +87,7 @@ class RestBody:
     hand_axes: dict[str, tuple[np.ndarray, np.ndarray]] = None  # side -> (finger dir, palm normal), rest
     patches: dict[str, np.ndarray] = None  # joint -> wider vertex set that contact refinement keeps apart
     normals: np.ndarray = None  # (V, 3) rest vertex normals (posed by the vertices' dominant transform)
+    dominant: np.ndarray = None  # (V,) each vertex's dominant SMPL-24 joint (``Skinner.dominant``)
 
 
 class Skinner:
@@ -97,6 +101,10 @@ class Skinner:
         from scipy.sparse import csr_matrix
         self.W = csr_matrix((self.w.ravel(), (np.repeat(np.arange(n), self.idx.shape[1]), self.idx.ravel())),
                             shape=(n, NUM_JOINTS + len(_EXTRA_BONES)))
+        # each vertex's dominant SMPL-24 joint, the finger roots counted as their hand
+        extra_hand = np.array(_EXTRA_PARENT_JOINT)
+        first = self.idx[:, 0]
+        self.dominant = np.where(first < NUM_JOINTS, first, extra_hand[np.clip(first - NUM_JOINTS, 0, None)])
 
     def rest(self, shape: np.ndarray) -> RestBody:
         with torch.no_grad():
@@ -125,7 +133,7 @@ class Skinner:
             patches[name] = np.nonzero(m)[0]
         return RestBody(v, j, np.concatenate([j, extra]), height, float(v[:, 1].min()), regions,
                         {side: self._hand_axes(v, j, side) for side in ("left", "right")}, patches,
-                        vertex_normals(v, self.faces))
+                        vertex_normals(v, self.faces), self.dominant)
 
     def _hand_axes(self, v: np.ndarray, j: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
         """Rest finger direction (wrist -> knuckles) and palm normal of one hand. The palm is the side

@@ -35,6 +35,9 @@ lead_by_hand   (right_wrist, left_wrist): walking, one ahead leading the other, 
 sit_and_stand  none: seated side by side (the seat not modelled), talking, then one or both stand up
 hook_duck      none: a hook swung at the head, the other ducking under it and coming back up
 shove          as push, harder: the other stumbles back a step as the hands leave the chest
+hug            (left_wrist, right_shoulder), (right_wrist, left_shoulder): face to face, the taller's arms over
+               the other's shoulders, the other's under them round the chest (those hands on the back, where no
+               joint of the vocabulary lies, are not annotated)
 ============== ==================================================================================
 
 A "wrist" surface patch is the hand (palm, thumb, proximal fingers) within 13 cm of the wrist joint:
@@ -54,6 +57,7 @@ from socialmirror.body.base import BodyModel
 from socialmirror.body.skeleton import JOINT_INDEX, SMPL24_NAMES
 from socialmirror.data.formats.interchange import TwoPersonSequence
 from socialmirror.data.synth import combat, conversation, greetings, locomotion, touch
+from socialmirror.data.synth.clearance import bone_radius, clearest_turns, separation_along, turn_about
 from socialmirror.data.synth.motion import pose_person, rot_y
 from socialmirror.data.synth.skinning import REGION_RADIUS, RestBody, Skinner, penetration_depth
 from socialmirror.data.synth.stage import Person, Plan, Retry, Stage
@@ -88,10 +92,14 @@ INTERACTIONS = {
     "sit_and_stand": conversation.sit_and_stand,
     "hook_duck": combat.hook_duck,
     "shove": touch.shove,
+    "hug": touch.hug,
 }
 
 
 HEIGHT = PHENOTYPES.index("height")
+TRUNK = ("pelvis", "spine1", "spine2", "spine3")  # an arm going round the partner stays clear of these too
+# joints whose skin a hand going round the partner may lie on (contact refinement keeps the hand out of all of it)
+BACK = tuple(J[n] for n in (*TRUNK, "neck", "head", "left_collar", "right_collar", "left_shoulder", "right_shoulder"))
 
 
 def normal_quantile(p: float) -> float:
@@ -241,10 +249,38 @@ class InteractionSynthesizer:
         idx = (rest.patches if wide else rest.regions)[joint]
         return self.skinner.pose(rest, posed.glob[frames], posed.joints[frames], idx)
 
+    def _route_arms(self, plan: Plan, people: list[Person]) -> list[_Posed]:
+        """Arms that go round the partner (``Reach.around``): each frame's elbow turned about the shoulder-wrist
+        line to where the arm clears the partner's posed body and its own trunk (``clearance.clearest_turns``),
+        person by person, each against the other as posed so far."""
+        posed = self._pose(plan)
+        for k, person in enumerate(plan.persons):
+            arms = [r for r in person.reaches.values() if r.around]
+            if not arms:
+                continue
+            frames = np.nonzero(np.max([r.weight for r in arms], axis=0) > 0.02)[0]
+            q, rest = 1 - k, people[k].rest
+            partner = [cKDTree(v) for v in
+                       self.skinner.pose(people[q].rest, posed[q].glob[frames], posed[q].joints[frames])]
+            trunk = np.nonzero(np.isin(self.skinner.dominant, [J[n] for n in TRUNK]))[0]
+            own = [cKDTree(v) for v in self.skinner.pose(rest, posed[k].glob[frames], posed[k].joints[frames], trunk)]
+            js = posed[k].joints[frames]
+            for reach in arms:
+                sh, el, wr = (J[f"{reach.side}_{n}"] for n in ("shoulder", "elbow", "wrist"))
+                radius = (bone_radius(rest.vertices, rest.dominant, rest.joints, sh, el),
+                          bone_radius(rest.vertices, rest.dominant, rest.joints, el, wr))
+                turn, _ = clearest_turns(js[:, sh], js[:, el], js[:, wr], partner, own, radius)
+                pole = np.array(np.broadcast_to(reach.pole, (person.T, 3)), dtype=np.float64)
+                # the IK keeps the part of the pole across the shoulder-wrist line: the turned elbow's direction
+                pole[frames] = turn_about(js[:, sh], js[:, wr], js[:, el], turn) - js[:, sh]
+                reach.pole = pole
+            posed = self._pose(plan)
+        return posed
+
     def _refine(self, plan: Plan, people: list[Person]) -> list[_Posed]:
         """Move the contact-making hands' targets until the surfaces meet at ``target_gap``."""
         cfg = self.config
-        posed = self._pose(plan)
+        posed = self._route_arms(plan, people)
         reaches = [(k, r) for k, p in enumerate(plan.persons) for r in p.reaches.values() if r.contact]
         if not reaches:
             return posed
@@ -279,6 +315,14 @@ class InteractionSynthesizer:
                     frames = frames[~skip[frames]]
                 a = self._region(people[k].rest, posed[k], own, frames, wide=True)
                 b = self._region(people[q].rest, posed[q], theirs, frames, wide=True)
+                a_wide = a
+                if reach.around:  # an arm laid round the other's back: the hand and forearm stay out of all of it
+                    rest_k, rest_q = people[k].rest, people[q].rest
+                    near = np.union1d(rest_q.patches[theirs], np.nonzero(np.isin(self.skinner.dominant, BACK))[0])
+                    b = self.skinner.pose(rest_q, posed[q].glob[frames], posed[q].joints[frames], near)
+                    forearm = np.nonzero(self.skinner.dominant == J[f"{reach.side}_elbow"])[0]
+                    arm = np.union1d(rest_k.patches[own], forearm)
+                    a_wide = self.skinner.pose(rest_k, posed[k].glob[frames], posed[k].joints[frames], arm)
                 br = self._region(people[q].rest, posed[q], theirs, frames)
                 closing = reach.closing if reach.closing is not None else reach.palm
                 close = None if closing is None else np.broadcast_to(closing, (T, 3))
@@ -289,7 +333,7 @@ class InteractionSynthesizer:
                     # pull toward the partner's joint patch itself, but never press more than a few
                     # millimetres into the wider surroundings (fingers, forearm, chest)
                     sep = separation_along(a[i], br[i], u)
-                    wide = separation_along(a[i], b[i], u)
+                    wide = separation_along(a_wide[i], b[i], u)
                     if sep is not None and wide is not None:
                         sep = min(sep, wide + cfg.target_gap + 0.002)
                     if sep is None:  # the patches do not face each other yet: close the nearest gap
@@ -353,15 +397,6 @@ class InteractionSynthesizer:
                 raise Retry(f"scripted contact {ja}-{jb} never touches")
         return sorted(set(out), key=lambda c: (c[2], c[0], c[1]))
 
-    def _dominant(self) -> np.ndarray:
-        """Each vertex's dominant SMPL-24 joint (finger roots count as their hand)."""
-        if not hasattr(self, "_dom"):
-            dom = self.skinner.idx[:, 0].copy()
-            dom[(dom >= 24) & (dom < 27)] = J["left_hand"]
-            dom[dom >= 27] = J["right_hand"]
-            self._dom = dom
-        return self._dom
-
     def _near_vertices(self, rest: RestBody, posed: _Posed, t: int, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posed vertices (and normals) of the body parts whose joint lies within 0.35 m of the other
         person's joints at frame t: only those can touch, and skinning them alone is ~10x cheaper."""
@@ -369,9 +404,9 @@ class InteractionSynthesizer:
         joints = np.nonzero(dj < 0.35)[0]
         if len(joints) == 0:
             return np.zeros((0, 3)), np.zeros((0, 3))
-        idx = np.nonzero(np.isin(self._dominant(), joints))[0]
+        idx = np.nonzero(np.isin(self.skinner.dominant, joints))[0]
         v = self.skinner.pose(rest, posed.glob[t:t + 1], posed.joints[t:t + 1], idx)[0]
-        n = np.einsum("nij,nj->ni", posed.glob[t][self._dominant()[idx]], rest.normals[idx])
+        n = np.einsum("nij,nj->ni", posed.glob[t][self.skinner.dominant[idx]], rest.normals[idx])
         return v, n
 
     def _check_penetration(self, people: list[Person], posed: list[_Posed], contact_frames: set[int]) -> float:
@@ -430,38 +465,6 @@ class InteractionSynthesizer:
             vertices=None if vertices is None else vertices.astype(cfg.vertex_dtype),
             faces=None if vertices is None else self.skinner.faces.astype(np.int32),
             name=name, source="socialmirror.synth", meta=meta)
-
-
-def separation_along(a: np.ndarray, b: np.ndarray, u: np.ndarray, cell: float = 0.008) -> float | None:
-    """How far point set ``a`` can move along unit ``u`` before it meets ``b`` (negative: they overlap
-    by that much), or None where they do not face each other.
-
-    Both sets are binned on a grid of ``cell`` metres in the plane normal to ``u``; in every cell both
-    occupy, the gap is b's nearest point minus a's farthest point along ``u``. Unlike a closest-vertex
-    distance this stays signed once two surfaces cross, so contact refinement can back out of an
-    overlap as well as close a gap."""
-    ux, uy, uz = float(u[0]), float(u[1]), float(u[2])
-    e1 = np.array([0.0, uz, -uy])  # u x (1, 0, 0)
-    if e1 @ e1 < 0.01:
-        e1 = np.array([-uz, 0.0, ux])  # u x (0, 1, 0)
-    e1 /= np.sqrt(e1 @ e1)
-    e2 = np.array([uy * e1[2] - uz * e1[1], uz * e1[0] - ux * e1[2], ux * e1[1] - uy * e1[0]])
-    # integer cell coordinates on one dense grid over both sets (patches span well under a metre)
-    pa = np.floor(np.stack([a @ e1, a @ e2], 1) / cell).astype(np.int64)
-    pb = np.floor(np.stack([b @ e1, b @ e2], 1) / cell).astype(np.int64)
-    lo = np.minimum(pa.min(0), pb.min(0))
-    pa -= lo
-    pb -= lo
-    n1 = int(max(pa[:, 1].max(), pb[:, 1].max())) + 1
-    size = (int(max(pa[:, 0].max(), pb[:, 0].max())) + 1) * n1
-    amax = np.full(size, -np.inf)
-    np.maximum.at(amax, pa[:, 0] * n1 + pa[:, 1], a @ u)
-    bmin = np.full(size, np.inf)
-    np.minimum.at(bmin, pb[:, 0] * n1 + pb[:, 1], b @ u)
-    both = np.isfinite(amax) & np.isfinite(bmin)
-    if not both.any():
-        return None
-    return float((bmin[both] - amax[both]).min())
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

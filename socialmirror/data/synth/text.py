@@ -135,6 +135,16 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person lets the other rest a hand on {p} {sd} shoulder, side by side.",
          "a person stands next to others, the other's arm around {p} shoulders."),
     ),
+    "hug": (
+        ("a person hugs others, both arms over the other's shoulders.",
+         "a person leans over the other and wraps {p} arms around {q} shoulders.",
+         "a person embraces others, {p} hands resting on the other's shoulder blades.",
+         "a person gives the other a warm hug, arms over the other's shoulders."),
+        ("a person hugs others, both arms around the other's back.",
+         "a person wraps {p} arms around the other under the other's arms.",
+         "a person embraces others, {p} cheek against the other's chest.",
+         "a person returns the other's hug, {p} hands on the other's back."),
+    ),
     "walk_together": (
         ("a person walks side by side with others.",
          "a person walks forward next to the other.",

@@ -1,5 +1,5 @@
 """Touching the other's body: push (and a shove that knocks the other back a step), passing an object hand to
-hand, dancing holding both hands, a pat on the shoulder, an arm round the shoulders.
+hand, dancing holding both hands, a pat on the shoulder, an arm round the shoulders, a hug.
 
 Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-handed draws mirror them):
 - push: (left_wrist, right_collar) and (right_wrist, left_collar): both palms on the other's upper chest
@@ -13,13 +13,17 @@ Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-han
 - pat_shoulder: (right_wrist, left_shoulder): the palm comes down on the top of the other's shoulder and pats
   it two to four times (annotated on the frames the palm is down), from the front or standing beside them;
 - arm_around: (right_wrist, right_shoulder): side by side, facing one way, the arm goes round the other's back
-  and neck and the hand comes down on the top of their far shoulder (of the same name), where it rests.
+  and neck and the hand comes down on the top of their far shoulder (of the same name), where it rests;
+- hug: (left_wrist, right_shoulder) and (right_wrist, left_shoulder) (or the collar or the neck where the hand
+  lies nearer those): face to face, the taller's arms over the other's shoulders, the other's round the
+  taller's chest to the back, where no joint of the vocabulary lies (made, not annotated).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from socialmirror.data.synth.motion import Reach, envelope, facing_dir, min_jerk
+from socialmirror.data.synth.clearance import separation_along
+from socialmirror.data.synth.motion import Reach, envelope, facing_dir, min_jerk, pose_person
 from socialmirror.data.synth.stage import J, UP, Plan, Retry, Stage, horizontal, look_at_each_other, other, stand_facing
 
 
@@ -292,3 +296,127 @@ def arm_around(st: Stage) -> Plan:
     curl[:, 0 if side == "left" else 1] = -0.3 * w  # an open hand, cupped over the shoulder
     pa.hand_curl = curl
     return Plan("arm_around", [pa, pb], [(f"{side}_wrist", f"{side}_shoulder")], side, {"side_b": side})
+
+
+def _trunk(pe) -> tuple[np.ndarray, np.ndarray]:
+    """Rest vertices of the trunk and head (pelvis, spine, collars, neck, head and the caps of the shoulders, not
+    the arms below them) and the joint that poses each: the trunk as ``PersonMotion.torso_fk`` poses it (the
+    head as if it looked straight ahead)."""
+    rest, rj = pe.rest.vertices, pe.rest.joints
+    dominant = pe.rest.dominant
+    core = [J[n] for n in ("pelvis", "spine1", "spine2", "spine3", "neck", "head", "left_collar", "right_collar")]
+    keep = np.isin(dominant, core)
+    for side in ("left", "right"):  # the shoulder's cap, which a hug presses against the other's chest
+        sh = J[f"{side}_shoulder"]
+        keep |= (dominant == sh) & (rest[:, 1] > rj[sh, 1] - 0.06 * pe.scale)
+    return rest[keep], np.where(np.isin(dominant[keep], core), dominant[keep], J["spine3"])
+
+
+def _posed_trunk(p, trunk: tuple[np.ndarray, np.ndarray], frames: np.ndarray) -> np.ndarray:
+    """(len(frames), n, 3) the trunk and head as ``pose_person`` poses them (each vertex rigidly with its joint)."""
+    v, joint = trunk
+    _, jt, gt = pose_person(p)
+    rel = v - p.rest_joints[joint]
+    return jt[frames][:, joint] + np.einsum("tnij,nj->tni", gt[frames][:, joint], rel)
+
+
+def hug(st: Stage) -> Plan:
+    """A hug face to face, arms over and under: person 1, the taller by a hand to 0.3 m of shoulder height, leans
+    over person 2 and puts both arms over person 2's shoulders, the hands on the tops of the shoulder blades;
+    person 2's arms go under them, round person 1's chest, the hands on person 1's back as near the spine as
+    they reach, the cheek turned to person 1's chest. The clip opens as the arms come round, wide open, and
+    ends as they let go. The two stand where their trunks and heads just meet, each with one foot back and the
+    other between the other's feet; the arms find their way round the other body themselves
+    (``Reach.around``). Annotated: person 1's hands on person 2's shoulders; person 2's hands lie on the back,
+    where no joint of Table 1's vocabulary is (refined onto the skin there, not annotated)."""
+    if st.people[1].shoulder_height > st.people[0].shoulder_height:
+        st.swap_people()  # the taller one's arms go over
+    pe = st.people
+    rise = pe[1].shoulder_height - pe[0].shoulder_height
+    # over and under: the under arms pass below the other's armpits and the shorter's head below the taller's chin,
+    # so the shoulders differ by 0.12 m or more
+    # (two of a height hug criss-cross, not modelled); by more than 0.3 m the taller has to kneel (not modelled)
+    if not -0.35 < rise < -0.12:
+        raise Retry("the two are not of heights for a hug over and under")
+    st.postures = [p.scaled(0.3) for p in st.postures]
+    side = st.side()  # person 2's cheek turns to this side of person 1's chest; the foot of this name steps back
+    sign = 1.0 if side == "left" else -1.0
+    shift = st.u(0.0, 0.04) * 0.5 * (pe[0].scale + pe[1].scale)  # a few centimetres off centre
+    yaw = st.u(-np.pi, np.pi)
+    f1 = facing_dir(yaw)
+    left1 = np.cross(UP, f1)
+    start = 0.25 * (pe[0].scale + pe[1].scale) + 0.3  # a first guess; the chests' gap sets it below
+    pa = st.stand(0, np.zeros(3), yaw + st.u(-0.05, 0.05))
+    pb = st.stand(1, f1 * start + left1 * sign * shift, yaw + np.pi + st.u(-0.05, 0.05))
+    foot = 0 if side == "left" else 1
+    for p, k in ((pa, 0), (pb, 1)):  # each steps one foot back, the other between the other's feet (toes apart)
+        p.ankles[:, foot] -= facing_dir(p.yaw[0]) * 0.13 * pe[k].scale
+    # the clip opens as the arms go round and ends as they let go: standing this close, arms that hang at the
+    # sides would be in the other's body (people step into a hug with their arms open)
+    reach, release = st.u(0.6, 1.0) * st.fps, st.u(0.5, 0.8) * st.fps
+    on0 = -st.u(0.4, 0.55) * reach
+    off1 = st.T - 1 + st.u(0.4, 0.55) * release
+    w = envelope(st.T, on0, on0 + reach, off1 - release, off1)
+    pa.lean[:, 0] += st.u(0.12, 0.25) * w  # the taller leans over the other, whose head stays back
+    pb.lean[:, 0] += st.u(0.0, 0.08) * w
+
+    def look(pa, pb) -> None:  # person 1 over person 2's head; person 2 the cheek to person 1's chest
+        ja, _ = pa.torso_fk()
+        jb, _ = pb.torso_fk()
+        pa.look_at = ja[:, J["head"]] + (f1 - 0.3 * left1 * sign) * 2.0
+        pb.look_at = jb[:, J["head"]] + (0.2 * f2 + left1 * sign) * 2.0
+    hold = np.nonzero(w > 0.97)[0]
+    if len(hold) == 0:
+        raise Retry("the hug is never held")
+    f2 = -f1
+    look(pa, pb)
+    probe = hold[:: max(1, len(hold) // 6)]
+    chest_a = _posed_trunk(pa, _trunk(pe[0]), probe)
+    chest_b = _posed_trunk(pb, _trunk(pe[1]), probe)
+    gaps = [separation_along(a, b, f1) for a, b in zip(chest_a, chest_b)]
+    if any(g is None for g in gaps):
+        raise Retry("the chests do not face each other")
+    closer = (min(gaps) - 0.004) * f1  # the leaning chests just meet where they come closest
+    pb.root -= closer
+    pb.ankles -= closer
+    look(pa, pb)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
+    contacts, alternatives = [], {}
+    lift = (UP * 0.12 * (1.0 - w ** 8)[:, None] - f2 * 0.06 * (1.0 - w ** 2)[:, None]) * pe[1].scale
+    for arm in ("left", "right"):  # person 1's over the shoulders, the hands on the tops of the shoulder blades
+        out1 = left1 if arm == "left" else -left1
+        theirs = other(arm)  # facing: person 1's left hand goes to person 2's right side
+        # the wrist on the top of the shoulder's back, the hand down the shoulder blade (the back bulges below
+        # the shoulders, so the fingers point down and a little back)
+        top = 0.9 * jb[:, J[f"{theirs}_shoulder"]] + 0.1 * jb[:, J[f"{theirs}_collar"]]
+        target = top - (f2 * 0.03 - UP * 0.01) * pe[1].scale  # contact refinement lifts the hand onto the skin
+        pa.reaches[arm] = Reach(arm, target, w, out1 - 0.5 * UP, contact=(f"{arm}_wrist", f"{theirs}_shoulder"),
+                                fingers=-UP - 0.4 * f2, palm=f2 - 0.4 * UP, closing=f2 - 0.4 * UP,
+                                approach=(out1 * 0.25 + UP * 0.1) * pe[0].scale, lift=lift, around=True)
+        contacts.append((f"{arm}_wrist", f"{theirs}_shoulder"))
+        alternatives[(f"{arm}_wrist", f"{theirs}_shoulder")] = [(f"{arm}_wrist", f"{theirs}_collar"),
+                                                                (f"{arm}_wrist", "neck")]
+    # person 2's under person 1's arms, round the chest to the back: each hand as near the spine as the arm
+    # reaches (no joint of the vocabulary lies there: the touch is made, not annotated)
+    spine = ja[:, J["spine2"]]
+    for arm in ("left", "right"):
+        out2 = -left1 if arm == "left" else left1  # person 2's own side of this name
+        shoulder = jb[:, J[f"{arm}_shoulder"]]
+        for x in np.linspace(0.08, 0.17, 6) * pe[0].scale:  # round the back (an ellipse) from the spine out
+            depth = 0.1 * pe[0].scale * np.sqrt(max(1.0 - (x / (0.17 * pe[0].scale)) ** 2, 0.0))
+            target = spine + out2 * x - f1 * (depth + 0.03 * pe[0].scale)
+            if np.linalg.norm(target - shoulder, axis=-1)[hold].max() < 0.97 * pe[1].arm:
+                break
+        else:
+            raise Retry("the partner's back is out of reach")
+        closing = horizontal(spine - target)
+        # the fingers level and round the back (across the palm's normal, which points at the spine): fingers
+        # aimed at the spine from a hand on the flank would go into the body
+        fingers = -out2 - np.sum(-out2 * closing, -1, keepdims=True) * closing
+        pb.reaches[arm] = Reach(arm, target, w, out2 - 0.3 * UP, contact=(f"{arm}_wrist", "spine2"),
+                                fingers=fingers, palm=closing, closing=closing, approach=out2 * 0.2 * pe[1].scale,
+                                around=True)
+    curl = np.stack([-0.3 * w, -0.3 * w], -1)  # open hands, a little cupped over the back
+    pa.hand_curl, pb.hand_curl = curl, curl.copy()
+    return Plan("hug", [pa, pb], contacts, side, {"side_b": side, "alternatives": alternatives})
