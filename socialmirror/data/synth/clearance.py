@@ -48,25 +48,29 @@ def turn_about(axis_from: np.ndarray, axis_to: np.ndarray, point: np.ndarray, an
 
 
 def _bone_points(a: np.ndarray, b: np.ndarray, span: tuple[float, float], n: int = 6) -> np.ndarray:
-    """(T, n, 3) points along a -> b over the fraction ``span`` of its length."""
-    f = np.linspace(span[0], span[1], n)
-    return a[:, None] + f[None, :, None] * (b - a)[:, None]
+    """(..., n, 3) points along a -> b (..., 3) over the fraction ``span`` of its length."""
+    f = np.linspace(span[0], span[1], n)[:, None]
+    return a[..., None, :] + f * (b - a)[..., None, :]
 
 
 def arm_clearance(shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, partner: list[cKDTree],
                   own: list[cKDTree] | None, radius: tuple[float, float]) -> np.ndarray:
-    """(T,) the arm's clearance (m): the least distance from its surface (bones thickened by ``radius``, upper
-    arm and forearm) to the partner's surface points (one KD-tree a frame), and from the forearm to ``own``."""
-    upper = _bone_points(shoulder, elbow, UPPER_SPAN)
-    fore = _bone_points(elbow, wrist, FORE_SPAN)
-    out = np.empty(len(shoulder))
+    """The arm's clearance (m), (T,) for elbows (T, 3) or (T, A) for A candidate elbows a frame (T, A, 3): the
+    least distance from its surface (bones thickened by ``radius``, upper arm and forearm) to the partner's
+    surface points (one KD-tree a frame), and from the forearm to ``own``."""
+    if elbow.ndim == 2:
+        return arm_clearance(shoulder, elbow[:, None], wrist, partner, own, radius)[:, 0]
+    A = elbow.shape[1]
+    upper = _bone_points(shoulder[:, None], elbow, UPPER_SPAN)  # (T, A, n, 3)
+    fore = _bone_points(elbow, wrist[:, None], FORE_SPAN)
+    out = np.empty((len(shoulder), A))
     for t in range(len(shoulder)):
-        du, _ = partner[t].query(upper[t])
-        df, _ = partner[t].query(fore[t])
-        c = min(float((du - radius[0]).min()), float((df - radius[1]).min()))
+        du = partner[t].query(upper[t].reshape(-1, 3))[0].reshape(A, -1) - radius[0]
+        fore_t = fore[t].reshape(-1, 3)
+        df = partner[t].query(fore_t)[0].reshape(A, -1) - radius[1]
+        c = np.minimum(du.min(1), df.min(1))
         if own is not None:
-            do, _ = own[t].query(fore[t])
-            c = min(c, float((do - radius[1]).min()))
+            c = np.minimum(c, own[t].query(fore_t)[0].reshape(A, -1).min(1) - radius[1])
         out[t] = c
     return out
 
@@ -78,10 +82,8 @@ def clearest_turns(shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, p
     there: the path over ``angles`` that maximises the clearance (capped at ``ENOUGH``) less ``STAY`` per
     radian from the posed elbow and ``SMOOTH`` per radian of change between frames (Viterbi)."""
     T, A = len(shoulder), len(angles)
-    clear = np.empty((T, A))
-    for i, ang in enumerate(angles):
-        e = turn_about(shoulder, wrist, elbow, np.full(T, ang))
-        clear[:, i] = arm_clearance(shoulder, e, wrist, partner, own, radius)
+    turned = np.stack([turn_about(shoulder, wrist, elbow, np.full(T, a)) for a in angles], 1)  # (T, A, 3)
+    clear = arm_clearance(shoulder, turned, wrist, partner, own, radius)
     gain = np.minimum(clear, ENOUGH) - STAY * np.abs(angles)[None]
     step = SMOOTH * np.abs(angles[:, None] - angles[None, :])  # (from, to)
     score = gain[0].copy()

@@ -100,6 +100,7 @@ HEIGHT = PHENOTYPES.index("height")
 TRUNK = ("pelvis", "spine1", "spine2", "spine3")  # an arm going round the partner stays clear of these too
 # joints whose skin a hand going round the partner may lie on (contact refinement keeps the hand out of all of it)
 BACK = tuple(J[n] for n in (*TRUNK, "neck", "head", "left_collar", "right_collar", "left_shoulder", "right_shoulder"))
+REACH_MARGIN = 0.45  # a body part's skin lies within this of its joint (the thigh's, the longest, about 0.45 m)
 
 
 def normal_quantile(p: float) -> float:
@@ -249,6 +250,16 @@ class InteractionSynthesizer:
         idx = (rest.patches if wide else rest.regions)[joint]
         return self.skinner.pose(rest, posed.glob[frames], posed.joints[frames], idx)
 
+    def _parts_near(self, posed: _Posed, frames: np.ndarray, centre: np.ndarray, radius: float,
+                    among: tuple[int, ...] | None = None) -> np.ndarray:
+        """Vertex indices of the body parts (by dominant joint, optionally only those ``among``) whose joint comes
+        within ``radius`` of ``centre`` (len(frames), 3) in some frame: what is worth skinning near a point."""
+        d = np.linalg.norm(posed.joints[frames] - centre[:, None], axis=-1).min(0)
+        joints = np.nonzero(d < radius)[0]
+        if among is not None:
+            joints = np.intersect1d(joints, among)
+        return np.nonzero(np.isin(self.skinner.dominant, joints))[0]
+
     def _route_arms(self, plan: Plan, people: list[Person]) -> list[_Posed]:
         """Arms that go round the partner (``Reach.around``): each frame's elbow turned about the shoulder-wrist
         line to where the arm clears the partner's posed body and its own trunk (``clearance.clearest_turns``),
@@ -260,11 +271,16 @@ class InteractionSynthesizer:
                 continue
             frames = np.nonzero(np.max([r.weight for r in arms], axis=0) > 0.02)[0]
             q, rest = 1 - k, people[k].rest
-            partner = [cKDTree(v) for v in
-                       self.skinner.pose(people[q].rest, posed[q].glob[frames], posed[q].joints[frames])]
+            js = posed[k].joints[frames]
+            # only the partner's skin within an arm's length of the shoulders can be in an arm's way
+            centre = js[:, [J["left_shoulder"], J["right_shoulder"]]].mean(1)
+            span = np.linalg.norm(rest.joints[J["left_shoulder"]] - rest.joints[J["right_shoulder"]])
+            within = 0.5 * span + people[k].arm + 0.1
+            near = self._parts_near(posed[q], frames, centre, within + REACH_MARGIN)
+            skin = self.skinner.pose(people[q].rest, posed[q].glob[frames], posed[q].joints[frames], near)
+            partner = [cKDTree(_within(v, c, within)) for v, c in zip(skin, centre)]
             trunk = np.nonzero(np.isin(self.skinner.dominant, [J[n] for n in TRUNK]))[0]
             own = [cKDTree(v) for v in self.skinner.pose(rest, posed[k].glob[frames], posed[k].joints[frames], trunk)]
-            js = posed[k].joints[frames]
             for reach in arms:
                 sh, el, wr = (J[f"{reach.side}_{n}"] for n in ("shoulder", "elbow", "wrist"))
                 radius = (bone_radius(rest.vertices, rest.dominant, rest.joints, sh, el),
@@ -318,7 +334,8 @@ class InteractionSynthesizer:
                 a_wide = a
                 if reach.around:  # an arm laid round the other's back: the hand and forearm stay out of all of it
                     rest_k, rest_q = people[k].rest, people[q].rest
-                    near = np.union1d(rest_q.patches[theirs], np.nonzero(np.isin(self.skinner.dominant, BACK))[0])
+                    hand = posed[k].joints[frames, J[f"{reach.side}_wrist"]]
+                    near = np.union1d(rest_q.patches[theirs], self._parts_near(posed[q], frames, hand, REACH_MARGIN, BACK))
                     b = self.skinner.pose(rest_q, posed[q].glob[frames], posed[q].joints[frames], near)
                     forearm = np.nonzero(self.skinner.dominant == J[f"{reach.side}_elbow"])[0]
                     arm = np.union1d(rest_k.patches[own], forearm)
@@ -465,6 +482,13 @@ class InteractionSynthesizer:
             vertices=None if vertices is None else vertices.astype(cfg.vertex_dtype),
             faces=None if vertices is None else self.skinner.faces.astype(np.int32),
             name=name, source="socialmirror.synth", meta=meta)
+
+
+def _within(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """The points within ``radius`` of ``centre`` (the nearest one where none is, so a KD-tree has a point)."""
+    d = np.linalg.norm(points - centre, axis=1)
+    keep = d < radius
+    return points[keep] if keep.any() else points[[int(np.argmin(d))]]
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

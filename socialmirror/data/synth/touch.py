@@ -14,8 +14,7 @@ Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-han
   it two to four times (annotated on the frames the palm is down), from the front or standing beside them;
 - arm_around: (right_wrist, right_shoulder): side by side, facing one way, the arm goes round the other's back
   and neck and the hand comes down on the top of their far shoulder (of the same name), where it rests;
-- hug: (left_wrist, right_shoulder) and (right_wrist, left_shoulder) (or the collar or the neck where the hand
-  lies nearer those): face to face, the taller's arms over the other's shoulders, the other's round the
+- hug: (left_wrist, right_shoulder) and (right_wrist, left_shoulder): face to face, the taller's arms over the other's shoulders, the other's round the
   taller's chest to the back, where no joint of the vocabulary lies (made, not annotated).
 """
 from __future__ import annotations
@@ -382,7 +381,7 @@ def hug(st: Stage) -> Plan:
     look(pa, pb)
     ja, _ = pa.torso_fk()
     jb, _ = pb.torso_fk()
-    contacts, alternatives = [], {}
+    contacts = []
     lift = (UP * 0.12 * (1.0 - w ** 8)[:, None] - f2 * 0.06 * (1.0 - w ** 2)[:, None]) * pe[1].scale
     for arm in ("left", "right"):  # person 1's over the shoulders, the hands on the tops of the shoulder blades
         out1 = left1 if arm == "left" else -left1
@@ -395,8 +394,6 @@ def hug(st: Stage) -> Plan:
                                 fingers=-UP - 0.4 * f2, palm=f2 - 0.4 * UP, closing=f2 - 0.4 * UP,
                                 approach=(out1 * 0.25 + UP * 0.1) * pe[0].scale, lift=lift, around=True)
         contacts.append((f"{arm}_wrist", f"{theirs}_shoulder"))
-        alternatives[(f"{arm}_wrist", f"{theirs}_shoulder")] = [(f"{arm}_wrist", f"{theirs}_collar"),
-                                                                (f"{arm}_wrist", "neck")]
     # person 2's under person 1's arms, round the chest to the back: each hand as near the spine as the arm
     # reaches (no joint of the vocabulary lies there: the touch is made, not annotated)
     spine = ja[:, J["spine2"]]
@@ -419,4 +416,4 @@ def hug(st: Stage) -> Plan:
                                 around=True)
     curl = np.stack([-0.3 * w, -0.3 * w], -1)  # open hands, a little cupped over the back
     pa.hand_curl, pb.hand_curl = curl, curl.copy()
-    return Plan("hug", [pa, pb], contacts, side, {"side_b": side, "alternatives": alternatives})
+    return Plan("hug", [pa, pb], contacts, side, {"side_b": side})
