@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.geometry.camera import project
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
 from socialmirror.body.bones import bone_directions
-from socialmirror.inference.fit import (EvidenceFitConfig, EvidenceObjective, FitEvidence, FitVariables, fit_to_evidence,
-                                       place_in_depth)
+from socialmirror.inference.fit import (FOOT_KEYPOINTS, EvidenceFitConfig, EvidenceObjective, FitEvidence, FitVariables,
+                                       fit_to_evidence, place_in_depth, toward_floor_ratio)
 
 torch.set_num_threads(1)
 
@@ -295,3 +296,39 @@ def test_a_fit_in_short_spans_is_the_fit_of_the_whole_sequence(anny_body):
     assert report.objective_after < report.objective_before
     assert span_report.objective_after == pytest.approx(report.objective_after, rel=1e-3)
     assert np.abs(spans.joints - whole.joints).max() < 1e-3  # metres
+
+
+def test_the_floors_depth_ratio_moves_the_pair_towards_where_their_feet_stand(anny_body):
+    """A tall person far away and a short one near, feet on one floor 1.5 m below a level camera, started as
+    average bodies on the same rays (the image unchanged, the depths wrong): stage 3 moves the pair's log depth
+    ratio the asked share of the way to the floor's, keeps their mean log depth, and leaves the image as it was."""
+    rng = np.random.default_rng(13)
+    rot = _pose(rng, 4, 0.03)
+    average = anny_body.default_shape(2)
+    shape = anny_body.shape_of_height(average, torch.tensor([1.90, 1.45]))
+    truth = np.zeros((4, 2, 3), dtype=np.float32)
+    truth[:, 0] = (-0.5, 0.0, 4.4)
+    truth[:, 1] = (0.5, 0.0, 3.4)
+    with torch.no_grad():
+        joints = anny_body.joints(torch.as_tensor(rot), shape, torch.as_tensor(truth))
+        lowest = joints[:, :, list(FOOT_KEYPOINTS), 1].amax(-1).median(0).values  # y down: the lowest foot
+        truth[..., 1] += (1.5 - lowest.numpy())[None]  # both people's lowest foot joints on the floor
+        uv = project(anny_body.joints(torch.as_tensor(rot), shape, torch.as_tensor(truth)), torch.as_tensor(K))
+    kp = np.concatenate([uv.numpy(), np.ones((4, 2, 24, 1), np.float32)], -1)
+    evidence = FitEvidence(kp, K, (W, H), up=(0.0, -1.0, 0.0))
+    ratio = anny_body.standing_height(average).numpy() / anny_body.standing_height(shape).numpy()
+    start = FitVariables(torch.as_tensor(rot), torch.as_tensor(truth * ratio[None, :, None].astype(np.float32)),
+                         average, torch.tensor([0.0, -1.0, 0.0]), torch.zeros(()))
+    heights = torch.as_tensor([120.0, 120.0])
+    log_ratio = (lambda v: float(torch.log(v.transl[:, 0, 2].median() / v.transl[:, 1, 2].median())))  # noqa: E731
+    true, before = math.log(4.4 / 3.4), log_ratio(start)
+    assert abs(before - true) > 0.1
+    full = toward_floor_ratio(anny_body, start, evidence, heights, 1.0)
+    assert log_ratio(full) == pytest.approx(true, abs=0.02)
+    half = toward_floor_ratio(anny_body, start, evidence, heights, 0.5)
+    assert log_ratio(half) == pytest.approx(before + 0.5 * (log_ratio(full) - before), abs=0.01)
+    mean_log_depth = (lambda v: float(torch.log(v.transl[..., 2].median(0).values).mean()))  # noqa: E731
+    assert mean_log_depth(full) == pytest.approx(mean_log_depth(start), abs=0.01)
+    with torch.no_grad():
+        moved = project(anny_body.joints(full.rotmats, full.shape, full.transl), torch.as_tensor(K))
+    assert float((moved - uv).norm(dim=-1).mean()) < 2.0  # pixels

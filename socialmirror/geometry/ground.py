@@ -122,6 +122,41 @@ def estimate_floor(feet: np.ndarray, heads: np.ndarray, seen: np.ndarray, K: np.
                          np.where(counts > 0, np.exp(best.x[1:]), np.nan), int(len(person)))
 
 
+# A foot keypoint within this share of its person's height (in the image) of the other person's foot keypoints
+# may be the other's: MediaPipe puts a far person's ankles on the near person's feet where their legs overlap,
+# at full confidence (the CMU pair under render), which says that the two stand at one depth.
+FOOT_OWNERSHIP = 0.15
+
+
+def floor_depth_log_ratio(feet: np.ndarray, height_px: np.ndarray, K: np.ndarray, up: np.ndarray,
+                          ownership: float = FOOT_OWNERSHIP) -> float | None:
+    """``log(z_0 / z_1)``: how much farther person 0 stands from the camera than person 1, from where each one's
+    lowest foot keypoint meets the floor, in units of the camera's height (which cancels): the median over the
+    frames where both have a foot keypoint of their own. ``feet`` (T, 2, F, 3) u, v and a confidence (NaN or
+    <= 0: not seen), ``height_px`` (T, 2) each person's height in the image, ``up`` the world's up in the camera
+    frame. A foot keypoint within ``ownership`` of a height of one of the other's is not used. None where no
+    frame has both."""
+    feet = np.asarray(feet, dtype=np.float64)
+    seen = np.isfinite(feet).all(-1) & (np.nan_to_num(feet[..., 2]) > 0)
+    uv = feet[..., :2]
+    near = np.linalg.norm(uv[:, :, :, None] - uv[:, ::-1, None, :], axis=-1)  # (T, 2, F, F) to the other's feet
+    near = np.where(seen[:, ::-1, None, :], near, np.inf).min(-1)
+    own = seen & (near > ownership * np.asarray(height_px, dtype=np.float64)[..., None])
+    rows = np.where(own, uv[..., 1], -np.inf)
+    lowest = np.argmax(rows, axis=-1)  # (T, 2) the lowest own foot
+    both = own.any(-1).all(-1)
+    if not both.any():
+        return None
+    point = np.take_along_axis(uv, lowest[..., None, None], axis=2)[:, :, 0][both]  # (N, 2, 2)
+    rays = np.concatenate([point, np.ones(point.shape[:-1] + (1,))], -1) @ np.linalg.inv(K).T
+    below = -(rays @ np.asarray(up, dtype=np.float64))  # > 0 for rays that go down to the floor
+    ok = (below > 1e-6).all(-1)
+    if not ok.any():
+        return None
+    depth = rays[ok][..., 2] / below[ok]  # camera height 1
+    return float(np.median(np.log(depth[:, 0] / depth[:, 1])))
+
+
 def _pitch_sigma(sol, prior: FloorPrior) -> float:
     """The pitch's standard error from the Gauss-Newton curvature at the solution (residuals in units of the
     robust scale), never above the prior's own spread."""

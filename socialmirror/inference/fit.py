@@ -44,6 +44,11 @@ sigmas"; see `EvidenceFitConfig` for each sigma and why):
 Variables (`FitVariables`): per frame and person the 24 local rotations (6D) and the pelvis translation, per
 person the shape (anny phenotypes through a sigmoid), and the floor. Adam with a cosine-decayed step.
 `fit_to_evidence` returns the fitted motion and a `FitReport` with every term before and after.
+
+Stages: (1) `place_in_depth`, each person moved along their ray to where their body spans their keypoints;
+(2) the descent on E; (3) `toward_floor_ratio`, the pair's depth ratio moved halfway to the one their feet
+give on the floor under the given up (`geometry.ground.floor_depth_log_ratio`), each person resized about the
+camera: the relative size that E leaves to the networks, taken half from the floor's geometry.
 """
 from __future__ import annotations
 
@@ -61,6 +66,7 @@ from socialmirror.body.kinematics import forward_kinematics
 from socialmirror.body.skeleton import JOINT_INDEX, NUM_JOINTS
 from socialmirror.data.world_landmarks import WorldErrorModel, default_world_error
 from socialmirror.geometry.camera import in_image, project, translation_from_keypoints
+from socialmirror.geometry.ground import floor_depth_log_ratio
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
 from socialmirror.losses.robust import geman_mcclure, huber
 from socialmirror.losses.spheres import body_spheres
@@ -107,6 +113,10 @@ class EvidenceFitConfig:
     depth_tolerance: float = 0.1
     shape_sigma: float = 0.15  # phenotype units (each in [0, 1])
     stature_sigma: float = 0.01  # m: a stated height (`FitEvidence.statures`) holds the shape's height to it
+    # Stage 3 (`toward_floor_ratio`): after the descent, the pair's log depth ratio moved by this share towards
+    # the floor's (where each person's own lowest foot meets the floor under the given up; no stated height);
+    # 0 switches it off. Measured under render: README, issue 22, "the floor's depth ratio".
+    floor_ratio_weight: float = 0.5
     # The descent's gradient is summed over spans of this many frames, one span's graph in memory at a time:
     # the same objective and gradient as the whole sequence at once, in memory that does not grow with it.
     # Each span costs a fixed overhead per iteration (spans of 256 frames made a 1547-frame fit 2.3x slower),
@@ -429,6 +439,8 @@ def fit_to_evidence(body: BodyModel, rotmats: np.ndarray, transl: np.ndarray, sh
     # An optimisation: it needs gradients even when called under the estimator's no_grad.
     with torch.enable_grad():
         best = _descend(objective, start, cfg, sum(before.values()))
+    if cfg.floor_ratio_weight > 0 and evidence.up is not None and evidence.statures is None:
+        best = toward_floor_ratio(body, best, evidence, objective.heights, cfg.floor_ratio_weight)
     with torch.no_grad():
         after = {k: float(v) for k, v in objective.terms(best).items()}
         joints = objective.joints(best)
@@ -452,6 +464,34 @@ def at_stated_heights(body: BodyModel, start: FitVariables, statures: np.ndarray
         ratio = torch.where(known, body.standing_height(sized) / before.clamp_min(0.1), torch.ones_like(before))
         shape = torch.where(known[:, None], sized, start.shape)
     return FitVariables(start.rotmats, start.transl * ratio[:, None], shape, start.floor_normal, start.floor_offset)
+
+
+FOOT_KEYPOINTS = tuple(JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot"))
+
+
+def toward_floor_ratio(body: BodyModel, fitted: FitVariables, evidence: FitEvidence, height_px: Tensor,
+                       weight: float, min_confidence: float = 0.5) -> FitVariables:
+    """Stage 3 of the fit: the two people's depth ratio moved by ``weight`` of the way (in log) towards the one
+    their feet give on one floor (``geometry.ground.floor_depth_log_ratio``), each person resized about the
+    camera (a shape of the new height, the pelvis moved along its ray by the same factor: the image is
+    unchanged) and their mean log depth kept. Why: where the fit's sizes disagree with the floor, the sizes are
+    the networks' guess and the floor is geometry (README, issue 22); both err, so the two are averaged."""
+    kp = np.asarray(evidence.keypoints2d, dtype=np.float64)[:, :, list(FOOT_KEYPOINTS)]
+    feet = np.where((kp[..., 2:] >= min_confidence), kp, np.nan)
+    height = np.broadcast_to(height_px.detach().cpu().numpy()[None], kp.shape[:2])  # each person's median
+    floor = floor_depth_log_ratio(feet, height, np.asarray(evidence.intrinsics, dtype=np.float64), evidence.up)
+    if floor is None:
+        return fitted
+    with torch.no_grad():
+        depth = fitted.transl[..., 2].median(dim=0).values.clamp_min(0.1)  # (2,)
+        current = float(torch.log(depth[0] / depth[1]))
+        step = weight * (floor - current)
+        scale = torch.exp(torch.tensor([step / 2, -step / 2], device=depth.device, dtype=depth.dtype))
+        before = body.standing_height(fitted.shape)
+        shape = body.shape_of_height(fitted.shape, before * scale)
+        ratio = body.standing_height(shape) / before.clamp_min(0.1)
+    return FitVariables(fitted.rotmats, fitted.transl * ratio[:, None], shape, fitted.floor_normal,
+                        fitted.floor_offset)
 
 
 def place_in_depth(objective: EvidenceObjective, start: FitVariables, tolerance: float = 0.0,
