@@ -300,7 +300,7 @@ def test_a_fit_in_short_spans_is_the_fit_of_the_whole_sequence(anny_body):
 
 def test_the_floors_depth_ratio_moves_the_pair_towards_where_their_feet_stand(anny_body):
     """A tall person far away and a short one near, feet on one floor 1.5 m below a level camera, started as
-    average bodies on the same rays (the image unchanged, the depths wrong): stage 3 moves the pair's log depth
+    average bodies on the same rays (the image unchanged, the depths wrong): stage 2 moves the pair's log depth
     ratio the asked share of the way to the floor's, keeps their mean log depth, and leaves the image as it was."""
     rng = np.random.default_rng(13)
     rot = _pose(rng, 4, 0.03)

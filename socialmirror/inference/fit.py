@@ -46,9 +46,11 @@ person the shape (anny phenotypes through a sigmoid), and the floor. Adam with a
 `fit_to_evidence` returns the fitted motion and a `FitReport` with every term before and after.
 
 Stages: (1) `place_in_depth`, each person moved along their ray to where their body spans their keypoints;
-(2) the descent on E; (3) `toward_floor_ratio`, the pair's depth ratio moved halfway to the one their feet
-give on the floor under the given up (`geometry.ground.floor_depth_log_ratio`), each person resized about the
-camera: the relative size that E leaves to the networks, taken half from the floor's geometry.
+(2) `toward_floor_ratio`, the pair's depth ratio moved halfway to the one their feet give on the floor under
+the given up (`geometry.ground.floor_depth_log_ratio`), each person resized about the camera: the relative size
+that E leaves to the networks, taken half from the floor's geometry; (3) the descent on E, its priors held at
+the resized bodies (so contacts and penetration settle at the new sizes: the same step after the descent left
+them apart or overlapping, measured: README, issue 22).
 """
 from __future__ import annotations
 
@@ -113,9 +115,9 @@ class EvidenceFitConfig:
     depth_tolerance: float = 0.1
     shape_sigma: float = 0.15  # phenotype units (each in [0, 1])
     stature_sigma: float = 0.01  # m: a stated height (`FitEvidence.statures`) holds the shape's height to it
-    # Stage 3 (`toward_floor_ratio`): after the descent, the pair's log depth ratio moved by this share towards
-    # the floor's (where each person's own lowest foot meets the floor under the given up; no stated height);
-    # 0 switches it off. Measured under render: README, issue 22, "the floor's depth ratio".
+    # Stage 2 (`toward_floor_ratio`): before the descent, the pair's log depth ratio moved by this share towards
+    # the floor's (where each person's own lowest foot meets the floor under the given up; not with stated
+    # heights); 0 switches it off. Measured under render: README, "The pair's depth ratio from the floor".
     floor_ratio_weight: float = 0.5
     # The descent's gradient is summed over spans of this many frames, one span's graph in memory at a time:
     # the same objective and gradient as the whole sequence at once, in memory that does not grow with it.
@@ -432,6 +434,9 @@ def fit_to_evidence(body: BodyModel, rotmats: np.ndarray, transl: np.ndarray, sh
     objective = EvidenceObjective(body, start, evidence, cfg)
     if cfg.depth_from_keypoints:
         start = place_in_depth(objective, start, cfg.depth_tolerance)
+    if cfg.floor_ratio_weight > 0 and evidence.up is not None and evidence.statures is None:
+        start = toward_floor_ratio(body, start, evidence, objective.heights, cfg.floor_ratio_weight)
+        objective = EvidenceObjective(body, start, evidence, cfg)  # the priors hold the resized bodies
     with torch.no_grad():  # the floor starts under the people's median lowest foot
         start.floor_offset = -torch.median(objective.lowest_foot(objective.joints(start), start.floor_normal,
                                                                  torch.zeros((), device=device)))
@@ -439,8 +444,6 @@ def fit_to_evidence(body: BodyModel, rotmats: np.ndarray, transl: np.ndarray, sh
     # An optimisation: it needs gradients even when called under the estimator's no_grad.
     with torch.enable_grad():
         best = _descend(objective, start, cfg, sum(before.values()))
-    if cfg.floor_ratio_weight > 0 and evidence.up is not None and evidence.statures is None:
-        best = toward_floor_ratio(body, best, evidence, objective.heights, cfg.floor_ratio_weight)
     with torch.no_grad():
         after = {k: float(v) for k, v in objective.terms(best).items()}
         joints = objective.joints(best)
@@ -471,7 +474,7 @@ FOOT_KEYPOINTS = tuple(JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "le
 
 def toward_floor_ratio(body: BodyModel, fitted: FitVariables, evidence: FitEvidence, height_px: Tensor,
                        weight: float, min_confidence: float = 0.5) -> FitVariables:
-    """Stage 3 of the fit: the two people's depth ratio moved by ``weight`` of the way (in log) towards the one
+    """Stage 2 of the fit: the two people's depth ratio moved by ``weight`` of the way (in log) towards the one
     their feet give on one floor (``geometry.ground.floor_depth_log_ratio``), each person resized about the
     camera (a shape of the new height, the pelvis moved along its ray by the same factor: the image is
     unchanged) and their mean log depth kept. Why: where the fit's sizes disagree with the floor, the sizes are
