@@ -12,7 +12,7 @@ from socialmirror.body.skeleton import JOINT_INDEX
 from socialmirror.geometry.camera import project
 from socialmirror.geometry.rotations import matrix_to_6d, sixd_to_matrix
 from socialmirror.body.bones import bone_directions
-from socialmirror.inference.fit import (FOOT_KEYPOINTS, EvidenceFitConfig, EvidenceObjective, FitEvidence, FitVariables,
+from socialmirror.inference.fit import (FOOT_JOINTS, EvidenceFitConfig, EvidenceObjective, FitEvidence, FitVariables,
                                        fit_to_evidence, place_in_depth, toward_floor_ratio)
 
 torch.set_num_threads(1)
@@ -311,7 +311,8 @@ def test_the_floors_depth_ratio_moves_the_pair_towards_where_their_feet_stand(an
     truth[:, 1] = (0.5, 0.0, 3.4)
     with torch.no_grad():
         joints = anny_body.joints(torch.as_tensor(rot), shape, torch.as_tensor(truth))
-        lowest = joints[:, :, list(FOOT_KEYPOINTS), 1].amax(-1).median(0).values  # y down: the lowest foot
+        feet = [JOINT_INDEX[n] for n in FOOT_JOINTS]
+        lowest = joints[:, :, feet, 1].amax(-1).median(0).values  # y down: the lowest foot
         truth[..., 1] += (1.5 - lowest.numpy())[None]  # both people's lowest foot joints on the floor
         uv = project(anny_body.joints(torch.as_tensor(rot), shape, torch.as_tensor(truth)), torch.as_tensor(K))
     kp = np.concatenate([uv.numpy(), np.ones((4, 2, 24, 1), np.float32)], -1)

@@ -469,9 +469,6 @@ def at_stated_heights(body: BodyModel, start: FitVariables, statures: np.ndarray
     return FitVariables(start.rotmats, start.transl * ratio[:, None], shape, start.floor_normal, start.floor_offset)
 
 
-FOOT_KEYPOINTS = tuple(JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot"))
-
-
 def toward_floor_ratio(body: BodyModel, fitted: FitVariables, evidence: FitEvidence, height_px: Tensor,
                        weight: float, min_confidence: float = 0.5) -> FitVariables:
     """Stage 2 of the fit: the two people's depth ratio moved by ``weight`` of the way (in log) towards the one
@@ -479,7 +476,7 @@ def toward_floor_ratio(body: BodyModel, fitted: FitVariables, evidence: FitEvide
     camera (a shape of the new height, the pelvis moved along its ray by the same factor: the image is
     unchanged) and their mean log depth kept. Why: where the fit's sizes disagree with the floor, the sizes are
     the networks' guess and the floor is geometry (README, issue 22); both err, so the two are averaged."""
-    kp = np.asarray(evidence.keypoints2d, dtype=np.float64)[:, :, list(FOOT_KEYPOINTS)]
+    kp = np.asarray(evidence.keypoints2d, dtype=np.float64)[:, :, [JOINT_INDEX[n] for n in FOOT_JOINTS]]
     feet = np.where((kp[..., 2:] >= min_confidence), kp, np.nan)
     height = np.broadcast_to(height_px.detach().cpu().numpy()[None], kp.shape[:2])  # each person's median
     floor = floor_depth_log_ratio(feet, height, np.asarray(evidence.intrinsics, dtype=np.float64), evidence.up)
@@ -487,14 +484,9 @@ def toward_floor_ratio(body: BodyModel, fitted: FitVariables, evidence: FitEvide
         return fitted
     with torch.no_grad():
         depth = fitted.transl[..., 2].median(dim=0).values.clamp_min(0.1)  # (2,)
-        current = float(torch.log(depth[0] / depth[1]))
-        step = weight * (floor - current)
-        scale = torch.exp(torch.tensor([step / 2, -step / 2], device=depth.device, dtype=depth.dtype))
-        before = body.standing_height(fitted.shape)
-        shape = body.shape_of_height(fitted.shape, before * scale)
-        ratio = body.standing_height(shape) / before.clamp_min(0.1)
-    return FitVariables(fitted.rotmats, fitted.transl * ratio[:, None], shape, fitted.floor_normal,
-                        fitted.floor_offset)
+        step = weight * (floor - float(torch.log(depth[0] / depth[1])))
+        heights = body.standing_height(fitted.shape).cpu().numpy() * np.exp([step / 2, -step / 2])
+    return at_stated_heights(body, fitted, heights)
 
 
 def place_in_depth(objective: EvidenceObjective, start: FitVariables, tolerance: float = 0.0,
