@@ -14,8 +14,9 @@ Contacts (person 1's joint, person 2's joint), for a right-handed draw (left-han
   it two to four times (annotated on the frames the palm is down), from the front or standing beside them;
 - arm_around: (right_wrist, right_shoulder): side by side, facing one way, the arm goes round the other's back
   and neck and the hand comes down on the top of their far shoulder (of the same name), where it rests;
-- hug: (left_wrist, right_shoulder) and (right_wrist, left_shoulder): face to face, the taller's arms over the other's shoulders, the other's round the
-  taller's chest to the back, where no joint of the vocabulary lies (made, not annotated).
+- hug: (left_wrist, right_shoulder) and (right_wrist, left_shoulder): face to face, the taller's arms over the
+  other's shoulders, the other's round the taller's chest to the back, where no joint of the vocabulary lies
+  (made, not annotated).
 """
 from __future__ import annotations
 
@@ -299,8 +300,8 @@ def arm_around(st: Stage) -> Plan:
 
 def _trunk(pe) -> tuple[np.ndarray, np.ndarray]:
     """Rest vertices of the trunk and head (pelvis, spine, collars, neck, head and the caps of the shoulders, not
-    the arms below them) and the joint that poses each: the trunk as ``PersonMotion.torso_fk`` poses it (the
-    head as if it looked straight ahead)."""
+    the arms below them) and the joint that poses each rigidly (its dominant one; the shoulder caps the chest's,
+    spine3, as the arms are not posed yet)."""
     rest, rj = pe.rest.vertices, pe.rest.joints
     dominant = pe.rest.dominant
     core = [J[n] for n in ("pelvis", "spine1", "spine2", "spine3", "neck", "head", "left_collar", "right_collar")]
@@ -320,7 +321,7 @@ def _posed_trunk(p, trunk: tuple[np.ndarray, np.ndarray], frames: np.ndarray) ->
 
 
 def hug(st: Stage) -> Plan:
-    """A hug face to face, arms over and under: person 1, the taller by a hand to 0.3 m of shoulder height, leans
+    """A hug face to face, arms over and under: person 1, the taller by 0.12-0.35 m of shoulder height, leans
     over person 2 and puts both arms over person 2's shoulders, the hands on the tops of the shoulder blades;
     person 2's arms go under them, round person 1's chest, the hands on person 1's back as near the spine as
     they reach, the cheek turned to person 1's chest. The clip opens as the arms come round, wide open, and
@@ -332,9 +333,9 @@ def hug(st: Stage) -> Plan:
         st.swap_people()  # the taller one's arms go over
     pe = st.people
     rise = pe[1].shoulder_height - pe[0].shoulder_height
-    # over and under: the under arms pass below the other's armpits and the shorter's head below the taller's chin,
-    # so the shoulders differ by 0.12 m or more
-    # (two of a height hug criss-cross, not modelled); by more than 0.3 m the taller has to kneel (not modelled)
+    # over and under: the under arms pass below the other's armpits and the shorter's head below the taller's
+    # chin, so the shoulders differ by 0.12 m or more (two of a height hug criss-cross, not modelled); by more
+    # than 0.35 m the taller has to kneel (not modelled)
     if not -0.35 < rise < -0.12:
         raise Retry("the two are not of heights for a hug over and under")
     st.postures = [p.scaled(0.3) for p in st.postures]
@@ -344,7 +345,7 @@ def hug(st: Stage) -> Plan:
     yaw = st.u(-np.pi, np.pi)
     f1 = facing_dir(yaw)
     left1 = np.cross(UP, f1)
-    start = 0.25 * (pe[0].scale + pe[1].scale) + 0.3  # a first guess; the chests' gap sets it below
+    start = 0.25 * (pe[0].scale + pe[1].scale) + 0.3  # a first guess; the trunks' gap sets it below
     pa = st.stand(0, np.zeros(3), yaw + st.u(-0.05, 0.05))
     pb = st.stand(1, f1 * start + left1 * sign * shift, yaw + np.pi + st.u(-0.05, 0.05))
     foot = 0 if side == "left" else 1
@@ -358,32 +359,46 @@ def hug(st: Stage) -> Plan:
     w = envelope(st.T, on0, on0 + reach, off1 - release, off1)
     pa.lean[:, 0] += st.u(0.12, 0.25) * w  # the taller leans over the other, whose head stays back
     pb.lean[:, 0] += st.u(0.0, 0.08) * w
-
-    def look(pa, pb) -> None:  # person 1 over person 2's head; person 2 the cheek to person 1's chest
-        ja, _ = pa.torso_fk()
-        jb, _ = pb.torso_fk()
-        pa.look_at = ja[:, J["head"]] + (f1 - 0.3 * left1 * sign) * 2.0
-        pb.look_at = jb[:, J["head"]] + (0.2 * f2 + left1 * sign) * 2.0
     hold = np.nonzero(w > 0.97)[0]
     if len(hold) == 0:
         raise Retry("the hug is never held")
-    f2 = -f1
-    look(pa, pb)
+
+    def look() -> None:  # person 1 over person 2's head; person 2 the cheek to person 1's chest
+        ja, _ = pa.torso_fk()
+        jb, _ = pb.torso_fk()
+        pa.look_at = ja[:, J["head"]] + (f1 - 0.3 * left1 * sign) * 2.0
+        pb.look_at = jb[:, J["head"]] - (0.2 * f1 - left1 * sign) * 2.0
+    look()
+    _close_in(pa, pb, pe, f1, hold)
+    look()
+    contacts = _arms_over(pa, pb, pe, f1, w)
+    _arms_under(pa, pb, pe, f1, w, hold)
+    curl = np.stack([-0.3 * w, -0.3 * w], -1)  # open hands, a little cupped over the back
+    pa.hand_curl, pb.hand_curl = curl, curl.copy()
+    return Plan("hug", [pa, pb], contacts, side, {"side_b": side})
+
+
+def _close_in(pa, pb, pe, f1: np.ndarray, hold: np.ndarray) -> None:
+    """Person 2 moved along ``f1`` (person 1's facing) to where the two leaning trunks and heads, as posed, just
+    meet (4 mm apart where they come closest over the hold)."""
     probe = hold[:: max(1, len(hold) // 6)]
-    chest_a = _posed_trunk(pa, _trunk(pe[0]), probe)
-    chest_b = _posed_trunk(pb, _trunk(pe[1]), probe)
-    gaps = [separation_along(a, b, f1) for a, b in zip(chest_a, chest_b)]
+    trunk_a = _posed_trunk(pa, _trunk(pe[0]), probe)
+    trunk_b = _posed_trunk(pb, _trunk(pe[1]), probe)
+    gaps = [separation_along(a, b, f1) for a, b in zip(trunk_a, trunk_b)]
     if any(g is None for g in gaps):
         raise Retry("the chests do not face each other")
-    closer = (min(gaps) - 0.004) * f1  # the leaning chests just meet where they come closest
+    closer = (min(gaps) - 0.004) * f1
     pb.root -= closer
     pb.ankles -= closer
-    look(pa, pb)
-    ja, _ = pa.torso_fk()
+
+
+def _arms_over(pa, pb, pe, f1: np.ndarray, w: np.ndarray) -> list[tuple[str, str]]:
+    """Person 1's arms over person 2's shoulders, the hands on the tops of the shoulder blades; their contacts."""
+    f2, left1 = -f1, np.cross(UP, f1)
     jb, _ = pb.torso_fk()
-    contacts = []
     lift = (UP * 0.12 * (1.0 - w ** 8)[:, None] - f2 * 0.06 * (1.0 - w ** 2)[:, None]) * pe[1].scale
-    for arm in ("left", "right"):  # person 1's over the shoulders, the hands on the tops of the shoulder blades
+    contacts = []
+    for arm in ("left", "right"):
         out1 = left1 if arm == "left" else -left1
         theirs = other(arm)  # facing: person 1's left hand goes to person 2's right side
         # the wrist on the top of the shoulder's back, the hand down the shoulder blade (the back bulges below
@@ -394,8 +409,15 @@ def hug(st: Stage) -> Plan:
                                 fingers=-UP - 0.4 * f2, palm=f2 - 0.4 * UP, closing=f2 - 0.4 * UP,
                                 approach=(out1 * 0.25 + UP * 0.1) * pe[0].scale, lift=lift, around=True)
         contacts.append((f"{arm}_wrist", f"{theirs}_shoulder"))
-    # person 2's under person 1's arms, round the chest to the back: each hand as near the spine as the arm
-    # reaches (no joint of the vocabulary lies there: the touch is made, not annotated)
+    return contacts
+
+
+def _arms_under(pa, pb, pe, f1: np.ndarray, w: np.ndarray, hold: np.ndarray) -> None:
+    """Person 2's arms under person 1's, round the chest to the back: each hand as near the spine as the arm
+    reaches over the hold (no joint of the vocabulary lies there: the touch is made, not annotated)."""
+    left1 = np.cross(UP, f1)
+    ja, _ = pa.torso_fk()
+    jb, _ = pb.torso_fk()
     spine = ja[:, J["spine2"]]
     for arm in ("left", "right"):
         out2 = -left1 if arm == "left" else left1  # person 2's own side of this name
@@ -414,6 +436,3 @@ def hug(st: Stage) -> Plan:
         pb.reaches[arm] = Reach(arm, target, w, out2 - 0.3 * UP, contact=(f"{arm}_wrist", "spine2"),
                                 fingers=fingers, palm=closing, closing=closing, approach=out2 * 0.2 * pe[1].scale,
                                 around=True)
-    curl = np.stack([-0.3 * w, -0.3 * w], -1)  # open hands, a little cupped over the back
-    pa.hand_curl, pb.hand_curl = curl, curl.copy()
-    return Plan("hug", [pa, pb], contacts, side, {"side_b": side})
