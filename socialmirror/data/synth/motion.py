@@ -150,7 +150,7 @@ class Reach:
     contact_frames: np.ndarray | None = None  # (T,) bool: frames refinement pulls to touching
     closing: np.ndarray | None = None  # (T, 3) or (3,) direction the hand closes in (default: palm)
     # the arm goes round the partner's body (a hug): the synthesizer turns the elbow about the shoulder-wrist
-    # line, frame by frame, to where the arm stays clearest of the partner's surface (``around_partner``)
+    # line, frame by frame, to where the arm stays clearest of the partner's surface (``clearance.clearest_turns``)
     around: bool = False
 
 

@@ -335,7 +335,8 @@ class InteractionSynthesizer:
                 if reach.around:  # an arm laid round the other's back: the hand and forearm stay out of all of it
                     rest_k, rest_q = people[k].rest, people[q].rest
                     hand = posed[k].joints[frames, J[f"{reach.side}_wrist"]]
-                    near = np.union1d(rest_q.patches[theirs], self._parts_near(posed[q], frames, hand, REACH_MARGIN, BACK))
+                    near = np.union1d(rest_q.patches[theirs],
+                                      self._parts_near(posed[q], frames, hand, REACH_MARGIN, BACK))
                     b = self.skinner.pose(rest_q, posed[q].glob[frames], posed[q].joints[frames], near)
                     forearm = np.nonzero(self.skinner.dominant == J[f"{reach.side}_elbow"])[0]
                     arm = np.union1d(rest_k.patches[own], forearm)
